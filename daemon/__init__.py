@@ -1,0 +1,1 @@
+"""The gateway daemon: drivers → dedup → location and portal → store, MQTT, metrics, control."""

@@ -1,0 +1,1 @@
+"""The reconciliation engine: freeze → normalize → match → classify → outputs."""

@@ -1,0 +1,87 @@
+"""The ``tagsweep`` command line: one entry point, subcommands grouped by program.
+
+Groups appear here only once they do something. Each group's commands live next to the
+code they drive; heavy imports happen inside the commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tagsweep import __version__
+
+app = typer.Typer(
+    name="tagsweep",
+    help="Count IT assets with RFID and barcode readers and reconcile the count "
+    "against the systems of record.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Validate configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the tagsweep version."""
+    console.print(f"tagsweep {__version__}")
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="TOML configuration file to validate.")],
+) -> None:
+    """Validate a configuration without starting anything; print OK and a summary, or
+    every error with file, line, key path and what was expected."""
+    from tagsweep.config import ConfigError, load_config
+
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err_console.print(f"error: {problem}", markup=False)
+        err_console.print(f"{len(exc.problems)} error(s) in {file}")
+        raise typer.Exit(code=1) from None
+    console.print(f"OK {file}")
+    console.print(f"  gateway   {config.gateway.id} at site {config.gateway.site}")
+    for reader in config.readers:
+        extra = f" portal zone {reader.portal.zone}" if reader.portal else ""
+        console.print(
+            f"  reader    {reader.name} ({reader.role}) {reader.url}{extra}", markup=False
+        )
+    for scanner in config.scanners:
+        console.print(f"  scanner   {scanner.name} {scanner.url}", markup=False)
+    console.print(
+        f"  locations {len(config.locations)} "
+        f"({sum(1 for loc in config.locations if loc.label)} with labels)"
+    )
+    mqtt = config.mqtt
+    if mqtt.enabled:
+        auth = f" user {mqtt.username}" if mqtt.username else ""
+        secret = " password set" if mqtt.password is not None else ""
+        tls = " tls" if mqtt.tls else ""
+        console.print(
+            f"  mqtt      {mqtt.host}:{mqtt.port}{tls}{auth}{secret} "
+            f"topic {mqtt.topic_prefix}/{config.gateway.site}/{config.gateway.id}/#"
+        )
+    else:
+        console.print("  mqtt      disabled")
+    metrics = f"http://{config.metrics.listen}/metrics" if config.metrics.enabled else "disabled"
+    console.print(f"  metrics   {metrics}")
+    console.print(f"  store     {config.store.path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
