@@ -230,3 +230,85 @@ class Observation:
     serial: str | None = None
     peak_rssi: float | None = None
     reader: str | None = None
+
+
+# -- hand-over formats ------------------------------------------------------------------
+# The daemon and the engine never import each other: they agree on these file formats.
+
+#: Columns of a session file (``<session_id>.parquet``), one row per observation. Written
+#: by the daemon when a count session closes, read by ``tagsweep reconcile run``. A manual
+#: count sheet (CSV) carries the same columns; only ``location`` and one of ``epc``,
+#: ``asset_tag`` or ``serial`` are required there.
+SESSION_FILE_COLUMNS: Final[dict[str, str]] = {
+    "session_id": "string",
+    "site": "string",
+    "method": "string",  # Method: rfid | barcode | manual
+    "location": "string",  # location path the observation is attributed to
+    "epc": "string",  # hex, null for barcode/manual observations
+    "asset_tag": "string",  # from a barcode scan or a GIAI, null if unknown
+    "serial": "string",  # from a barcode scan, null if unknown
+    "first_seen": "timestamp[us, UTC]",
+    "last_seen": "timestamp[us, UTC]",
+    "read_count": "int64",
+    "peak_rssi": "float32",  # dBm, null for barcode/manual
+    "reader": "string",  # reader or scanner name
+    "operator": "string",
+}
+
+#: Keys of the JSON manifest written beside each session file (``<session_id>.json``).
+SESSION_MANIFEST_KEYS: Final = (
+    "session_id",
+    "site",
+    "operator",
+    "scope",  # list of location paths
+    "started",  # ISO 8601 UTC
+    "ended",
+    "row_count",
+    "sha256",  # of the Parquet file
+    "gateway",
+    "tagsweep_version",
+)
+
+
+class VarianceType(enum.StrEnum):
+    """Variance types of the reconciliation method (seed 000), in priority order."""
+
+    RETIRED_BUT_ACTIVE = "retired_but_active"
+    DUPLICATE_RECORD = "duplicate_record"
+    MISSING = "missing"
+    UNRECORDED = "unrecorded"
+    IDENTITY_CONFLICT = "identity_conflict"
+    PROBABLE_MATCH = "probable_match"
+    CUSTODIAN_MISMATCH = "custodian_mismatch"
+    LOCATION_MISMATCH = "location_mismatch"
+    STATUS_CONDITION_MISMATCH = "status_condition_mismatch"
+    SOURCE_CONFLICT = "source_conflict"
+    STALE_RECORD = "stale_record"
+
+
+#: Columns of the variance log (``variances.parquet`` / ``.csv`` / ``.jsonl`` of a run),
+#: the input of the case workflow.
+VARIANCE_LOG_COLUMNS: Final[dict[str, str]] = {
+    "variance_id": "string",  # stable across runs: hash of type + asset key (+ detail key)
+    "run_id": "string",
+    "variance_type": "string",  # VarianceType
+    "priority": "string",  # P1 (highest) .. P4
+    "sla_due": "date32",  # business-day deadline from the run date
+    "asset_key": "string",  # the register identity (asset tag, else make+serial, else EPC)
+    "asset_tag": "string",
+    "serial": "string",
+    "epc": "string",
+    "manufacturer": "string",
+    "model": "string",
+    "expected": "string",  # what the register says (location, status, custodian, ...)
+    "found": "string",  # what the count or the other source says
+    "expected_location": "string",
+    "found_location": "string",
+    "source": "string",  # source(s) whose record is involved
+    "session_id": "string",  # count session(s) giving the evidence
+    "value": "float64",  # book value / purchase cost, null if unknown
+    "high_value": "bool",
+    "high_risk": "bool",
+    "detail": "string",  # one human sentence: what differs and what to check
+    "evidence": "string",  # JSON object with the supporting fields
+}
