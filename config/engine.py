@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tagsweep.config.cases import CasesSection
+
 
 class EngineSection(BaseModel):
     """Settings of ``tagsweep reconcile``; see ``config/examples/engine.toml``."""
@@ -16,3 +18,6 @@ class EngineSection(BaseModel):
 
     epc_scheme: str = Field(default="giai96", pattern=r"^(giai96|ascii|mapping)$")
     max_export_spread_hours: float = Field(default=24.0, gt=0)
+
+    # -- cases, audit log and write-off approvals (config/cases.py) --------------
+    cases: CasesSection = CasesSection()
