@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from tagsweep import __version__
+from tagsweep.engine.cases_cli import audit_app, cases_app
 
 app = typer.Typer(
     name="tagsweep",
@@ -24,6 +25,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Validate configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+
+app.add_typer(cases_app, name="cases")
+app.add_typer(audit_app, name="audit")
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

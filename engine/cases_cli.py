@@ -1,0 +1,335 @@
+"""``tagsweep cases …`` and ``tagsweep audit verify``: the investigation workflow on the CLI.
+
+Every command names the case store folder (``--store``, ``TAGSWEEP_CASE_STORE``, or
+``[engine.cases] store`` of ``--config``) and the person acting (``--actor``,
+``TAGSWEEP_ACTOR``, else the login name): the actor is what the audit log records and
+what the approval chain checks, so it is never left implicit.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tagsweep.config.cases import CasesSection
+
+cases_app = typer.Typer(
+    help="Investigate variances: cases, evidence, write-off approvals.", no_args_is_help=True
+)
+audit_app = typer.Typer(help="Check the hash-chained audit log.", no_args_is_help=True)
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar="TAGSWEEP_CASE_STORE",
+        help="Case store folder (default: [engine.cases] store of --config, else ./cases).",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="tagsweep TOML file with an [engine.cases] table."),
+]
+ActorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--actor", envvar="TAGSWEEP_ACTOR", help="Who is acting (default: the login name)."
+    ),
+]
+
+
+def _settings(config: Path | None) -> CasesSection:
+    if config is None:
+        return CasesSection()
+    from tagsweep.config import ConfigError, load_config
+
+    try:
+        return load_config(config).engine.cases
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err_console.print(f"error: {problem}", markup=False)
+        raise typer.Exit(code=2) from None
+
+
+def _actor(actor: str | None) -> str:
+    name = (actor or getpass.getuser()).strip()
+    if not name:
+        err_console.print("error: say who is acting with --actor NAME or TAGSWEEP_ACTOR")
+        raise typer.Exit(code=2)
+    return name
+
+
+@contextmanager
+def _store(store: Path | None, config: Path | None) -> Iterator[Any]:
+    """Open the case store and turn workflow refusals into one-line errors (exit 1)."""
+    from tagsweep.engine.audit import AuditLogError
+    from tagsweep.engine.cases import CaseError, CaseStore
+
+    settings = _settings(config)
+    root = store
+    if root is None:
+        root = settings.store
+        if config is not None and not root.is_absolute():
+            root = config.parent / root
+    try:
+        yield CaseStore(root, settings)
+    except (CaseError, AuditLogError) as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+
+
+def _print_case_line(case: Any) -> None:
+    console.print(f"{case.case_id} {case.status.label} owner={case.owner or '-'}", markup=False)
+
+
+@cases_app.command("open")
+def open_cases(
+    run: Annotated[
+        list[Path], typer.Option("--run", help="Output folder of `tagsweep reconcile run`.")
+    ],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Open a case per new variance of a run, link recurring ones, and propose resolution
+    of cases whose variance the run no longer shows."""
+    who = _actor(actor)
+    with _store(store, config) as cases:
+        for folder in run:
+            summary = cases.import_run(folder, actor=who)
+            if summary.already_imported:
+                console.print(f"run {summary.run_id}: already imported, nothing changed")
+                continue
+            console.print(
+                f"run {summary.run_id} ({summary.run_date}): {len(summary.opened)} opened, "
+                f"{len(summary.linked)} linked, {len(summary.reopened)} reopened, "
+                f"{len(summary.proposed)} proposed for resolution",
+                markup=False,
+            )
+
+
+@cases_app.command("list")
+def list_cases(
+    *,
+    overdue: Annotated[bool, typer.Option(help="Only cases past their SLA due date.")] = False,
+    variance_type: Annotated[
+        str | None, typer.Option("--type", help="Only this variance type.")
+    ] = None,
+    owner: Annotated[str | None, typer.Option(help="Only cases of this owner.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only cases in this status.")] = None,
+    proposed: Annotated[
+        bool, typer.Option(help="Only cases a later count proposes to resolve.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List cases, oldest first."""
+    with _store(store, config) as cases:
+        found = cases.list_cases(
+            overdue=overdue,
+            variance_type=variance_type,
+            owner=owner,
+            status=status,
+            proposed=proposed,
+        )
+    if as_json:
+        for case in found:
+            console.print(json.dumps(case.as_dict(), ensure_ascii=False), markup=False)
+        return
+    table = Table("case", "type", "pri", "asset", "status", "owner", "SLA due", "runs", "note")
+    for case in found:
+        table.add_row(
+            case.case_id,
+            case.variance_type,
+            case.priority or "",
+            case.asset_key or "",
+            case.status.label,
+            case.owner or "-",
+            case.sla_due or "",
+            str(case.occurrences),
+            f"resolved by {case.proposed_resolution_run}?" if case.proposed_resolution_run else "",
+        )
+    console.print(table)
+    console.print(f"{len(found)} case(s)")
+
+
+@cases_app.command("show")
+def show_case(
+    case_id: Annotated[str, typer.Argument(help="Case id, e.g. C-000001.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Everything about one case: variance, status, notes, evidence, approvals, runs."""
+    with _store(store, config) as cases:
+        detail = cases.detail(case_id)
+    data = {
+        **detail.case.as_dict(),
+        "runs": detail.runs,
+        "notes": detail.notes,
+        "evidence": detail.evidence,
+        "approvals": detail.approvals,
+        "corrections": detail.corrections,
+        "pending_approval_steps": detail.pending_steps,
+    }
+    if as_json:
+        console.print(json.dumps(data, ensure_ascii=False, indent=2), markup=False)
+        return
+    for key, value in data.items():
+        if isinstance(value, list):
+            console.print(f"{key}:", markup=False)
+            for item in value:
+                console.print(f"  - {item}", markup=False)
+        elif value is not None:
+            console.print(f"{key}: {value}", markup=False)
+
+
+@cases_app.command("assign")
+def assign(
+    case_id: Annotated[str, typer.Argument()],
+    owner: Annotated[str, typer.Argument(help="Who investigates the case.")],
+    *,
+    reason: Annotated[str | None, typer.Option()] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Give a case an owner; an open case moves to investigation."""
+    with _store(store, config) as cases:
+        _print_case_line(cases.assign(case_id, owner, actor=_actor(actor), reason=reason))
+
+
+@cases_app.command("note")
+def note(
+    case_id: Annotated[str, typer.Argument()],
+    text: Annotated[str, typer.Argument(help="What was checked or learned.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Add a note to a case."""
+    with _store(store, config) as cases:
+        _print_case_line(cases.note(case_id, text, actor=_actor(actor)))
+
+
+@cases_app.command("attach")
+def attach(
+    case_id: Annotated[str, typer.Argument()],
+    ref: Annotated[str, typer.Argument(help="Evidence file (hashed and kept) or URL.")],
+    *,
+    note_text: Annotated[
+        str | None, typer.Option("--note", help="What the evidence shows.")
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Attach evidence: a disposal certificate, return log, photo of a serial plate, a URL."""
+    with _store(store, config) as cases:
+        info = cases.attach(case_id, ref, actor=_actor(actor), note=note_text)
+    digest = f" sha256 {info['sha256']}" if info["sha256"] else ""
+    console.print(f"{case_id} evidence {info['kind']} {info['ref']}{digest}", markup=False)
+
+
+@cases_app.command("resolve")
+def resolve(
+    case_id: Annotated[str, typer.Argument()],
+    *,
+    reason: Annotated[str, typer.Option(help="Why: the confirmed cause.")],
+    outcome: Annotated[
+        str, typer.Option(help="resolved | false_positive | written_off (requests a write-off).")
+    ] = "resolved",
+    set_fields: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Register correction FIELD=VALUE (repeatable)."),
+    ] = None,
+    accept_found: Annotated[
+        bool, typer.Option(help="Correct the register to what the count found.")
+    ] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Close a case with its cause and corrections, or request a write-off."""
+    from tagsweep.engine.cases import parse_assignments
+
+    with _store(store, config) as cases:
+        case = cases.resolve(
+            case_id,
+            outcome,
+            actor=_actor(actor),
+            reason=reason,
+            corrections=parse_assignments(set_fields or []),
+            accept_found=accept_found,
+        )
+        _print_case_line(case)
+
+
+@cases_app.command("approve")
+def approve(
+    case_id: Annotated[str, typer.Argument()],
+    *,
+    reject: Annotated[bool, typer.Option(help="Reject the write-off request.")] = False,
+    reason: Annotated[str | None, typer.Option()] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Sign the next step of a case's write-off approval chain (or reject it)."""
+    with _store(store, config) as cases:
+        case = cases.approve(case_id, actor=_actor(actor), reject=reject, reason=reason)
+        pending = cases.detail(case_id).pending_steps
+        _print_case_line(case)
+        if pending:
+            console.print(f"awaiting: {', '.join(pending)}")
+
+
+@cases_app.command("export")
+def export(
+    out: Annotated[Path, typer.Argument(help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv | jsonl")] = "csv",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export every case for the reconciliation record."""
+    with _store(store, config) as cases:
+        path = cases.export(out, fmt)
+        head = cases.recorded_head()
+    console.print(f"wrote {path} (audit head seq {head.seq} {head.hash})", markup=False)
+
+
+@audit_app.command("verify")
+def verify(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="Verify this audit log file alone (no truncation check)."),
+    ] = None,
+) -> None:
+    """Recompute the audit chain and report the first tampered entry (exit 1 if any)."""
+    from tagsweep.engine.audit import AuditLog
+
+    if log is not None:
+        if not log.is_file():
+            err_console.print(f"error: {log} does not exist", markup=False)
+            raise typer.Exit(code=2)
+        report = AuditLog(log).verify()
+    else:
+        with _store(store, config) as cases:
+            report = cases.verify_audit()
+    (console if report.ok else err_console).print(report.describe(), markup=False)
+    if not report.ok:
+        raise typer.Exit(code=1)
