@@ -341,7 +341,8 @@ CREATE TABLE IF NOT EXISTS approvals (
     reason TEXT);
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY, case_id TEXT NOT NULL, asset_key TEXT, field TEXT NOT NULL,
-    before TEXT, after TEXT, run_id TEXT NOT NULL, ts TEXT NOT NULL, actor TEXT NOT NULL);
+    before TEXT, after TEXT, run_id TEXT NOT NULL, ts TEXT NOT NULL, actor TEXT NOT NULL,
+    origin TEXT NOT NULL);
 """
 
 
@@ -529,7 +530,7 @@ class CaseStore:
                     )
                 ],
                 corrections=rows(
-                    "SELECT field, before, after, run_id, ts, actor FROM corrections "
+                    "SELECT field, before, after, origin, run_id, ts, actor FROM corrections "
                     "WHERE case_id = ? ORDER BY id"
                 ),
                 pending_steps=[s.name for s in self._pending_steps(conn, case)]
@@ -542,15 +543,21 @@ class CaseStore:
             return [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY run_date, run_id")]
 
     def corrections(self) -> list[dict[str, Any]]:
-        """Accepted register corrections, oldest first (the golden register applies them)."""
+        """Accepted register corrections, oldest first (the golden register applies them).
+
+        Only corrections of cases that are still closed as resolved or written off count:
+        a case reopened by a later count has had its conclusion withdrawn.
+        """
         with self._connect() as conn:
             return [
                 dict(r)
                 for r in conn.execute(
-                    "SELECT c.*, k.variance_type, k.asset_tag AS case_asset_tag, "
-                    "k.serial AS case_serial, k.manufacturer AS case_manufacturer, "
-                    "k.epc AS case_epc, k.found_location "
-                    "FROM corrections c JOIN cases k USING (case_id) ORDER BY c.id"
+                    "SELECT c.*, k.variance_type, k.status AS case_status, "
+                    "k.asset_tag AS case_asset_tag, k.serial AS case_serial, "
+                    "k.manufacturer AS case_manufacturer, k.model AS case_model, "
+                    "k.epc AS case_epc, k.value AS case_value "
+                    "FROM corrections c JOIN cases k USING (case_id) "
+                    "WHERE k.status IN ('resolved', 'written_off') ORDER BY c.id"
                 )
             ]
 
@@ -898,6 +905,7 @@ class CaseStore:
         if not reason.strip():
             raise CaseError("say why: a resolution needs a reason (--reason)")
         corrections = dict(corrections or {})
+        accepted: set[str] = set()
         bad = sorted(set(corrections) - set(CORRECTABLE_FIELDS))
         if bad:
             raise CaseError(
@@ -929,8 +937,14 @@ class CaseStore:
                 found = case.found_location if target == "location" else case.found
                 if found is None:
                     raise CaseError(f"{case_id} records no counted {target} to accept")
+                accepted.add(target)
                 corrections.setdefault(target, found)
             if outcome == "written_off":
+                if corrections:
+                    raise CaseError(
+                        "a write-off sets the register status itself once approved; "
+                        "drop --set/--accept-found"
+                    )
                 return self._request_write_off(
                     conn=conn, writer=writer, case=case, actor=actor, reason=reason, today=day
                 )
@@ -951,8 +965,18 @@ class CaseStore:
                 before = self._register_value(case, name)
                 conn.execute(
                     "INSERT INTO corrections (case_id, asset_key, field, before, after, run_id, "
-                    "ts, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (case_id, case.asset_key, name, before, value, run_id, _now(), actor),
+                    "ts, actor, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        case_id,
+                        case.asset_key,
+                        name,
+                        before,
+                        value,
+                        run_id,
+                        _now(),
+                        actor,
+                        "count" if name in accepted else "investigation",
+                    ),
                 )
                 writer.append(
                     actor=actor,
@@ -1158,7 +1182,7 @@ class CaseStore:
         status = self.settings.write_off_status
         conn.execute(
             "INSERT INTO corrections (case_id, asset_key, field, before, after, run_id, ts, "
-            "actor) VALUES (?, ?, 'status', ?, ?, ?, ?, ?)",
+            "actor, origin) VALUES (?, ?, 'status', ?, ?, ?, ?, ?, 'write_off')",
             (case.case_id, case.asset_key, None, status, case.last_seen_run, _now(), actor),
         )
         writer.append(
@@ -1178,6 +1202,21 @@ class CaseStore:
             action="case.written_off",
             reason=reason or "write-off approved by every step of the chain",
         )
+
+    def record_golden(
+        self, *, run_id: str, path: Path, sha256: str, actor: str, applied: int, added: int
+    ) -> Head:
+        """Record in the audit log that a golden register was produced, and from what."""
+        with self._change() as (_conn, writer):
+            writer.append(
+                actor=actor,
+                action="register.golden",
+                subject=run_id,
+                after={"path": str(path), "corrections_applied": applied, "assets_added": added},
+                reason=f"golden register from run {run_id} and the accepted corrections",
+                evidence_sha256=sha256,
+            )
+            return writer.head
 
     # -- export -------------------------------------------------------------------------
 

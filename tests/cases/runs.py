@@ -81,3 +81,33 @@ def write_run(folder: Path, run_id: str, run_date: date, variances: list[V]) -> 
         json.dumps({"run_id": run_id, "run_date": run_date.isoformat()})
     )
     return folder
+
+
+REGISTER_FIELDS = (
+    "asset_tag",
+    "serial",
+    "manufacturer",
+    "model",
+    "location",
+    "status",
+    "custodian",
+)
+
+
+def write_register(folder: Path, assets: list[dict[str, Any]], source: str = "snipeit") -> Path:
+    """A ``register.parquet`` with the data fields and a ``<field>_source`` per field."""
+    rows = []
+    for asset in assets:
+        row: dict[str, Any] = {f: asset.get(f) for f in REGISTER_FIELDS}
+        row["value"] = float(asset.get("value", 800.0))
+        for f in (*REGISTER_FIELDS, "value"):
+            row[f + "_source"] = source
+        rows.append(row)
+    schema = pa.schema(
+        [(f, pa.string()) for f in REGISTER_FIELDS]
+        + [("value", pa.float64())]
+        + [(f + "_source", pa.string()) for f in (*REGISTER_FIELDS, "value")]
+    )
+    path = folder / "register.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
