@@ -291,7 +291,7 @@ class LiveCount:
                 self._expected.setdefault(asset.key, asset)
         self._seen: dict[str, SeenItem] = {}  # identity -> item (register key if matched)
         # EPC -> (identity, register row): the hot path resolves each EPC once
-        self._epc_identity: dict[str, tuple[str, ExpectedAsset | None]] = {}
+        self._epc_identity: dict[str, tuple[str, ExpectedAsset | None, str | None]] = {}
         self._snapshot: dict[str, Any] | None = None
         self._snapshot_version = -1
 
@@ -312,13 +312,24 @@ class LiveCount:
         self.version += 1
         self.updated_us = now_us()
 
-    def _identity_for_epc(self, epc: str) -> tuple[str, ExpectedAsset | None]:
+    def _identity_for_epc(self, epc: str) -> tuple[str, ExpectedAsset | None, str | None]:
+        """(identity, register row, asset tag the EPC encodes) for an EPC.
+
+        The register's own epc column wins; otherwise the EPC is decoded under the
+        configured scheme (GIAI-96 or ASCII) and looked up by asset tag. An EPC that
+        decodes to a tag the register lacks is still known by that tag, so the page
+        shows "AST-000113, not in register" rather than 24 hex digits, and a barcode
+        scan of the same label counts as the same item.
+        """
         asset = self._by_epc.get(epc)
-        if asset is None:
-            tag = asset_tag_for_epc(epc, self.epc_scheme) if self.epc_scheme != "mapping" else None
-            if tag:
-                asset = self._by_tag.get(tag.strip().upper())
-        return (asset.key if asset else f"epc:{epc}"), asset
+        if asset is not None:
+            return asset.key, asset, asset.asset_tag
+        tag = asset_tag_for_epc(epc, self.epc_scheme) if self.epc_scheme != "mapping" else None
+        tag = _upper(tag)
+        if tag:
+            asset = self._by_tag.get(tag)
+            return (asset.key if asset else f"tag:{tag}"), asset, tag
+        return f"epc:{epc}", None, None
 
     def observe_epc(
         self,
@@ -337,8 +348,8 @@ class LiveCount:
         resolved = self._epc_identity.get(epc)
         if resolved is None:
             resolved = self._epc_identity[epc] = self._identity_for_epc(epc)
-        identity, asset = resolved
-        self._record(identity, asset, location, Method.RFID, ts_us, epc=epc)
+        identity, asset, tag = resolved
+        self._record(identity, asset, location, Method.RFID, ts_us, epc=epc, tag=tag)
 
     def observe_epcs(
         self, epcs: Iterable[str | bytes], location: Location | str | None = None
