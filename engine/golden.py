@@ -121,7 +121,7 @@ def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> G
             if name not in fields:
                 result.unapplied.append({**_brief(corr), "why": f"register has no {name} column"})
                 continue
-            where, params = _row_filter(corr, fields)
+            where, params = _row_filter(corr, fields, has_asset_key="asset_key" in columns)
             if where is None:
                 result.unapplied.append({**_brief(corr), "why": "no asset tag or serial"})
                 continue
@@ -135,7 +135,7 @@ def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> G
                 )
                 result.applied.append(_brief(corr))
             elif corr["variance_type"] == "unrecorded" and corr["case_status"] == "resolved":
-                _add_unrecorded(con, corr, fields, types)
+                _add_unrecorded(con, corr, fields, types, has_asset_key="asset_key" in columns)
                 result.added.append(corr["case_id"])
                 con.execute(
                     f"UPDATE g SET {_quote(name)} = CAST(? AS {types[name]}), "
@@ -199,8 +199,12 @@ def _brief(corr: dict[str, Any]) -> dict[str, Any]:
     return {k: corr[k] for k in ("case_id", "field", "before", "after", "origin", "run_id")}
 
 
-def _row_filter(corr: dict[str, Any], fields: list[str]) -> tuple[str | None, list[Any]]:
+def _row_filter(
+    corr: dict[str, Any], fields: list[str], *, has_asset_key: bool
+) -> tuple[str | None, list[Any]]:
     """SQL condition selecting the register row(s) of the corrected asset."""
+    if corr["asset_key"] and has_asset_key:
+        return "asset_key = ?", [corr["asset_key"]]
     if corr["case_asset_tag"] and "asset_tag" in fields:
         return "asset_tag = ?", [corr["case_asset_tag"]]
     if corr["case_serial"] and "serial" in fields:
@@ -214,7 +218,12 @@ def _row_filter(corr: dict[str, Any], fields: list[str]) -> tuple[str | None, li
 
 
 def _add_unrecorded(
-    con: duckdb.DuckDBPyConnection, corr: dict[str, Any], fields: list[str], types: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    corr: dict[str, Any],
+    fields: list[str],
+    types: dict[str, str],
+    *,
+    has_asset_key: bool,
 ) -> None:
     """Register an asset the count found and its case accepted."""
     values = {
@@ -225,17 +234,17 @@ def _add_unrecorded(
         "value": corr["case_value"],
     }
     present = {k: v for k, v in values.items() if k in fields and v is not None}
-    cols = ["_row", *present]
-    for name in present:
-        cols += [name + "_source", name + "_run", name + "_case"]
-    params: list[Any] = []
+    cols = ["_row"]
     exprs = ["(SELECT coalesce(max(_row), 0) + 1 FROM g)"]
+    params: list[Any] = []
+    if has_asset_key:
+        cols.append("asset_key")
+        exprs.append("?")
+        params.append(corr["asset_key"])
     for name, value in present.items():
-        exprs.append(f"CAST(? AS {types[name]})")
-        params.append(value)
-    for _name in present:
-        exprs += ["?", "?", "?"]
-        params += ["count", corr["run_id"], corr["case_id"]]
+        cols += [name, name + "_source", name + "_run", name + "_case"]
+        exprs += [f"CAST(? AS {types[name]})", "?", "?", "?"]
+        params += [value, "count", corr["run_id"], corr["case_id"]]
     con.execute(
         f"INSERT INTO g ({', '.join(_quote(c) for c in cols)}) VALUES ({', '.join(exprs)})",
         params,
