@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_intact_log_verifies_and_chains_each_entry_to_the_previous(tmp_path: Pat
     entries = list(log.entries())
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev == "0" * 64
-    assert all(b.prev == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev == a.hash for a, b in itertools.pairwise(entries))
     assert all(entry_hash(e.as_dict()) == e.hash for e in entries)
     assert report.head.hash == entries[-1].hash
 

@@ -316,12 +316,12 @@ def test_list_filters_and_export(tmp_path: Path, store: CaseStore) -> None:
 
 
 def test_bad_variance_logs_are_refused_with_the_reason(tmp_path: Path, store: CaseStore) -> None:
-    with pytest.raises(CaseError, match="no variances.parquet"):
+    with pytest.raises(CaseError, match=r"no variances\.parquet"):
         store.import_run(tmp_path, actor="ann")
     run = write_run(tmp_path / "r1", "run-1", D1, [MISSING])
     table = pq.read_table(run / "variances.parquet").drop_columns(["priority"])
     pq.write_table(table, run / "variances.parquet")
-    with pytest.raises(CaseError, match="missing column.*priority"):
+    with pytest.raises(CaseError, match=r"missing column.*priority"):
         store.import_run(run, actor="ann")
     run = write_run(tmp_path / "r2", "run-2", D1, [MISSING, MISSING])
     with pytest.raises(CaseError, match="repeats"):
