@@ -23,22 +23,21 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from tagsweep.domain import Location, Method, normalize_epc, now_us
 from tagsweep.epc import EpcScheme, asset_tag_for_epc
 
 #: Register statuses whose assets are not expected to be on the floor. Seeing one of
 #: them is worth flagging (it is a retired-but-active candidate), not ticking off.
-NOT_ON_FLOOR_STATUSES: Final = frozenset({"retired", "stolen", "missing", "disposed"})
+NOT_ON_FLOOR_STATUSES: Final = frozenset({"retired", "stolen", "missing", "disposed", "planned"})
 
 #: Files looked for, in order, when the expected register is given as a folder (a run
 #: output folder, a golden register folder or a frozen snapshot).
 REGISTER_FILE_NAMES: Final = (
-    "golden_register.parquet",
-    "register.parquet",
-    "golden-register.parquet",
-    "golden_register.csv",
+    "golden.parquet",  # `tagsweep reconcile golden` output
+    "register.parquet",  # `tagsweep reconcile run` output
+    "golden.csv",
     "register.csv",
 )
 
@@ -56,6 +55,18 @@ _COLUMN_ALIASES: Final[dict[str, tuple[str, ...]]] = {
 
 #: Longest list a snapshot carries; a page shows counts beyond that.
 LIST_LIMIT: Final = 500
+
+
+class AttributedEpc(Protocol):
+    """Where the daemon's location attribution puts an EPC (``daemon.location``'s
+    ``Attribution`` has this shape); re-attributions arrive the same way."""
+
+    @property
+    def epc(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def last_seen_us(self) -> int: ...
 
 
 class RegisterFileError(ValueError):
@@ -211,8 +222,10 @@ class Unexpected(enum.StrEnum):
     """Why an item seen at a location is flagged there."""
 
     NOT_IN_REGISTER = "not_in_register"  # unrecorded: nothing in the register matches it
-    EXPECTED_ELSEWHERE = "expected_elsewhere"  # the register puts it somewhere else
-    NOT_ON_FLOOR = "not_on_floor"  # the register says retired, stolen, missing, disposed
+    # the register puts it somewhere else (flagged once that place has been counted, or
+    # at once when that place is outside the session's scope)
+    EXPECTED_ELSEWHERE = "expected_elsewhere"
+    NOT_ON_FLOOR = "not_on_floor"  # the register says retired, stolen, missing, planned...
 
 
 @dataclass(slots=True)
@@ -273,6 +286,7 @@ class LiveCount:
         self.epc_scheme: EpcScheme = epc_scheme
         self.started_us = started_us if started_us is not None else now_us()
         self.location_context: str | None = None
+        self.visited: set[str] = set()  # every location context the session has been in
         self.closed = False
         self.version = 0
         self.updated_us = self.started_us
@@ -306,6 +320,8 @@ class LiveCount:
         path = None if location is None else str(location)
         if path != self.location_context:
             self.location_context = path
+            if path is not None:
+                self.visited.add(path)
             self._changed()
 
     def _changed(self) -> None:
@@ -350,6 +366,12 @@ class LiveCount:
             resolved = self._epc_identity[epc] = self._identity_for_epc(epc)
         identity, asset, tag = resolved
         self._record(identity, asset, location, Method.RFID, ts_us, epc=epc, tag=tag)
+
+    def observe_attributions(self, attributions: Iterable[AttributedEpc]) -> None:
+        """The daemon's current attribution of every EPC read so far (after each dedup
+        flush): new items are ticked off, moved items change location."""
+        for a in attributions:
+            self.observe_epc(a.epc, a.location, ts_us=a.last_seen_us)
 
     def observe_epcs(
         self, epcs: Iterable[str | bytes], location: Location | str | None = None
@@ -431,6 +453,12 @@ class LiveCount:
         if (asset.status or "") in NOT_ON_FLOOR_STATUSES:
             return Unexpected.NOT_ON_FLOOR
         if item.location and not _related(item.location, asset.location):
+            if self.in_scope(asset.location) and not any(
+                _related(v, asset.location) for v in self.visited
+            ):
+                # Its own rack is still ahead on the walk: this is most likely a
+                # cross-read from there, and flagging it now would be noise.
+                return None
             return Unexpected.EXPECTED_ELSEWHERE
         return None
 

@@ -95,8 +95,9 @@ def test_barcode_scan_by_serial_or_tag_ticks_off_the_same_way() -> None:
 
 def test_unexpected_reasons() -> None:
     count = live()
+    count.set_location_context(A04)  # A04 has been counted ...
     count.set_location_context(A05)
-    count.observe_epc(giai96_for_asset_tag("AST-000101"))  # registered in A04
+    count.observe_epc(giai96_for_asset_tag("AST-000101"))  # ... but this one is in A05
     count.observe_epc(giai96_for_asset_tag("AST-000105"))  # registered in another room
     count.observe_epc(giai96_for_asset_tag("AST-000106"))  # retired
     count.observe_epc(giai96_for_asset_tag("AST-000999"))  # nobody recorded it
@@ -119,11 +120,25 @@ def test_unexpected_reasons() -> None:
 
 def test_reattribution_moves_an_item_and_clears_the_flag() -> None:
     count = live()
+    count.set_location_context(A05)
+    count.set_location_context(A04)
     epc = giai96_for_asset_tag("AST-000103")
-    count.observe_epc(epc, A04)  # a cross-read through the rack panel
+    count.observe_epc(epc)  # a cross-read through the rack panel
     assert [r.value for _, r in count.unexpected()] == ["expected_elsewhere"]
     count.observe_epc(epc, A05)  # stronger evidence later: the daemon re-attributes
     assert count.unexpected() == []
+
+
+def test_no_flag_while_the_registered_rack_is_still_ahead() -> None:
+    """A cross-read of the next rack's asset is not "unexpected" before that rack is
+    counted; once it has been counted and the asset is still attributed here, it is."""
+    count = live()
+    count.set_location_context(A04)
+    count.observe_epc(giai96_for_asset_tag("AST-000103"))  # registered in A05
+    assert count.unexpected() == []
+    assert count.totals()["seen"] == 1  # found all the same
+    count.set_location_context(A05)
+    assert [(i.location, r.value) for i, r in count.unexpected()] == [(A04, "expected_elsewhere")]
 
 
 def test_ascii_epc_scheme() -> None:

@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsweep.daemon.live import LiveCount
+from tagsweep.daemon.location import LocationAttributor
+from tagsweep.domain import ReadBatch
 from tagsweep.simulators.world import WalkThrough, World, build_world, walk_through
 
 
@@ -25,6 +27,8 @@ class Step:
     """Everything that happened from one location label scan to the next."""
 
     context: str
+    t_us: int  # when the location label was scanned
+    reads: ReadBatch  # the handheld's reads during the step
     epcs: tuple[str, ...]  # EPCs read during the step
     scanned_tags: tuple[str, ...]  # asset tags scanned as barcodes during the step
 
@@ -113,14 +117,17 @@ def steps(walk: WalkThrough) -> Iterator[Step]:
         hi = int(np.searchsorted(read_times, t1, side="left"))
         epcs = tuple(dict.fromkeys(e.decode() for e in walk.reads["epc"][lo:hi]))
         tags = tuple(s.line for s in walk.scans if s.kind == "asset" and t0 <= s.t_us < t1)
-        yield Step(context=path, epcs=epcs, scanned_tags=tags)
+        yield Step(context=path, t_us=t0, reads=walk.reads[lo:hi], epcs=epcs, scanned_tags=tags)
 
 
-def feed(count: LiveCount, step: Step) -> None:
+def feed(count: LiveCount, step: Step, attributor: LocationAttributor) -> None:
     """Hand one step to the live count the way the daemon does: the label scan sets the
-    location context, sightings and asset scans are attributed to it."""
+    location context, reads go through location attribution (cross-reads and all), and
+    the current attribution of every EPC goes to the live count; asset scans count where
+    the operator stands."""
     count.set_location_context(step.context)
-    for epc in step.epcs:
-        count.observe_epc(epc)
+    attributor.set_context(step.t_us, step.context)
+    attributor.add_reads(step.reads)
+    count.observe_attributions(attributor.attribute())
     for tag in step.scanned_tags:
         count.observe_scan(asset_tag=tag)
