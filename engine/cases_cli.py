@@ -333,3 +333,66 @@ def verify(
     (console if report.ok else err_console).print(report.describe(), markup=False)
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+# -- `tagsweep reconcile trends` and `reconcile golden` ---------------------------------
+# Plain functions: the `reconcile` group (engine/cli.py) registers them as commands.
+
+
+def trends_command(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to compare (any order).")],
+    *,
+    out: Annotated[Path, typer.Option(help="Folder for trends.html/.md/.svg/.json.")] = Path(
+        "trends"
+    ),
+    top: Annotated[int, typer.Option(min=1, help="Rows per table.")] = 20,
+) -> None:
+    """Compare runs: variance rate over time, recurring categories by location and by
+    source, repeat offenders."""
+    from tagsweep.engine.trends import TrendsError, compare_runs, write_trends
+
+    try:
+        trends = compare_runs(runs, top=top)
+    except TrendsError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+    paths = write_trends(trends, out)
+    for point in trends.points:
+        rate = "?" if point.rate is None else f"{point.rate:.1%}"
+        console.print(
+            f"{point.run_date} {point.run_id}: {point.variances} variances, rate {rate} "
+            f"({point.band})",
+            markup=False,
+        )
+    console.print(
+        f"{len(trends.by_location)} recurring by location, {len(trends.by_source)} by source, "
+        f"{len(trends.repeat_offenders)} repeat offenders; wrote {paths['html']}",
+        markup=False,
+    )
+
+
+def golden_command(
+    run: Annotated[Path, typer.Option("--run", help="Run folder whose register is the base.")],
+    *,
+    out: Annotated[Path, typer.Option(help="Folder for golden.parquet/.csv/.json.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Write the next golden register: the run's register with every accepted case
+    correction applied, with per-field provenance (source, run, case)."""
+    from tagsweep.engine.golden import GoldenError, build_golden
+
+    who = _actor(actor)
+    with _store(store, config) as cases:
+        try:
+            result = build_golden(run, cases, out, actor=who)
+        except GoldenError as exc:
+            err_console.print(f"error: {exc}", markup=False)
+            raise typer.Exit(code=1) from None
+    console.print(
+        f"wrote {result.parquet} and {result.csv}: {result.rows} assets, "
+        f"{len(result.applied)} corrections applied, {len(result.added)} assets added, "
+        f"{len(result.unapplied)} not applicable (see {result.manifest.name})",
+        markup=False,
+    )
