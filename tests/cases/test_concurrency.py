@@ -43,10 +43,13 @@ def test_concurrent_cli_invocations_keep_store_and_chain_intact(tmp_path: Path) 
         )
         for args in commands
     ]
-    results = [(p.args, *p.communicate(timeout=60), p.returncode) for p in procs]
+    results = [
+        (args, *p.communicate(timeout=60), p.returncode)
+        for args, p in zip(commands, procs, strict=True)
+    ]
     for args, _out, err, code in results:
         assert code == 0, f"{args}: {err}"
-    imports = [out for args, out, _err, _code in results if "open" in args]
+    imports = [out for args, out, _err, _code in results if args[1] == "open"]
     assert sum("already imported" in out for out in imports) == 1
     assert sum("2 linked" in out and "1 proposed" in out for out in imports) == 1
 
