@@ -130,7 +130,7 @@ class _PortReader:
     negotiation can block for seconds and must not stall the event loop.
     """
 
-    def __init__(self, open_port: Callable[[], serial.SerialBase], name: str) -> None:
+    def __init__(self, open_port: Callable[[], serial.Serial], name: str) -> None:
         self._loop = asyncio.get_running_loop()
         self._open_port = open_port
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -252,7 +252,7 @@ class BarcodeDriver(Driver):
         self._suppressed = 0
 
     # -- port --------------------------------------------------------------------------
-    def _port_opener(self) -> Callable[[], serial.SerialBase]:
+    def _port_opener(self) -> Callable[[], serial.Serial]:
         url, query = self.url, self.url.query
         try:
             baud = int(query.get("baud", "9600"))
@@ -286,8 +286,8 @@ class BarcodeDriver(Driver):
                 raise
             raise DriverConfigError(f"{url.raw}: bad serial parameter ({exc})") from None
 
-        def open_port() -> serial.SerialBase:
-            port: serial.SerialBase = serial.serial_for_url(target, **settings)
+        def open_port() -> serial.Serial:
+            port: serial.Serial = serial.serial_for_url(target, **settings)
             return port
 
         return open_port

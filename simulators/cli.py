@@ -2,9 +2,91 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 sim_app = typer.Typer(
     help="Run simulated readers, scanners and systems of record (for tests, demos, trials).",
     no_args_is_help=True,
 )
+
+
+@sim_app.command("scanner")
+def scanner(
+    *,
+    script: Annotated[
+        Path,
+        typer.Option(
+            "--script",
+            help="Scan lines, one per line; '# …' comments, 'sleep SECONDS', <GS> for FNC1.",
+        ),
+    ],
+    pty: Annotated[
+        bool, typer.Option("--pty", help="Serve a pseudo-terminal (a serial device).")
+    ] = False,
+    tcp: Annotated[
+        int | None,
+        typer.Option("--tcp", help="Serve a TCP port on 127.0.0.1 (0 picks a free one)."),
+    ] = None,
+    noise: Annotated[
+        str,
+        typer.Option(
+            "--noise",
+            help="Faults, e.g. 'garbage=0.2,split=0.3,terminators,disconnect=0.05,truncate=0.02,"
+            "seed=7'.",
+        ),
+    ] = "",
+    terminator: Annotated[
+        str, typer.Option("--terminator", help="CR, LF, CRLF, TAB, ETX or characters.")
+    ] = "CR",
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between scans.", min=0)
+    ] = 0.5,
+    repeat: Annotated[bool, typer.Option("--repeat", help="Play the script forever.")] = False,
+    exit_when_done: Annotated[
+        bool,
+        typer.Option("--exit-when-done", help="Exit after the script instead of staying open."),
+    ] = False,
+) -> None:
+    """A barcode scanner on a pty or TCP port, playing a script of scans (with noise).
+
+    Prints the driver URL (e.g. serial:///tmp/…/ttySIM0 or socket://127.0.0.1:7000)
+    on the first line; point a [[scanners]] url or `open_driver` at it.
+    """
+    import asyncio
+    import contextlib
+
+    from tagsweep.simulators.scanner import Noise, ScannerSimulator, load_script
+
+    if pty == (tcp is not None):
+        raise typer.BadParameter("give exactly one of --pty or --tcp PORT")
+    try:
+        lines = load_script(script, interval_s=interval)
+        faults = Noise.parse(noise)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+    async def run() -> None:
+        async with ScannerSimulator(
+            mode="pty" if pty else "tcp",
+            script=lines,
+            noise=faults,
+            terminator=terminator,
+            port=tcp or 0,
+            repeat=repeat,
+        ) as sim:
+            typer.echo(sim.url)
+            await sim.finished()
+            typer.echo(
+                f"done: {len(sim.sent)} scans, {sim.garbage_lines} garbage lines, "
+                f"{sim.disconnects} disconnects",
+                err=True,
+            )
+            if not exit_when_done:
+                await asyncio.Event().wait()  # keep the device present until Ctrl-C
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a manual run ends
+        asyncio.run(run())

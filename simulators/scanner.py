@@ -67,7 +67,7 @@ Script = Iterable[ScriptItem] | AsyncIterable[ScriptItem]
 class Noise:
     """Faults to inject; probabilities are per scan, decisions come from ``seed``."""
 
-    garbage: float = 0.0  # chance of a garbage line before a scan
+    garbage: float = 0.0  # garbage lines before a scan, on average (0.1: one in ten scans)
     garbage_bytes: int = 24  # longest garbage line
     split: float = 0.0  # chance a scan is written in several pieces
     terminators: bool = False  # pick CR, LF or CRLF at random for each line
@@ -96,7 +96,9 @@ class Noise:
                 number = int(raw) if key in ("seed", "garbage_bytes") else float(raw)
             except ValueError:
                 raise ValueError(f"noise setting {key}={raw!r} is not a number") from None
-            if key not in ("seed", "garbage_bytes", "downtime_s") and not 0 <= number <= 1:
+            if number < 0:
+                raise ValueError(f"noise setting {key}={raw!r} must not be negative")
+            if key in ("split", "disconnect", "truncate") and number > 1:
                 raise ValueError(f"noise setting {key}={raw!r} must be a probability 0..1")
             values[key] = number
         return cls(**values)
@@ -300,7 +302,8 @@ class ScannerSimulator:
 
     async def _scan(self, payload: bytes) -> None:
         noise, rng = self.noise, self._rng
-        if noise.garbage and rng.random() < noise.garbage:
+        whole, fraction = divmod(noise.garbage, 1.0)
+        for _ in range(int(whole) + (rng.random() < fraction)):
             await self._write(self._garbage() + self._line_end())
             self.garbage_lines += 1
         if noise.truncate and len(payload) > 1 and rng.random() < noise.truncate:

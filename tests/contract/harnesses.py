@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -24,4 +25,22 @@ async def _sim_device() -> AsyncIterator[str]:
     yield "sim://contract?tags=20&rate=2000&antennas=1,2&seed=3"
 
 
-HARNESSES: list[Harness] = [Harness("sim", "rfid", _sim_device)]
+def _scanner_device(mode: Literal["pty", "tcp"]) -> Callable[[], AbstractAsyncContextManager[str]]:
+    """A scanner simulator that keeps scanning (pty: a real /dev/pts/N; tcp: a socket)."""
+
+    @asynccontextmanager
+    async def device() -> AsyncIterator[str]:
+        from tagsweep.simulators.scanner import ScanLine, ScannerSimulator
+
+        script = [ScanLine(text, delay_s=0.01) for text in ("LOC:DC1/Room 1", "IT-00001")]
+        async with ScannerSimulator(mode=mode, script=script, repeat=True) as sim:
+            yield sim.url
+
+    return device
+
+
+HARNESSES: list[Harness] = [
+    Harness("sim", "rfid", _sim_device),
+    Harness("barcode-pty", "barcode", _scanner_device("pty")),
+    Harness("barcode-socket", "barcode", _scanner_device("tcp")),
+]
