@@ -1067,6 +1067,11 @@ class CaseStore:
             )
         for step in self._chain(case):
             allowed = {case.owner if a == CASE_OWNER else a for a in step.approvers} - {None}
+            if not allowed:
+                raise CaseError(
+                    f"nobody can sign step {step.name!r} of the write-off chain: "
+                    f"{case.case_id} has no owner; assign it first (`tagsweep cases assign`)"
+                )
             if not allowed - {actor}:
                 raise CaseError(
                     f"step {step.name!r} of the write-off chain could only be signed by "

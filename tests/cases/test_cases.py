@@ -275,6 +275,14 @@ def test_cheap_asset_skips_finance_and_rejection_returns_to_investigation(
     assert store.approve(case_id, actor="olga").status is CaseStatus.WRITTEN_OFF
 
 
+def test_write_off_of_an_unowned_case_is_refused(tmp_path: Path, store: CaseStore) -> None:
+    item = V("missing", "AST-201", expected_location="DC1/Room 302")
+    store.import_run(write_run(tmp_path / "r1", "run-1", D1, [item]), actor="ann")
+    store.attach("C-000001", _evidence(tmp_path), actor="ivan")
+    with pytest.raises(CaseError, match="has no owner; assign it first"):
+        store.resolve("C-000001", "written_off", actor="ivan", reason="x", today=date(2030, 1, 1))
+
+
 def test_same_person_cannot_sign_two_steps(tmp_path: Path) -> None:
     settings = CasesSection(
         write_off_chain=[
