@@ -1,1 +1,55 @@
-"""The reconciliation engine: freeze → normalize → match → classify → outputs."""
+"""The reconciliation engine: freeze → normalize → match → classify → outputs.
+
+The five steps of the seed method (000) as named DuckDB SQL stages
+(:mod:`~tagsweep.engine.stages`); ``tagsweep reconcile run --debug-dir DIR`` writes
+every stage's table to ``DIR/<group>.<stage>.parquet``.
+
+Public surface:
+
+* :func:`tagsweep.engine.freeze.freeze` / ``tagsweep reconcile freeze`` — exports →
+  snapshot directory.
+* :func:`tagsweep.engine.run.reconcile` / ``tagsweep reconcile run`` — snapshot (or a
+  previous golden register ``.parquet`` with the columns of ``register.parquet``) plus
+  session files and count sheets → run folder.
+* :mod:`tagsweep.engine.presets` — column presets: snipeit, netbox, servicenow
+  (alm_hardware), intune, jamf, generic, fixed_asset, procurement, hr.
+
+Snapshot directory (stable names):
+
+``snapshot.json``
+    sources (name, preset, role, original file, sha256 of the export, sha256 of the
+    frozen copy, rows, bad rows, export time, column mapping), warnings, bad rows.
+``<source>.parquet``
+    the export with every column as text plus ``_line`` (line in the original file).
+``exports/<source>.<ext>``
+    the original export, byte for byte.
+
+Run folder (stable names; the case workflow and golden register build on them):
+
+``variances.parquet`` / ``variances.csv`` / ``variances.jsonl``
+    the variance log, columns exactly :data:`tagsweep.domain.VARIANCE_LOG_COLUMNS`;
+    ``variance_id`` = ``V-`` + sha256(type | asset key | detail key)[:16], stable
+    across runs for the same variance. The CSV escapes formula injection.
+``register.parquet``
+    the normalized register, one row per ``asset_key``: asset_tag, serial,
+    manufacturer, model, category, location, status (canonical lifecycle),
+    status_label (the source's words), condition, custodian, value, hardware_uuid, mac,
+    hostname, last_seen, then ``<field>_source`` provenance for each of them, and
+    ``sources`` (every source holding the asset, comma-separated).
+``matches.parquet``
+    asset_key ↔ obs_key (counted item), tier (asset_tag | serial | lookalike_serial),
+    match_status (confirmed | identity_conflict | probable), session_id, observed tag
+    and serial, epc, found_location, methods.
+``corrections/<source>.csv``
+    proposed changes per source: variance_id, variance_type, priority, source,
+    asset_key, asset_tag, serial, action (update | create | retire | review), field,
+    current_value, proposed_value, reason.
+``bad_rows.csv``
+    every row kept out, from freeze and from the run: source, file, line, reason.
+``report.md`` / ``report.html``
+    summary with totals, per type/priority/location, the variance rate and the
+    seed's <5 % / >15 % bands, and the variance review table in the seed's layout.
+``manifest.json``
+    run_id, tagsweep_version, as_of, scope, config_sha256, inputs (hashes of the
+    snapshot and every count file), counts, warnings, sha256 of every output.
+"""

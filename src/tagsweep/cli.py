@@ -14,6 +14,7 @@ from rich.console import Console
 
 from tagsweep import __version__
 from tagsweep.engine.cases_cli import audit_app, cases_app
+from tagsweep.engine.cli import reconcile_app
 
 app = typer.Typer(
     name="tagsweep",
@@ -28,6 +29,7 @@ app.add_typer(config_app, name="config")
 
 app.add_typer(cases_app, name="cases")
 app.add_typer(audit_app, name="audit")
+app.add_typer(reconcile_app, name="reconcile")
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

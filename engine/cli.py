@@ -1,0 +1,188 @@
+"""``tagsweep reconcile freeze`` and ``tagsweep reconcile run``.
+
+Freeze first, then run against the frozen snapshot: the seed method insists that the
+baseline is fixed before the count is compared, and a separate freeze step makes the
+snapshot an artefact that can be archived, hashed and re-run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tagsweep.config.engine import EngineSection
+
+reconcile_app = typer.Typer(
+    help="Reconcile counts against frozen exports of the systems of record.",
+    no_args_is_help=True,
+)
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _settings(config: Path | None) -> EngineSection:
+    from tagsweep.config import ConfigError, load_config
+    from tagsweep.config.engine import EngineSection
+
+    if config is None:
+        return EngineSection()
+    try:
+        return load_config(config).engine
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err_console.print(f"error: {problem}", markup=False)
+        raise typer.Exit(code=2) from None
+
+
+def _split(value: str, what: str) -> tuple[str, str]:
+    name, sep, rest = value.partition("=")
+    if not sep or not name or not rest:
+        err_console.print(f"error: {what} must look like NAME=VALUE, got {value!r}", markup=False)
+        raise typer.Exit(code=2)
+    return name.strip(), rest.strip()
+
+
+@reconcile_app.command("freeze")
+def freeze_command(
+    *,
+    source: Annotated[
+        list[str],
+        typer.Option(
+            "--source",
+            "-s",
+            help="NAME[:PRESET]=FILE, e.g. itam:snipeit=assets.csv, mdm:intune=devices.csv, "
+            "hr=people.csv. Presets: snipeit, netbox, servicenow, intune, jamf, generic, "
+            "fixed_asset, procurement, hr (default: the name if it is a preset, else generic).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New, empty snapshot directory.")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config.")] = None,
+    exported_at: Annotated[
+        list[str] | None,
+        typer.Option("--exported-at", help="NAME=ISO-8601 time the export was taken."),
+    ] = None,
+) -> None:
+    """Freeze exports into a hashed snapshot; bad rows are reported and kept out."""
+    from tagsweep.engine.freeze import FreezeError, SourceSpec, freeze
+
+    settings = _settings(config)
+    times: dict[str, datetime] = {}
+    for item in exported_at or []:
+        name, value = _split(item, "--exported-at")
+        parsed = datetime.fromisoformat(value)
+        times[name] = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    specs = []
+    for item in source:
+        left, path = _split(item, "--source")
+        name, _, preset = left.partition(":")
+        specs.append(SourceSpec(name, Path(path), preset or None, times.get(name)))
+    try:
+        snapshot = freeze(specs, out, settings)
+    except FreezeError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+    table = Table(title=f"snapshot {out}")
+    for col in ("source", "preset", "role", "rows", "bad rows", "exported at", "sha256"):
+        table.add_column(col)
+    for s in snapshot.sources:
+        table.add_row(
+            s.name, s.preset, s.role, str(s.rows), str(s.bad_rows), s.exported_at, s.sha256[:12]
+        )
+    console.print(table)
+    for bad in snapshot.bad_rows[:20]:
+        err_console.print(f"bad row: {bad.file}:{bad.line}: {bad.reason}", markup=False)
+    if len(snapshot.bad_rows) > 20:
+        err_console.print(f"... {len(snapshot.bad_rows) - 20} more in snapshot.json")
+    for warning in snapshot.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+
+
+@reconcile_app.command("run")
+def run_command(
+    *,
+    snapshot: Annotated[
+        Path,
+        typer.Option(
+            "--snapshot",
+            help="Snapshot directory from 'reconcile freeze', or a previous golden "
+            "register .parquet as the baseline.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run output directory.")],
+    count: Annotated[
+        list[Path] | None,
+        typer.Option("--count", help="Session file (.parquet) or manual count sheet (.csv)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Run date (default: latest count time).")
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="Location prefix in scope (default: session manifests)."),
+    ] = None,
+    debug_dir: Annotated[
+        Path | None,
+        typer.Option("--debug-dir", help="Write every stage's table as Parquet here."),
+    ] = None,
+    memory_limit: Annotated[
+        str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 8GB.")
+    ] = None,
+) -> None:
+    """Normalize, match and classify; write the variance log, register, report."""
+    from rich.progress import Progress
+
+    from tagsweep.engine.freeze import FreezeError
+    from tagsweep.engine.report import VARIANCE_LABELS, band
+    from tagsweep.engine.run import RunError, reconcile
+    from tagsweep.engine.stages import Stage
+
+    settings = _settings(config)
+    run_date = date.fromisoformat(as_of) if as_of else None
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("reconcile", total=None)
+
+        def on_stage(stage: Stage) -> None:
+            progress.update(task, description=f"{stage.group}: {stage.name}")
+
+        try:
+            result = reconcile(
+                snapshot,
+                count or [],
+                settings,
+                out,
+                as_of=run_date,
+                scope=scope,
+                debug_dir=debug_dir,
+                on_stage=on_stage,
+                memory_limit=memory_limit,
+            )
+        except (RunError, FreezeError) as exc:
+            err_console.print(f"error: {exc}", markup=False)
+            raise typer.Exit(code=1) from None
+    counts = result.manifest["counts"]
+    console.print(f"run {result.run_id} as of {result.as_of}  →  {out}")
+    console.print(
+        f"register {counts['register_assets']}  expected {counts['expected_in_count']}  "
+        f"found {counts['found']}  counted items {counts['counted_items']}  "
+        f"bad rows {counts['bad_rows']}"
+    )
+    rate = float(counts["variance_rate_percent"])
+    console.print(f"variances {counts['variances']}  rate {rate:.1f} % ({band(rate)})")
+    table = Table(show_header=True)
+    table.add_column("variance type")
+    table.add_column("count", justify="right")
+    for name, n in counts["by_type"].items():
+        if n:
+            table.add_row(VARIANCE_LABELS.get(name, name), str(n))
+    console.print(table)
+    for warning in result.manifest["warnings"]:
+        err_console.print(f"warning: {warning}", markup=False)
+    console.print("report: " + str(out / "report.html"))

@@ -1,0 +1,492 @@
+"""Stage 1, freeze: copy each export into a hashed, immutable snapshot.
+
+The seed method starts from "one controlled export from each source at the same time",
+frozen before any comparison, so that a reconciliation can be re-run and audited
+against exactly the data it saw. A snapshot directory holds, per source, the original
+file byte for byte (``exports/``), a Parquet copy with every value as text plus the
+line it came from (``<source>.parquet``), and ``snapshot.json`` with hashes, row
+counts, the column mapping chosen, export times and every rejected row. The engine
+reads only snapshots, never the live exports.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tagsweep import __version__
+from tagsweep.config.engine import EngineSection
+from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
+
+SNAPSHOT_MANIFEST = "snapshot.json"
+SNAPSHOT_FORMAT = 1
+LINE_COLUMN = "_line"
+
+#: Keys under which JSON exports nest their list of records (ServiceNow ``result`` and
+#: ``records``, Microsoft Graph ``value``, Jamf Pro API ``results``).
+_JSON_LIST_KEYS = ("records", "result", "results", "value", "data", "items", "devices")
+
+
+class FreezeError(Exception):
+    """An export cannot be frozen (unreadable, or a required column is missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One export to freeze: ``name`` of the source, the file, and how to read it."""
+
+    name: str
+    path: Path
+    preset: str | None = None
+    exported_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A row kept out of the snapshot or the run, with where it is and why."""
+
+    source: str
+    file: str
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class FrozenSource:
+    name: str
+    preset: str
+    role: str
+    original_name: str
+    file: str  # the frozen Parquet, relative to the snapshot directory
+    export_copy: str
+    sha256: str  # of the original export
+    rows: int
+    bad_rows: int
+    exported_at: str
+    columns: dict[str, list[str] | str]
+    format: str
+    encoding: str | None = None
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A frozen set of exports: what ``reconcile run`` reads."""
+
+    directory: Path
+    sources: list[FrozenSource]
+    frozen_at: str
+    warnings: list[str] = field(default_factory=list)
+    bad_rows: list[BadRow] = field(default_factory=list)
+
+    def source(self, name: str) -> FrozenSource:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        raise KeyError(name)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _detect_encoding(path: Path) -> str:
+    """utf-8 (with or without BOM), utf-16 by BOM, else latin-1: what exports use."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+def _csv_to_utf8(path: Path, encoding: str, tmp_dir: Path) -> Path:
+    if encoding == "utf-8":
+        return path
+    out = tmp_dir / (path.stem + ".utf8.csv")
+    with (
+        path.open(encoding=encoding, newline="") as src,
+        out.open("w", encoding="utf-8", newline="") as dst,
+    ):
+        shutil.copyfileobj(src, dst)
+    return out
+
+
+def _accepted_lines(n_rows: int, rejected: Sequence[int]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Line numbers of the accepted data rows, given the rejected lines.
+
+    Data starts on line 2 (line 1 is the header). Exact when no quoted value spans
+    lines; a multi-line value shifts the numbers after it.
+    """
+    total = n_rows + len(rejected)
+    lines = np.arange(2, total + 2, dtype=np.int64)
+    if rejected:
+        lines = lines[~np.isin(lines, np.asarray(rejected, dtype=np.int64))]
+    return lines[:n_rows]
+
+
+def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[BadRow], str]:
+    """Every column as text plus ``_line``; rows DuckDB cannot parse become bad rows."""
+    encoding = _detect_encoding(path)
+    readable = _csv_to_utf8(path, encoding, tmp_dir)
+    con = duckdb.connect()
+    try:
+        con.execute(
+            "CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true, header=true, "
+            "store_rejects=true, strict_mode=false, null_padding=false)",
+            [str(readable)],
+        )
+        table = con.sql("SELECT * FROM t").to_arrow_table()
+        rejects = con.execute(
+            "SELECT line, error_type, error_message FROM reject_errors ORDER BY line"
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise FreezeError(f"{path}: cannot read as CSV: {exc}") from None
+    finally:
+        con.close()
+    bad: list[BadRow] = []
+    seen: set[int] = set()
+    for line, kind, message in rejects:
+        if int(line) in seen:
+            continue
+        seen.add(int(line))
+        bad.append(BadRow(source, path.name, int(line), f"{kind}: {message}".strip()))
+    lines = _accepted_lines(table.num_rows, sorted(seen))
+    table = table.append_column(LINE_COLUMN, pa.array(lines, pa.int64()))
+    return table, bad, encoding
+
+
+def _cell_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def read_xlsx(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
+    """First worksheet; the first non-empty row is the header; ``_line`` is the sheet row."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = book.worksheets[0]
+        header: list[str] | None = None
+        columns: dict[str, list[str | None]] = {}
+        lines: list[int] = []
+        bad: list[BadRow] = []
+        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = [_cell_text(v) for v in row]
+            if header is None:
+                if any(cells):
+                    header = [c or f"column{i + 1}" for i, c in enumerate(cells)]
+                    columns = {h: [] for h in header}
+                continue
+            if not any(cells):
+                continue
+            if len(cells) > len(header) and any(cells[len(header) :]):
+                bad.append(BadRow(source, path.name, number, "values beyond the header columns"))
+                continue
+            for i, name in enumerate(header):
+                columns[name].append(cells[i] if i < len(cells) else None)
+            lines.append(number)
+    finally:
+        book.close()
+    if header is None:
+        raise FreezeError(f"{path}: the first worksheet is empty")
+    arrays = {k: pa.array(v, pa.string()) for k, v in columns.items()}
+    arrays[LINE_COLUMN] = pa.array(lines, pa.int64())
+    return pa.table(arrays), bad
+
+
+def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            # ServiceNow ``sysparm_display_value=all`` gives {display_value, value, link}
+            if "display_value" in value:
+                out[name] = _cell_text(value.get("display_value"))
+            else:
+                out.update(_flatten(value, name + "."))
+        elif isinstance(value, list):
+            out[name] = json.dumps(value, sort_keys=True)
+        elif isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        else:
+            out[name] = _cell_text(value)
+    return out
+
+
+def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
+    """A JSON array of objects, an API envelope holding one, or JSON Lines."""
+    text = path.read_text(encoding=_detect_encoding(path)).lstrip("\ufeff")
+    records: list[tuple[int, Mapping[str, Any]]] = []
+    bad: list[BadRow] = []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                bad.append(BadRow(source, path.name, number, f"not JSON: {exc.msg}"))
+                continue
+            if isinstance(item, Mapping):
+                records.append((number, item))
+            else:
+                bad.append(BadRow(source, path.name, number, "not a JSON object"))
+    if data is not None:
+        if isinstance(data, Mapping):
+            data = next((data[k] for k in _JSON_LIST_KEYS if isinstance(data.get(k), list)), [data])
+        if not isinstance(data, list):
+            raise FreezeError(f"{path}: expected a list of records")
+        for number, item in enumerate(data, start=1):
+            if isinstance(item, Mapping):
+                records.append((number, item))
+            else:
+                bad.append(BadRow(source, path.name, number, "record is not a JSON object"))
+    flat = [(n, _flatten(r)) for n, r in records]
+    names: dict[str, None] = {}
+    for _, row in flat:
+        names.update(dict.fromkeys(row))
+    arrays = {k: pa.array([row.get(k) for _, row in flat], pa.string()) for k in names}
+    arrays[LINE_COLUMN] = pa.array([n for n, _ in flat], pa.int64())
+    return pa.table(arrays), bad
+
+
+def read_parquet(path: Path) -> pa.Table:
+    con = duckdb.connect()
+    try:
+        names = [
+            r[0]
+            for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+        ]
+        cols = ", ".join(f'CAST("{n}" AS VARCHAR) AS "{n}"' for n in names if n != LINE_COLUMN)
+        return con.execute(
+            f"SELECT {cols}, CAST(row_number() OVER () AS BIGINT) AS {LINE_COLUMN} "
+            "FROM read_parquet(?)",
+            [str(path)],
+        ).to_arrow_table()
+    except duckdb.Error as exc:
+        raise FreezeError(f"{path}: cannot read as Parquet: {exc}") from None
+    finally:
+        con.close()
+
+
+def read_export(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[BadRow], str, str]:
+    """(table of text columns + ``_line``, bad rows, format, encoding) of any export."""
+    suffix = path.suffix.lower()
+    if suffix in {".xlsx", ".xlsm"}:
+        table, bad = read_xlsx(path, source)
+        return table, bad, "xlsx", ""
+    if suffix in {".json", ".jsonl", ".ndjson"}:
+        table, bad = read_json(path, source)
+        return table, bad, "json", ""
+    if suffix == ".parquet":
+        return read_parquet(path), [], "parquet", ""
+    table, bad, encoding = read_csv(path, source, tmp_dir)
+    return table, bad, "csv", encoding
+
+
+def preset_for(spec: SourceSpec, settings: EngineSection) -> tuple[Preset, str]:
+    """The preset and role of a source: explicit, configured, or named after the source."""
+    configured = settings.sources.get(spec.name)
+    name = spec.preset or (configured.preset if configured else None)
+    if name is None:
+        name = spec.name if spec.name in PRESETS else "generic"
+    if name not in PRESETS:
+        raise FreezeError(
+            f"source {spec.name!r}: unknown preset {name!r}; known: {sorted(PRESETS)}"
+        )
+    preset = PRESETS[name]
+    role = (configured.role if configured and configured.role else None) or preset.role
+    return preset, role
+
+
+def _exported_at(
+    spec: SourceSpec, table: pa.Table, columns: Mapping[str, list[str] | str]
+) -> datetime:
+    if spec.exported_at is not None:
+        return spec.exported_at.astimezone(UTC)
+    column = columns.get("updated_at")
+    if isinstance(column, str) and column in table.column_names:
+        con = duckdb.connect()
+        try:
+            con.register("t", table.select([column]))
+            row = con.execute(f'SELECT max(TRY_CAST("{column}" AS TIMESTAMPTZ)) FROM t').fetchone()
+        finally:
+            con.close()
+        if row and row[0] is not None:
+            value: datetime = row[0]
+            return value.astimezone(UTC)
+    return datetime.fromtimestamp(spec.path.stat().st_mtime, tz=UTC)
+
+
+def freeze(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSection) -> Snapshot:
+    """Freeze ``specs`` into ``out_dir``; raises FreezeError when a required column is
+    missing (nothing useful can be done with that export), otherwise records bad rows."""
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise FreezeError(f"source names must be unique, got {names}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FreezeError(f"{out_dir} is not empty: a snapshot is never overwritten")
+    (out_dir / "exports").mkdir(parents=True, exist_ok=True)
+    tmp_dir = out_dir / ".tmp"
+    tmp_dir.mkdir(exist_ok=True)
+    sources: list[FrozenSource] = []
+    bad_rows: list[BadRow] = []
+    try:
+        for spec in specs:
+            if not spec.path.is_file():
+                raise FreezeError(f"source {spec.name!r}: {spec.path} does not exist")
+            preset, role = preset_for(spec, settings)
+            table, bad, fmt, encoding = read_export(spec.path, spec.name, tmp_dir)
+            headers = [c for c in table.column_names if c != LINE_COLUMN]
+            configured = settings.sources.get(spec.name)
+            overrides = dict(configured.columns) if configured else {}
+            known = {header_key(h) for h in headers}
+            absent = sorted(c for c in overrides.values() if header_key(c) not in known)
+            if absent:
+                raise FreezeError(
+                    f"source {spec.name!r}: column(s) {absent} configured in "
+                    f"[engine.sources.{spec.name}.columns] are not in {spec.path.name}; "
+                    f"it has {headers}"
+                )
+            columns = resolve_columns(preset, headers, overrides)
+            if not any(f in columns for f in preset.required_any):
+                raise FreezeError(
+                    f"source {spec.name!r}: {spec.path.name} has none of the columns for "
+                    f"{' / '.join(preset.required_any)} (preset {preset.name}); it has "
+                    f"{headers}. Map them in [engine.sources.{spec.name}.columns]."
+                )
+            exported_at = _exported_at(spec, table, columns)
+            copy_name = f"exports/{spec.name}{spec.path.suffix.lower()}"
+            shutil.copyfile(spec.path, out_dir / copy_name)
+            frozen = f"{spec.name}.parquet"
+            pq.write_table(table, out_dir / frozen, compression="zstd")
+            bad_rows.extend(bad)
+            sources.append(
+                FrozenSource(
+                    name=spec.name,
+                    preset=preset.name,
+                    role=role,
+                    original_name=spec.path.name,
+                    file=frozen,
+                    export_copy=copy_name,
+                    sha256=sha256_file(spec.path),
+                    rows=table.num_rows,
+                    bad_rows=len(bad),
+                    exported_at=exported_at.isoformat(),
+                    columns=columns,
+                    format=fmt,
+                    encoding=encoding or None,
+                )
+            )
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    warnings: list[str] = []
+    times = [datetime.fromisoformat(s.exported_at) for s in sources]
+    if len(times) > 1:
+        spread = (max(times) - min(times)).total_seconds() / 3600
+        if spread > settings.max_export_spread_hours:
+            first = min(sources, key=lambda s: s.exported_at)
+            last = max(sources, key=lambda s: s.exported_at)
+            warnings.append(
+                f"exports were taken {spread:.1f} h apart ({first.name} {first.exported_at}, "
+                f"{last.name} {last.exported_at}); more than max_export_spread_hours = "
+                f"{settings.max_export_spread_hours:g}: the count compares moving targets"
+            )
+    snapshot = Snapshot(
+        directory=out_dir,
+        sources=sources,
+        frozen_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        warnings=warnings,
+        bad_rows=bad_rows,
+    )
+    write_manifest(snapshot)
+    return snapshot
+
+
+def write_manifest(snapshot: Snapshot) -> None:
+    data = {
+        "snapshot_format": SNAPSHOT_FORMAT,
+        "tagsweep_version": __version__,
+        "frozen_at": snapshot.frozen_at,
+        "sources": [
+            asdict(s) | {"frozen_sha256": _frozen_hash(snapshot, s)} for s in snapshot.sources
+        ],
+        "warnings": snapshot.warnings,
+        "bad_rows": [asdict(b) for b in snapshot.bad_rows],
+    }
+    path = snapshot.directory / SNAPSHOT_MANIFEST
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.chmod(0o444)
+    for src in snapshot.sources:
+        (snapshot.directory / src.file).chmod(0o444)
+
+
+def _frozen_hash(snapshot: Snapshot, source: FrozenSource) -> str:
+    return sha256_file(snapshot.directory / source.file)
+
+
+def load_snapshot(directory: Path) -> Snapshot:
+    """Read a snapshot and verify every frozen file still has the hash it was frozen with."""
+    path = directory / SNAPSHOT_MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FreezeError(f"{path}: not a snapshot ({exc.strerror})") from None
+    sources = []
+    for raw in data["sources"]:
+        expected = raw.pop("frozen_sha256")
+        src = FrozenSource(**raw)
+        actual = sha256_file(directory / src.file)
+        if actual != expected:
+            raise FreezeError(
+                f"{directory / src.file}: sha256 {actual} differs from the snapshot manifest "
+                f"({expected}); a frozen snapshot must not change. Freeze again."
+            )
+        sources.append(src)
+    return Snapshot(
+        directory=directory,
+        sources=sources,
+        frozen_at=data["frozen_at"],
+        warnings=list(data.get("warnings", [])),
+        bad_rows=[BadRow(**b) for b in data.get("bad_rows", [])],
+    )
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """Small helper for mapping tables (EPC → asset tag): a CSV as dictionaries."""
+    with path.open(encoding=_detect_encoding(path), newline="") as fh:
+        return [dict(r) for r in csv.DictReader(fh)]

@@ -1,0 +1,324 @@
+"""Column presets for the exports of common sources.
+
+A preset says which export column holds each canonical field, as a list of candidate
+headers matched case-insensitively with spaces, dots and underscores ignored, because
+the same product exports different headers from its UI, its API and its report
+builder (ServiceNow ``serial_number`` vs "Serial number"; Intune ``serialNumber`` vs
+"Serial number"). A candidate starting with ``=`` is a constant (Jamf only manages
+Apple hardware). A tuple of candidates joined by ``/`` builds a location path from
+several columns (Jamf's Building and Room, NetBox's Site, Location and Rack).
+
+Per-source column overrides in ``[engine.sources.<name>.columns]`` win over a preset.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+Candidate = str | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """How one kind of export maps onto canonical fields."""
+
+    name: str
+    role: str
+    fields: dict[str, list[Candidate]]
+    #: at least one of these canonical fields must be mapped, or the export is unusable
+    required_any: tuple[str, ...] = ("asset_tag", "serial")
+    #: source-specific status labels (case-insensitive) → canonical lifecycle
+    status_map: dict[str, str] = field(default_factory=dict)
+
+
+def header_key(name: str) -> str:
+    """Comparison key of a column header: lower-case, without spaces, dots, dashes, '_'."""
+    return re.sub(r"[\s._\-]+", "", name.strip().lower())
+
+
+SNIPEIT: Final = Preset(
+    "snipeit",
+    "itam",
+    {
+        "asset_tag": ["Asset Tag", "asset_tag"],
+        "serial": ["Serial", "serial"],
+        "manufacturer": ["Manufacturer", "manufacturer"],
+        "model": ["Model", "Model Name", "asset_model"],
+        "category": ["Category"],
+        "location": ["Location", "Default Location", "rtd_location"],
+        "status": ["Status", "Status Label", "status_label"],
+        "condition": ["Condition"],
+        "custodian": ["Checked Out To", "Assigned To", "Email", "assigned_to"],
+        "value": ["Current Value", "Purchase Cost", "purchase_cost"],
+        "mac": ["MAC Address", "_snipeit_mac_address_1"],
+        "hostname": ["Asset Name", "Name"],
+        "last_seen": ["Last Audit", "last_audit_date"],
+        "updated_at": ["Updated At", "updated_at"],
+    },
+    status_map={
+        "ready to deploy": "in_stock",
+        "deployable": "in_stock",
+        "deployed": "in_use",
+        "pending": "staged",
+        "archived": "retired",
+        "broken": "defective",
+        "out for repair": "in_repair",
+        "out for diagnostics": "in_repair",
+        "lost/stolen": "stolen",
+        "lost": "missing",
+        "stolen": "stolen",
+    },
+)
+
+NETBOX: Final = Preset(
+    "netbox",
+    "itam",
+    {
+        "asset_tag": ["Asset tag", "asset_tag"],
+        "serial": ["Serial number", "Serial", "serial"],
+        "manufacturer": ["Manufacturer", "device_type.manufacturer", "manufacturer"],
+        "model": ["Type", "Device type", "device_type", "device_type.model"],
+        "category": ["Role", "Device role", "role", "device_role"],
+        "location": [("Site", "Location", "Rack"), ("site", "location", "rack")],
+        "status": ["Status", "status"],
+        "custodian": ["Tenant", "Contact"],
+        "hostname": ["Name", "name"],
+        "updated_at": ["Last updated", "last_updated"],
+    },
+    status_map={
+        "active": "in_use",
+        "offline": "in_stock",
+        "planned": "planned",
+        "staged": "staged",
+        "failed": "defective",
+        "inventory": "in_stock",
+        "decommissioning": "pending_disposal",
+    },
+)
+
+SERVICENOW: Final = Preset(
+    "servicenow",
+    "itam",
+    {
+        "asset_tag": ["Asset tag", "asset_tag"],
+        "serial": ["Serial number", "serial_number"],
+        "manufacturer": ["Manufacturer", "model.manufacturer", "manufacturer"],
+        "model": ["Model", "model", "model.display_name"],
+        "category": ["Model category", "model_category"],
+        "location": ["Location", "location"],
+        "status": [("State", "Substatus"), ("install_status", "substatus")],
+        "custodian": ["Assigned to", "assigned_to", "assigned_to.email"],
+        "value": ["Cost", "cost"],
+        "hostname": ["Configuration Item", "ci"],
+        "last_seen": ["Last discovered", "ci.last_discovered"],
+        "updated_at": ["Updated", "sys_updated_on"],
+    },
+    # State and substatus are joined with '/' by the preset ("In stock/Available").
+    status_map={
+        "in use": "in_use",
+        "1": "in_use",
+        "in stock": "in_stock",
+        "6": "in_stock",
+        "in stock/available": "in_stock",
+        "in stock/reserved": "staged",
+        "in stock/pending install": "staged",
+        "in stock/defective": "defective",
+        "in stock/pending repair": "in_repair",
+        "in stock/pending disposal": "pending_disposal",
+        "in stock/pending transfer": "in_transit",
+        "on order": "planned",
+        "2": "planned",
+        "in maintenance": "in_repair",
+        "3": "in_repair",
+        "retired": "retired",
+        "7": "retired",
+        "retired/disposed": "retired",
+        "retired/sold": "retired",
+        "retired/donated": "retired",
+        "retired/vendor credit": "retired",
+        "retired/stolen": "stolen",
+        "retired/lost": "missing",
+        "missing": "missing",
+        "8": "missing",
+        "missing/stolen": "stolen",
+        "missing/lost": "missing",
+        "in transit": "in_transit",
+        "9": "in_transit",
+    },
+)
+
+INTUNE: Final = Preset(
+    "intune",
+    "mdm",
+    {
+        "serial": ["Serial number", "serialNumber"],
+        "manufacturer": ["Manufacturer", "manufacturer"],
+        "model": ["Model", "model"],
+        "custodian": [
+            "Primary user UPN",
+            "Primary user email address",
+            "userPrincipalName",
+            "emailAddress",
+        ],
+        "hardware_uuid": ["Azure AD Device ID", "azureADDeviceId", "Device ID", "id"],
+        "mac": ["Wi-Fi MAC", "wiFiMacAddress", "Ethernet MAC", "ethernetMacAddress"],
+        "hostname": ["Device name", "deviceName"],
+        "last_seen": ["Last check-in", "lastSyncDateTime"],
+    },
+    required_any=("serial",),
+)
+
+JAMF: Final = Preset(
+    "jamf",
+    "mdm",
+    {
+        "asset_tag": ["Asset Tag", "general.assetTag"],
+        "serial": ["Serial Number", "hardware.serialNumber", "general.serialNumber"],
+        "manufacturer": ["=Apple"],
+        "model": ["Model", "hardware.model"],
+        "location": [("Building", "Room"), ("location.building", "location.room")],
+        "custodian": ["Email Address", "location.emailAddress", "Username", "location.username"],
+        "hardware_uuid": ["UDID", "udid", "general.udid"],
+        "mac": ["MAC Address", "hardware.macAddress"],
+        "hostname": ["Computer Name", "general.name"],
+        "last_seen": ["Last Check-in", "general.lastContactTime", "Last Inventory Update"],
+    },
+    required_any=("serial",),
+)
+
+GENERIC: Final = Preset(
+    "generic",
+    "itam",
+    {
+        "asset_tag": ["asset_tag", "Asset Tag", "Asset ID", "Tag"],
+        "serial": ["serial", "Serial", "Serial Number", "serial_number"],
+        "manufacturer": ["manufacturer", "Manufacturer", "Make", "Vendor"],
+        "model": ["model", "Model"],
+        "category": ["category", "Category", "Type"],
+        "location": ["location", "Location", "Room"],
+        "status": ["status", "Status", "Lifecycle Status", "State"],
+        "condition": ["condition", "Condition"],
+        "custodian": ["custodian", "Custodian", "User", "Assigned User", "Assigned To", "Owner"],
+        "value": ["value", "Value", "Book Value", "Net Book Value", "Cost", "Purchase Cost"],
+        "hardware_uuid": ["hardware_uuid", "UUID", "Hardware UUID"],
+        "mac": ["mac", "MAC", "MAC Address"],
+        "hostname": ["hostname", "Hostname", "Device Name"],
+        "last_seen": ["last_seen", "Last Seen", "Last Audit"],
+        "updated_at": ["updated_at", "Updated At", "Last Updated"],
+    },
+    status_map={
+        "active": "in_use",
+        "deployed": "in_use",
+        "in service": "in_use",
+        "available": "in_stock",
+        "spare": "in_stock",
+        "disposed": "retired",
+        "written off": "retired",
+        "sold": "retired",
+        "scrapped": "retired",
+        "capitalized": "in_use",
+        "fully depreciated": "in_use",
+        "broken": "defective",
+        "repair": "in_repair",
+        "lost": "missing",
+    },
+)
+
+FIXED_ASSET: Final = Preset(
+    "fixed_asset",
+    "fixed_asset",
+    {
+        **GENERIC.fields,
+        "asset_tag": ["asset_tag", "Asset Tag", "Asset Number", "Tag Number"],
+        "value": ["Net Book Value", "Book Value", "value", "Cost", "Acquisition Cost"],
+    },
+    status_map=GENERIC.status_map,
+)
+
+PROCUREMENT: Final = Preset(
+    "procurement",
+    "procurement",
+    {
+        **GENERIC.fields,
+        "value": ["Unit Price", "Cost", "value", "Amount"],
+    },
+    status_map=GENERIC.status_map,
+)
+
+HR: Final = Preset(
+    "hr",
+    "hr",
+    {
+        "person_id": ["Employee ID", "employee_id", "person_id", "ID"],
+        "email": ["Email", "email", "Work Email", "mail", "userPrincipalName"],
+        "name": ["Display Name", "Name", "name", "Full Name", "displayName"],
+        "employment_status": ["Status", "Employment Status", "employment_status"],
+        "end_date": ["Termination Date", "End Date", "end_date", "Leaving Date"],
+    },
+    required_any=("email", "person_id", "name"),
+)
+
+PRESETS: Final[dict[str, Preset]] = {
+    p.name: p
+    for p in (SNIPEIT, NETBOX, SERVICENOW, INTUNE, JAMF, GENERIC, FIXED_ASSET, PROCUREMENT, HR)
+}
+
+#: Status labels every source may use, on top of its preset's (case-insensitive).
+COMMON_STATUS_MAP: Final[dict[str, str]] = {
+    s: s
+    for s in (
+        "planned",
+        "in_stock",
+        "staged",
+        "in_use",
+        "in_repair",
+        "defective",
+        "in_transit",
+        "pending_disposal",
+        "retired",
+        "missing",
+        "stolen",
+    )
+} | {
+    "in stock": "in_stock",
+    "in use": "in_use",
+    "in repair": "in_repair",
+    "in transit": "in_transit",
+    "pending disposal": "pending_disposal",
+    "active": "in_use",
+    "disposed": "retired",
+    "decommissioned": "retired",
+    "lost": "missing",
+    "on order": "planned",
+}
+
+
+def resolve_columns(
+    preset: Preset, headers: Iterable[str], overrides: dict[str, str]
+) -> dict[str, list[str] | str]:
+    """Map each canonical field to the export column(s) holding it, or a ``=constant``.
+
+    Returns field → header, field → [headers to join with '/'], or field → '=value'.
+    Fields no candidate matches are absent.
+    """
+    by_key = {header_key(h): h for h in headers}
+    out: dict[str, list[str] | str] = {}
+    for name, candidates in preset.fields.items():
+        for cand in candidates:
+            if isinstance(cand, tuple):
+                found = [by_key[header_key(c)] for c in cand if header_key(c) in by_key]
+                if found:
+                    out[name] = found if len(found) > 1 else found[0]
+                    break
+            elif cand.startswith("="):
+                out[name] = cand
+                break
+            elif header_key(cand) in by_key:
+                out[name] = by_key[header_key(cand)]
+                break
+    for name, column in overrides.items():
+        out[name] = by_key.get(header_key(column), column)
+    return out

@@ -1,0 +1,466 @@
+"""One reconciliation run: snapshot (or baseline register) + counts → run folder.
+
+The run reads only frozen inputs and records their hashes, derives its date from the
+data (the latest count time) rather than the wall clock, and derives its id from the
+hashes of everything it read; so the same inputs and configuration give the same
+run id, the same variance ids and byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tagsweep import __version__
+from tagsweep.config.engine import EngineSection
+from tagsweep.domain import SESSION_FILE_COLUMNS
+from tagsweep.engine import classify, match, normalize
+from tagsweep.engine.freeze import (
+    LINE_COLUMN,
+    BadRow,
+    FreezeError,
+    csv_rows,
+    load_snapshot,
+    read_csv,
+    sha256_file,
+)
+from tagsweep.engine.outputs import (
+    write_corrections,
+    write_matches,
+    write_register,
+    write_variance_log,
+)
+from tagsweep.engine.presets import GENERIC, header_key, resolve_columns
+from tagsweep.engine.report import collect, render_html, render_markdown
+from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
+
+#: Columns a count input may carry: the session file's, plus what a manual count sheet
+#: records beyond them (the seed's count records user and condition).
+COUNT_COLUMNS: tuple[str, ...] = (*SESSION_FILE_COLUMNS, "custodian", "condition")
+COUNT_IDENTIFIERS = ("epc", "asset_tag", "serial")
+
+
+class RunError(Exception):
+    """The run cannot proceed (a required column is missing, an input was altered)."""
+
+
+@dataclass(slots=True)
+class CountInput:
+    path: Path
+    kind: str  # session | sheet
+    sha256: str
+    rows: int
+    bad: list[BadRow]
+    relation: str
+    scope: list[str] = field(default_factory=list)
+    manifest: str | None = None
+
+
+@dataclass(slots=True)
+class RunResult:
+    out_dir: Path
+    run_id: str
+    as_of: date
+    manifest: dict[str, Any]
+    timings: dict[str, float]
+
+
+def add_business_days(start: date, days: int, holidays: Sequence[date] = ()) -> date:
+    """``start`` plus ``days`` working days (Monday-Friday, minus ``holidays``)."""
+    current = start
+    left = days
+    skip = set(holidays)
+    while left > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5 and current not in skip:
+            left -= 1
+    return current
+
+
+def _text_relation(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, list[str]]:
+    """A relation over a Parquet file with every column as text plus ``_line``."""
+    names = [
+        str(r[0])
+        for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    ]
+    cols = ", ".join(
+        f"CAST({ident(n)} AS VARCHAR) AS {ident(n)}" for n in names if n != LINE_COLUMN
+    )
+    line = LINE_COLUMN if LINE_COLUMN in names else "row_number() OVER ()"
+    return (
+        f"(SELECT {cols}, CAST({line} AS BIGINT) AS {LINE_COLUMN} "
+        f"FROM read_parquet({lit(str(path))}))",
+        names,
+    )
+
+
+def load_sources(
+    con: duckdb.DuckDBPyConnection, baseline: Path
+) -> tuple[list[SourceInput], dict[str, Any], list[BadRow], list[str]]:
+    """Sources of a snapshot directory, or a previous (golden) register Parquet."""
+    if baseline.is_dir():
+        snapshot = load_snapshot(baseline)
+        inputs = [
+            SourceInput(
+                name=s.name,
+                role=s.role,
+                preset=s.preset,
+                file=s.original_name,
+                path=baseline / s.file,
+                columns=s.columns,
+                relation=f"read_parquet({lit(str(baseline / s.file))})",
+            )
+            for s in snapshot.sources
+        ]
+        info = {
+            "kind": "snapshot",
+            "name": baseline.name,
+            "manifest_sha256": sha256_file(baseline / "snapshot.json"),
+            "sources": [
+                {
+                    "name": s.name,
+                    "preset": s.preset,
+                    "role": s.role,
+                    "sha256": s.sha256,
+                    "rows": s.rows,
+                    "bad_rows": s.bad_rows,
+                    "exported_at": s.exported_at,
+                }
+                for s in snapshot.sources
+            ],
+        }
+        return inputs, info, list(snapshot.bad_rows), list(snapshot.warnings)
+    if baseline.suffix.lower() == ".parquet" and baseline.is_file():
+        relation, names = _text_relation(con, baseline)
+        columns = resolve_columns(GENERIC, [n for n in names if n != LINE_COLUMN], {})
+        if "asset_tag" not in columns and "serial" not in columns:
+            raise RunError(f"{baseline}: a register needs an asset_tag or serial column")
+        source = SourceInput(
+            name="register",
+            role="itam",
+            preset="generic",
+            file=baseline.name,
+            path=baseline,
+            columns=columns,
+            relation=relation,
+        )
+        info = {"kind": "register", "name": baseline.name, "sha256": sha256_file(baseline)}
+        return [source], info, [], []
+    raise RunError(f"{baseline}: expected a snapshot directory or a register .parquet file")
+
+
+def load_counts(
+    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], tmp_dir: Path
+) -> list[CountInput]:
+    """Session files (Parquet + manifest) and manual count sheets (CSV)."""
+    inputs: list[CountInput] = []
+    for index, path in enumerate(paths):
+        if not path.is_file():
+            raise RunError(f"count input {path} does not exist")
+        digest = sha256_file(path)
+        if path.suffix.lower() == ".parquet":
+            relation, names = _text_relation(con, path)
+            bad: list[BadRow] = []
+            manifest_path = path.with_suffix(".json")
+            scope: list[str] = []
+            manifest = None
+            if manifest_path.is_file():
+                data = json.loads(manifest_path.read_text(encoding="utf-8"))
+                expected = data.get("sha256")
+                if expected and expected != digest:
+                    raise RunError(
+                        f"{path}: sha256 {digest} differs from its manifest {manifest_path.name} "
+                        f"({expected}); a closed session file must not change"
+                    )
+                scope = [str(s) for s in data.get("scope") or []]
+                manifest = manifest_path.name
+            kind = "session"
+        else:
+            table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            name = f"count_sheet_{index}"
+            con.register(name, table)
+            names = list(table.column_names)
+            cols = ", ".join(ident(n) for n in names if n != LINE_COLUMN)
+            relation = f"(SELECT {cols}, {LINE_COLUMN} FROM {name})"
+            scope, manifest, kind = [], None, "sheet"
+        keys = {header_key(n): n for n in names}
+        missing = [c for c in ("location",) if header_key(c) not in keys]
+        if missing or not any(header_key(c) in keys for c in COUNT_IDENTIFIERS):
+            raise RunError(
+                f"{path}: a count needs a 'location' column and one of "
+                f"{', '.join(COUNT_IDENTIFIERS)}; it has {[n for n in names if n != LINE_COLUMN]}"
+            )
+        select = ", ".join(
+            f"{ident(keys[header_key(c)])} AS {c}"
+            if header_key(c) in keys
+            else f"CAST(NULL AS VARCHAR) AS {c}"
+            for c in COUNT_COLUMNS
+        )
+        relation = (
+            f"(SELECT {lit(path.name)} AS file, {LINE_COLUMN} AS line, {select} FROM {relation})"
+        )
+        rows_row = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
+        inputs.append(
+            CountInput(
+                path=path,
+                kind=kind,
+                sha256=digest,
+                rows=int(rows_row[0]) if rows_row else 0,
+                bad=bad,
+                relation=relation,
+                scope=scope,
+                manifest=manifest,
+            )
+        )
+    return inputs
+
+
+def config_hash(settings: EngineSection) -> str:
+    # The case workflow's policy does not change what a run computes.
+    data = settings.model_dump(mode="json", exclude={"cases"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def reconcile(
+    baseline: Path,
+    counts: Sequence[Path],
+    settings: EngineSection,
+    out_dir: Path,
+    *,
+    as_of: date | None = None,
+    scope: Sequence[str] | None = None,
+    debug_dir: Path | None = None,
+    on_stage: Callable[[Stage], None] | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> RunResult:
+    """Run freeze-checked normalize → match → classify → outputs into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if memory_limit:
+        con.execute(f"SET memory_limit = {lit(memory_limit)}")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="tagsweep-run-") as tmp:
+            return _reconcile(
+                con,
+                baseline=baseline,
+                counts=counts,
+                settings=settings,
+                out_dir=out_dir,
+                tmp_dir=Path(tmp),
+                as_of=as_of,
+                scope=scope,
+                debug_dir=debug_dir,
+                on_stage=on_stage,
+            )
+    finally:
+        con.close()
+
+
+def _reconcile(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    baseline: Path,
+    counts: Sequence[Path],
+    settings: EngineSection,
+    out_dir: Path,
+    tmp_dir: Path,
+    as_of: date | None,
+    scope: Sequence[str] | None,
+    debug_dir: Path | None,
+    on_stage: Callable[[Stage], None] | None,
+) -> RunResult:
+    sources, baseline_info, bad_rows, warnings = load_sources(con, baseline)
+    count_inputs = load_counts(con, counts, tmp_dir)
+    for c in count_inputs:
+        bad_rows.extend(c.bad)
+    if count_inputs:
+        count_sql = " UNION ALL ".join(f"SELECT * FROM {c.relation}" for c in count_inputs)
+    else:
+        cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COUNT_COLUMNS)
+        count_sql = (
+            f"SELECT CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS line, {cols} "
+            "WHERE false"
+        )
+    con.execute(f"CREATE TABLE count_rows AS {count_sql}")
+    con.execute("CREATE TABLE epc_map (epc VARCHAR, asset_tag VARCHAR)")
+    epc_map_hash = None
+    if settings.epc_scheme == "mapping" and settings.epc_mapping_file is not None:
+        rows = csv_rows(settings.epc_mapping_file)
+        con.executemany(
+            "INSERT INTO epc_map VALUES (upper(trim(?)), upper(trim(?)))",
+            [(r.get("epc", ""), r.get("asset_tag", "")) for r in rows],
+        )
+        epc_map_hash = sha256_file(settings.epc_mapping_file)
+
+    if scope:
+        run_scope = list(scope)
+    elif settings.scope:
+        run_scope = list(settings.scope)
+    else:
+        run_scope = sorted({s for c in count_inputs for s in c.scope})
+
+    normalize.create_lookup_tables(
+        con, RunContext(settings, date(1970, 1, 1), "", run_scope, date.min, date.min, sources)
+    )
+    if as_of is None:
+        row = con.execute(
+            "SELECT max(ts_parse(last_seen)), max(ts_parse(first_seen)) FROM count_rows"
+        ).fetchone()
+        latest = (row[0] or row[1]) if row else None
+        if latest is None and baseline_info["kind"] == "snapshot":
+            latest = max(
+                (datetime.fromisoformat(s["exported_at"]) for s in baseline_info["sources"]),
+                default=None,
+            )
+        as_of = latest.astimezone(UTC).date() if latest is not None else date(1970, 1, 1)
+
+    inputs_doc = {
+        "baseline": baseline_info,
+        "counts": [
+            {
+                "file": c.path.name,
+                "kind": c.kind,
+                "sha256": c.sha256,
+                "rows": c.rows,
+                "bad_rows": len(c.bad),
+                "manifest": c.manifest,
+            }
+            for c in count_inputs
+        ],
+        "epc_mapping_sha256": epc_map_hash,
+    }
+    cfg_hash = config_hash(settings)
+    run_id = (
+        "R-"
+        + hashlib.sha256(
+            json.dumps(
+                {
+                    "inputs": inputs_doc,
+                    "config": cfg_hash,
+                    "version": __version__,
+                    "as_of": as_of.isoformat(),
+                    "scope": run_scope,
+                },
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:16]
+    )
+    ctx = RunContext(
+        settings=settings,
+        as_of=as_of,
+        run_id=run_id,
+        scope=run_scope,
+        sla_routine=add_business_days(as_of, settings.sla_business_days, settings.holidays),
+        sla_urgent=add_business_days(as_of, settings.sla_business_days_urgent, settings.holidays),
+        sources=sources,
+    )
+    con.execute(match.epc_macros(ctx))
+    runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage)
+    runner.run(normalize.stages(ctx))
+    runner.run(match.stages(ctx))
+    runner.run(classify.stages(ctx))
+
+    # Bad rows found by the stages join those found by freeze and count sheet parsing.
+    for table, source in (("source_records_all", "source"), ("people", "source")):
+        for src, file, line, reason in con.execute(
+            f"SELECT {source}, file, line, bad_reason FROM {table} "
+            "WHERE bad_reason IS NOT NULL ORDER BY source, line"
+        ).fetchall():
+            bad_rows.append(BadRow(str(src), str(file), int(line), str(reason)))
+    for file, line, reason in con.execute(
+        "SELECT file, line, bad_reason FROM observations_all WHERE bad_reason IS NOT NULL "
+        "ORDER BY file, line"
+    ).fetchall():
+        bad_rows.append(BadRow("count", str(file), int(line), str(reason)))
+    for src, n, labels in con.execute(
+        "SELECT source, count(*), string_agg(DISTINCT status_label, ', ' ORDER BY status_label) "
+        "FROM source_records WHERE status_unmapped GROUP BY source ORDER BY source"
+    ).fetchall():
+        warnings.append(
+            f"source {src}: {n} record(s) with status labels not in the translation table "
+            f"({labels}); add them to [engine.status_map]"
+        )
+
+    write_variance_log(con, out_dir)
+    write_register(con, out_dir)
+    write_matches(con, out_dir)
+    register_source = next(
+        (s.name for s in sources if s.role in settings.register_roles), "register"
+    )
+    corrections = write_corrections(con, out_dir, register_source)
+    bad_rows.sort(key=lambda b: (b.source, b.file, b.line, b.reason))
+    with (out_dir / "bad_rows.csv").open("w", encoding="utf-8", newline="") as fh:
+        import csv
+
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["source", "file", "line", "reason"])
+        for b in bad_rows:
+            writer.writerow([b.source, b.file, b.line, b.reason])
+
+    summary = collect(
+        con,
+        run_id=run_id,
+        as_of=as_of.isoformat(),
+        version=__version__,
+        scope=run_scope,
+        bad_rows=len(bad_rows),
+        warnings=warnings,
+        sources=[(s.name, s.preset, _rows(con, s)) for s in sources],
+        counts=[(c.path.name, c.rows) for c in count_inputs],
+        corrections=corrections,
+    )
+    (out_dir / "report.md").write_text(render_markdown(summary), encoding="utf-8")
+    (out_dir / "report.html").write_text(render_html(summary), encoding="utf-8")
+
+    outputs = sorted(
+        p.relative_to(out_dir).as_posix()
+        for p in out_dir.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    )
+    manifest = {
+        "run_id": run_id,
+        "tagsweep_version": __version__,
+        "as_of": as_of.isoformat(),
+        "scope": run_scope,
+        "config_sha256": cfg_hash,
+        "inputs": inputs_doc,
+        "counts": {
+            "register_assets": summary.register_assets,
+            "expected_in_count": summary.expected_here,
+            "found": summary.found,
+            "counted_items": summary.observed_items,
+            "variances": summary.variances,
+            "assets_with_variance": summary.assets_with_variance,
+            "variance_rate_percent": round(summary.rate, 3),
+            "bad_rows": len(bad_rows),
+            "by_type": dict(summary.by_type),
+        },
+        "warnings": warnings,
+        "outputs": {name: sha256_file(out_dir / name) for name in outputs},
+    }
+    (out_dir / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings))
+
+
+def _rows(con: duckdb.DuckDBPyConnection, source: SourceInput) -> int:
+    row = con.execute("SELECT count(*) FROM source_rows WHERE source = ?", [source.name]).fetchone()
+    if source.role == "hr":
+        row = con.execute("SELECT count(*) FROM people WHERE source = ?", [source.name]).fetchone()
+    return int(row[0]) if row else 0
+
+
+__all__ = ["FreezeError", "RunError", "RunResult", "add_business_days", "reconcile"]

@@ -1,0 +1,96 @@
+"""Named SQL stages and the runner that materialises them.
+
+Following Splink, the pipeline is a list of named SQL steps over DuckDB. Each step
+becomes a table of the same name, so a reviewer can stop after any step and look at
+exactly what it produced (``tagsweep reconcile run --debug-dir``) instead of reading a
+monolithic query; tests exercise stages one at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from tagsweep.config.engine import EngineSection
+
+
+def lit(value: str | None) -> str:
+    """A SQL string literal (or NULL)."""
+    if value is None:
+        return "NULL"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One named step: ``CREATE TABLE <name> AS <sql>``; ``group`` is the method step."""
+
+    name: str
+    group: str
+    sql: str
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInput:
+    """One frozen source as the SQL sees it."""
+
+    name: str
+    role: str
+    preset: str
+    file: str  # the original export's file name, for bad-row reports
+    path: Path  # the frozen Parquet (or a baseline register)
+    columns: dict[str, list[str] | str]
+    #: SQL relation with every column as text plus ``_line``
+    relation: str
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Everything the SQL of a run depends on, fixed before the first stage runs."""
+
+    settings: EngineSection
+    as_of: date
+    run_id: str
+    scope: list[str]
+    sla_routine: date
+    sla_urgent: date
+    sources: list[SourceInput] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StageRunner:
+    """Runs stages in order on one connection; optionally writes each to Parquet."""
+
+    con: duckdb.DuckDBPyConnection
+    debug_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    on_stage: Callable[[Stage], None] | None = None
+
+    def run(self, stages: Sequence[Stage]) -> None:
+        for stage in stages:
+            self.run_one(stage)
+
+    def run_one(self, stage: Stage) -> None:
+        if self.on_stage is not None:
+            self.on_stage(stage)
+        start = time.perf_counter()
+        try:
+            self.con.execute(f"CREATE OR REPLACE TABLE {ident(stage.name)} AS {stage.sql}")
+        except duckdb.Error as exc:
+            raise RuntimeError(f"stage {stage.group}/{stage.name} failed: {exc}") from exc
+        self.timings[stage.name] = time.perf_counter() - start
+        if self.debug_dir is not None:
+            self.debug_dir.mkdir(parents=True, exist_ok=True)
+            target = self.debug_dir / f"{stage.group}.{stage.name}.parquet"
+            self.con.execute(f"COPY {ident(stage.name)} TO {lit(str(target))} (FORMAT PARQUET)")
