@@ -18,8 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tagsweep.config.cases import CasesSection
 
-from tagsweep.config.cases import CasesSection
-
 #: The canonical lifecycle every source status is translated into (DESIGN.md).
 LIFECYCLE: tuple[str, ...] = (
     "planned",
@@ -220,9 +218,6 @@ class EngineSection(BaseModel):
     sla_business_days: int = Field(default=5, ge=1)
     sla_business_days_urgent: int = Field(default=1, ge=1)
     holidays: list[date] = []
-
-    # -- cases, audit log and write-off approvals (config/cases.py) --------------
-    cases: CasesSection = CasesSection()
 
     # -- cases, audit log and write-off approvals (config/cases.py) --------------
     cases: CasesSection = CasesSection()

@@ -1,13 +1,12 @@
 """The variance review table of the seed method (000), reproduced through the CLI.
 
-Seed, Step 3:
+Seed, Step 3 (asset, physical count result, system record result, variance type):
 
-    Asset ID  Physical Count Result            System Record Result             Variance Type
-    AST-102   Serial: SN123 / User: J. Doe     Serial: SN123 / User: M. Smith   Custodian Mismatch
-    AST-105   Not Found                        Status: Active / Loc: Room 302   Missing Asset
-    NEW-001   Serial: SN999 / Loc: Room 101    No Record Found                  Unrecorded Asset
-    AST-110   Serial: SN456 / Loc: Room 205    Serial: SN456 / Loc: Room 404    Location Mismatch
-    AST-115   Status: Damaged (Broken Screen)  Status: Excellent                Status/Condition Mismatch
+* AST-102: Serial: SN123 / User: J. Doe; Serial: SN123 / User: M. Smith; Custodian Mismatch
+* AST-105: Not Found; Status: Active / Loc: Room 302; Missing Asset
+* NEW-001: Serial: SN999 / Loc: Room 101; No Record Found; Unrecorded Asset
+* AST-110: Serial: SN456 / Loc: Room 205; Serial: SN456 / Loc: Room 404; Location Mismatch
+* AST-115: Status: Damaged (Broken Screen); Status: Excellent; Status/Condition Mismatch
 """
 
 from __future__ import annotations
