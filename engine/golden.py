@@ -155,7 +155,8 @@ def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> G
         con.close()
     table = table.cast(
         pa.schema(
-            [register.schema.field(c) for c in columns] + [pa.field(c, pa.string()) for c in extra]
+            [register.schema.field(c).with_nullable(True) for c in columns]
+            + [pa.field(c, pa.string()) for c in extra]
         )
     )
     pq.write_table(table, result.parquet)
