@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tagsweep.engine.cases_cli import golden_command, trends_command
+
 if TYPE_CHECKING:
     from tagsweep.config.engine import EngineSection
 
@@ -25,6 +27,10 @@ reconcile_app = typer.Typer(
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Step 5 of the method (golden register, lessons learned) lives with the case workflow.
+reconcile_app.command("golden")(golden_command)
+reconcile_app.command("trends")(trends_command)
 
 
 def _settings(config: Path | None) -> EngineSection:
