@@ -102,8 +102,11 @@ def open_cases(
     config: ConfigOpt = None,
     actor: ActorOpt = None,
 ) -> None:
-    """Open a case per new variance of a run, link recurring ones, and propose resolution
-    of cases whose variance the run no longer shows."""
+    """Open cases from a run's variance log.
+
+    A new variance opens a case, a recurring one is linked to its case, and a case whose
+    variance the run no longer shows is proposed for resolution with the run as evidence.
+    """
     who = _actor(actor)
     with _store(store, config) as cases:
         for folder in run:
@@ -172,7 +175,7 @@ def show_case(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Everything about one case: variance, status, notes, evidence, approvals, runs."""
+    """Show one case: variance, status, notes, evidence, approvals, runs."""
     with _store(store, config) as cases:
         detail = cases.detail(case_id)
     data = {
@@ -236,7 +239,10 @@ def attach(
     config: ConfigOpt = None,
     actor: ActorOpt = None,
 ) -> None:
-    """Attach evidence: a disposal certificate, return log, photo of a serial plate, a URL."""
+    """Attach evidence: a file (hashed and kept) or a URL.
+
+    A disposal certificate, a return log, a photo of a serial plate, a ticket.
+    """
     with _store(store, config) as cases:
         info = cases.attach(case_id, ref, actor=_actor(actor), note=note_text)
     digest = f" sha256 {info['sha256']}" if info["sha256"] else ""
@@ -347,8 +353,10 @@ def trends_command(
     ),
     top: Annotated[int, typer.Option(min=1, help="Rows per table.")] = 20,
 ) -> None:
-    """Compare runs: variance rate over time, recurring categories by location and by
-    source, repeat offenders."""
+    """Compare runs: variance rate, recurring categories, repeat offenders.
+
+    Writes trends.html (with an SVG chart), trends.md, trends.svg and trends.json.
+    """
     from tagsweep.engine.trends import TrendsError, compare_runs, write_trends
 
     try:
@@ -379,8 +387,11 @@ def golden_command(
     config: ConfigOpt = None,
     actor: ActorOpt = None,
 ) -> None:
-    """Write the next golden register: the run's register with every accepted case
-    correction applied, with per-field provenance (source, run, case)."""
+    """Write the next golden register (Parquet and CSV) from a run and its cases.
+
+    The run's register with every accepted case correction applied, with per-field
+    provenance (source, run, case); usable as the next run's baseline.
+    """
     from tagsweep.engine.golden import GoldenError, build_golden
 
     who = _actor(actor)

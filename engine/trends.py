@@ -6,9 +6,10 @@ recorded), one source (an MDM that keeps stale devices) or one asset. A single r
 show that; comparing the variance logs of successive runs can. The aggregation is DuckDB
 SQL over the runs' ``variances.parquet`` files, the same engine the run itself uses.
 
-The variance rate is the share of register records with at least one variance, judged
-against the seed's bands: under 5% points to strong record-keeping, over 15% to deeper
-register problems.
+The variance rate is the one the run reported in its manifest (assets with a variance
+over assets reviewed, so the chart agrees with the run's own report), or else the share
+of register records with at least one variance; it is judged against the seed's bands:
+under 5% points to strong record-keeping, over 15% to deeper register problems.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ class Trends:
         }
 
 
-def _run_meta(run_dir: Path) -> tuple[str, str, int | None]:
-    """(run id, run date, register size) from a run folder's manifest and register."""
+def _run_meta(run_dir: Path) -> tuple[str, str, int | None, float | None]:
+    """(run id, run date, register size, reported rate) from a run folder's manifest."""
     manifest: dict[str, Any] = {}
     path = run_dir / "manifest.json"
     if path.is_file():
@@ -104,7 +105,14 @@ def _run_meta(run_dir: Path) -> tuple[str, str, int | None]:
             if isinstance(manifest.get(key), int):
                 rows = int(manifest[key])
                 break
-    return run_id, run_date, rows
+    counts = manifest.get("counts")
+    reported: float | None = None
+    if isinstance(counts, dict):
+        if isinstance(counts.get("register_assets"), int):
+            rows = int(counts["register_assets"])
+        if isinstance(counts.get("variance_rate_percent"), int | float):
+            reported = float(counts["variance_rate_percent"]) / 100
+    return run_id, run_date, rows, reported
 
 
 def compare_runs(run_dirs: list[Path], *, top: int = 20) -> Trends:
@@ -167,7 +175,9 @@ def compare_runs(run_dirs: list[Path], *, top: int = 20) -> Trends:
                     register_rows=rows,
                     variances=int(count),
                     assets_with_variance=int(assets),
-                    rate=(assets / rows) if rows else None,
+                    rate=metas[run_no][4]
+                    if metas[run_no][4] is not None
+                    else ((assets / rows) if rows else None),
                     by_type=by_type,
                 )
             )

@@ -30,8 +30,6 @@ from typer.testing import CliRunner
 from tagsweep.cli import app
 from tagsweep.config import load_config
 from tagsweep.engine.cases import CaseError, CaseStatus, CaseStore
-from tagsweep.engine.golden import build_golden
-from tagsweep.engine.run import reconcile
 from tagsweep.engine.trends import compare_runs
 
 RUN_DATES = (date(2025, 9, 10), date(2025, 10, 10), date(2025, 11, 10))
@@ -108,6 +106,10 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
         assert result.exit_code == code, result.output
         return result.output
 
+    def reconcile_run(baseline: Path, count: Path, out: Path, when: date) -> None:
+        cli("reconcile", "run", "--snapshot", str(baseline), "--count", str(count),
+            "--out", str(out), "--as-of", when.isoformat())  # fmt: skip
+
     store = CaseStore(tmp_path / "casework", settings.cases)
 
     def case_of(vtype: str, i: int) -> str:
@@ -118,7 +120,7 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     _register(tmp_path / "register0.parquet")
     count1 = _count(tmp_path / "count1.csv", RUN_DATES[0], absent=[5, 11], moved={7: "DC1/Room 1"})
     run1 = tmp_path / "run1"
-    reconcile(tmp_path / "register0.parquet", [count1], settings, run1, as_of=RUN_DATES[0])
+    reconcile_run(tmp_path / "register0.parquet", count1, run1, RUN_DATES[0])
     found = _variances(run1)
     expected = {
         ("missing", tag(5)),
@@ -169,7 +171,9 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
         assert store.get(case_id).status is CaseStatus.RESOLVED
 
     golden1 = tmp_path / "golden1"
-    build_golden(run1, store, golden1, actor="bob")
+    assert "21 assets, 4 corrections applied, 1 assets added" in cli(
+        "reconcile", "golden", "--run", str(run1), "--out", str(golden1), actor="bob"
+    )
     rows = {r["asset_tag"]: r for r in pq.read_table(golden1 / "golden.parquet").to_pylist()}
     assert (rows[tag(7)]["location"], rows[tag(7)]["location_case"]) == ("DC1/Room 1", moved7)
     assert (rows[tag(9)]["status"], rows[tag(9)]["status_case"]) == ("in_use", retired9)
@@ -178,7 +182,7 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     # -- count 2 against golden register 1 ----------------------------------------------
     count2 = _count(tmp_path / "count2.csv", RUN_DATES[1], absent=[5], moved={7: "DC1/Room 1"})
     run2 = tmp_path / "run2"
-    reconcile(golden1 / "golden.parquet", [count2], settings, run2, as_of=RUN_DATES[1])
+    reconcile_run(golden1 / "golden.parquet", count2, run2, RUN_DATES[1])
     found2 = _variances(run2)
     assert ("missing", tag(5)) in found2
     assert not {k for k in found2 if k[1] in (tag(7), tag(9), tag(99), tag(11))}, sorted(found2)
@@ -203,7 +207,7 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     assert "Written Off" in cli("cases", "approve", missing5, actor="fiona")
 
     golden2 = tmp_path / "golden2"
-    build_golden(run2, store, golden2, actor="bob")
+    cli("reconcile", "golden", "--run", str(run2), "--out", str(golden2), actor="bob")
     rows = {r["asset_tag"]: r for r in pq.read_table(golden2 / "golden.parquet").to_pylist()}
     assert (rows[tag(5)]["status"], rows[tag(5)]["status_case"]) == ("retired", missing5)
 
@@ -211,7 +215,7 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     count3 = _count(tmp_path / "count3.csv", RUN_DATES[2], absent=[5], moved={7: "DC1/Room 1",
                     12: "DC1/Room 2"})  # fmt: skip
     run3 = tmp_path / "run3"
-    reconcile(golden2 / "golden.parquet", [count3], settings, run3, as_of=RUN_DATES[2])
+    reconcile_run(golden2 / "golden.parquet", count3, run3, RUN_DATES[2])
     found3 = _variances(run3)
     assert ("location_mismatch", tag(12)) in found3
     assert not {k for k in found3 if k[1] == tag(5)}, "a written-off asset is not missing"
@@ -235,9 +239,18 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
         "case.approve",
         "case.written_off",
     ]
-    trends = compare_runs([run1, run2, run3])
-    rates = [p.rate or 0.0 for p in trends.points]
-    assert rates[0] > rates[1] >= rates[2] > 0
-    assert tag(5) in [o["asset_key"] for o in trends.repeat_offenders] or any(
-        tag(5) in str(o["asset_key"]) for o in trends.repeat_offenders
+    result = runner.invoke(
+        app, ["reconcile", "trends", str(run3), str(run1), str(run2), "--out", str(tmp_path / "t")]
     )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.index("2025-09-10") < out.index("2025-10-10") < out.index("2025-11-10")
+    trends = compare_runs([run1, run2, run3])
+    reported = [json.loads((r / "manifest.json").read_text())["counts"] for r in (run1, run2, run3)]
+    rates = [p.rate or 0.0 for p in trends.points]
+    assert rates == [c["variance_rate_percent"] / 100 for c in reported]
+    assert rates[0] > rates[1] > 0
+    assert rates[2] > 0
+    offenders = {o["asset_key"]: o["runs"] for o in trends.repeat_offenders}
+    assert any(tag(5) in str(key) and runs == 2 for key, runs in offenders.items()), offenders
+    assert (tmp_path / "t" / "trends.html").read_text().count("<circle") == 3
