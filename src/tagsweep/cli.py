@@ -15,6 +15,7 @@ from rich.console import Console
 from tagsweep import __version__
 from tagsweep.engine.cases_cli import audit_app, cases_app
 from tagsweep.engine.cli import reconcile_app
+from tagsweep.simulators.cli import sim_app
 
 app = typer.Typer(
     name="tagsweep",
@@ -30,6 +31,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(cases_app, name="cases")
 app.add_typer(audit_app, name="audit")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(sim_app, name="sim")
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
