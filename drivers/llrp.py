@@ -543,12 +543,14 @@ class LlrpDriver(Driver):
                 if not client.is_alive() and not bridge.has_items():
                     self.counters.fault("reader_thread")
                     raise DriverError("sllurp reader thread is no longer running")
+                # half an interval of slack: a keepalive due "now" is not yet a miss
                 silent = loop.time() - last_alive
-                if silent >= interval and self.state is DriverState.INVENTORYING:
+                missed = silent / interval - 0.5
+                if missed >= 1 and self.state is DriverState.INVENTORYING:
                     self._set_state(
                         DriverState.DEGRADED, f"no keepalive or report for {silent:.1f}s"
                     )
-                if silent >= interval * self.settings.watchdog_intervals:
+                if missed >= self.settings.watchdog_intervals:
                     self.counters.fault("watchdog")
                     raise DriverError(
                         f"watchdog: no keepalive or report for {silent:.1f}s "

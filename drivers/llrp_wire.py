@@ -107,6 +107,7 @@ class Framer:
         self.max_report_bytes = max_report_bytes
         self._buf = bytearray()
         self._offset = 0  # stream offset of _buf[0]
+        self._skipping = False  # the last feed ended inside garbage: one problem, not two
         self.problems: list[Problem] = []
 
     @property
@@ -128,15 +129,18 @@ class Framer:
                     break  # plausible and incomplete: wait for more bytes
             if why is not None:
                 skip_to = self._resync(buf, pos + 1, end)
-                self.problems.append(
-                    Problem(
-                        "framing",
-                        f"bad message header at stream offset {self._offset + pos}: {why}; "
-                        f"skipped {skip_to - pos} bytes to resynchronise",
+                if not (self._skipping and pos == 0):
+                    self.problems.append(
+                        Problem(
+                            "framing",
+                            f"bad message header at stream offset {self._offset + pos}: {why}; "
+                            "skipping to the next valid header",
+                        )
                     )
-                )
+                self._skipping = skip_to == end
                 pos = skip_to
                 continue
+            self._skipping = False
             frames.append(
                 Frame(word & 0x3FF, msg_id, bytes(buf[pos : pos + length]), self._offset + pos)
             )
@@ -169,7 +173,7 @@ class Framer:
                 end - at >= length or not self._partial_problem(buf, at, end, word & 0x3FF)
             ):
                 return at
-        return max(start, end - HEADER_SIZE + 1)
+        return end  # no byte left that could start a header
 
 
 # -- RO_ACCESS_REPORT --------------------------------------------------------------------

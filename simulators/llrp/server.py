@@ -89,6 +89,7 @@ class ConnectionLog:
     requests: list[int] = field(default_factory=list)  # message types received, in order
     faults: list[FaultKind] = field(default_factory=list)
     closed_by_client: bool = False  # CLOSE_CONNECTION received and answered
+    source_done: bool = False  # the tag source is exhausted: nothing more will be sent
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def sent_reads(self) -> ReadBatch:
@@ -401,6 +402,12 @@ class _Session:
                 await self.active.wait()
                 await self._send_reads(batch)
                 await self.writer.drain()
+            self.log.source_done = True
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            self.logger.exception("llrp_tag_source_failed")
+            raise
         finally:
             aclose = getattr(source, "aclose", None)
             if aclose is not None:

@@ -1,0 +1,333 @@
+"""The LLRP driver against the simulated reader over real loopback TCP.
+
+Every test runs the driver with ``validate=1``, so each report of this corpus is also
+decoded by sllurp and any disagreement with the fast decoder is counted (and asserted
+to be zero).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+from tagsweep.domain import READ_DTYPE, ReadBatch, empty_reads
+from tagsweep.drivers import Backoff, DriverConfigError, DriverState, open_driver
+from tagsweep.drivers.llrp import LlrpDriver
+from tagsweep.simulators.llrp import (
+    ConnectionLog,
+    Fault,
+    FaultKind,
+    LlrpSimulator,
+    TagSource,
+    random_tags,
+)
+from tagsweep.simulators.llrp.encoder import MessageType
+
+FAST = Backoff(initial_s=0.05, cap_s=0.2)
+
+
+def numbered_source(batches: int = 12, size: int = 50, pause_s: float = 0.01) -> TagSource:
+    """Distinct, recognisable reads on every connection (first_seen encodes where from)."""
+    calls = itertools.count()
+
+    async def source() -> AsyncIterator[ReadBatch]:
+        connection = next(calls)
+        for b in range(batches):
+            batch = empty_reads(size)
+            idx = np.arange(size)
+            batch["epc"] = [f"E2{connection:02X}{b:04X}{i:016X}".encode() for i in idx]
+            batch["antenna"] = idx % 2 + 1
+            batch["rssi"] = -30 - (idx % 40)
+            base = 1_800_000_000_000_000 + connection * 10**9 + b * 10**6
+            batch["first_seen_us"] = base + idx
+            batch["last_seen_us"] = base + idx + 250
+            batch["seen_count"] = idx % 5 + 1
+            yield batch
+            await asyncio.sleep(pause_s)
+
+    return source
+
+
+def keys_in_order(batch: ReadBatch) -> list[tuple[bytes, int]]:
+    return list(zip(batch["epc"].tolist(), batch["first_seen_us"].tolist(), strict=True))
+
+
+def keys(batch: ReadBatch) -> set[tuple[bytes, int]]:
+    return set(keys_in_order(batch))
+
+
+def llrp_url(sim: LlrpSimulator, **options: Any) -> str:
+    query = {"antennas": "1,2", "keepalive_s": "0.2", "watchdog_intervals": "2", "validate": "1"}
+    query.update({k: str(v) for k, v in options.items()})
+    return f"llrp://127.0.0.1:{sim.port}?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+async def collect(
+    driver: LlrpDriver,
+    done: Callable[[ReadBatch], bool],
+    timeout: float = 15.0,
+) -> ReadBatch:
+    """Iterate ``driver`` until ``done(all reads so far)``; then close it."""
+    received: list[ReadBatch] = []
+
+    def so_far() -> ReadBatch:
+        return np.concatenate(received) if received else np.zeros(0, dtype=READ_DTYPE)
+
+    async def consume() -> None:
+        async for batch in driver:
+            assert isinstance(batch, np.ndarray)
+            received.append(batch)
+
+    task = asyncio.create_task(consume(), name="consume")
+    try:
+        async with asyncio.timeout(timeout):
+            while not done(so_far()):
+                if task.done():
+                    task.result()  # the iteration ended: surface why
+                    raise AssertionError("driver stopped iterating")
+                await asyncio.sleep(0.02)
+    finally:
+        await driver.close()
+        await asyncio.wait_for(task, 5)
+    return so_far()
+
+
+def everything_from(sim: LlrpSimulator, connection: int) -> Callable[[ReadBatch], bool]:
+    """Done once connection ``connection`` exhausted its source and all its reads arrived."""
+
+    def done(got: ReadBatch) -> bool:
+        if len(sim.connections) <= connection:
+            return False
+        log = sim.connections[connection]
+        return log.source_done and keys(log.sent_reads()) <= keys(got)
+
+    return done
+
+
+def assert_reads_match(got: ReadBatch, sent: ReadBatch, reader_id: int) -> None:
+    """Every sent read arrived once, with the values the reader sent."""
+    by_key = {k: i for i, k in enumerate(keys_in_order(got))}
+    assert len(by_key) == len(got), "a read arrived twice"
+    rows = np.array([by_key[k] for k in keys_in_order(sent)])
+    mine = got[rows]
+    for name in ("epc", "antenna", "first_seen_us", "last_seen_us", "seen_count"):
+        assert np.array_equal(mine[name], sent[name]), name
+    assert np.array_equal(mine["rssi"], sent["rssi"])
+    assert (mine["reader"] == reader_id).all()
+    assert np.isnan(mine["phase"]).all()
+    assert np.isnan(mine["doppler_hz"]).all()
+
+
+async def test_every_read_arrives_with_its_values_and_shutdown_is_clean() -> None:
+    async with LlrpSimulator(port=0, tag_source=numbered_source()) as sim:
+        driver = LlrpDriver(llrp_url(sim, report_n=37), name="dock", reader_id=5, backoff=FAST)
+        states: list[DriverState] = []
+        driver.add_state_listener(lambda _d, _old, new: states.append(new))
+        got = await collect(driver, everything_from(sim, 0))
+        log = sim.connections[0]
+        await asyncio.wait_for(log.done.wait(), 5)
+    assert_reads_match(got, log.sent_reads(), reader_id=5)
+    assert len(got) == 12 * 50
+    assert driver.counters.reads == len(got)
+    assert driver.counters.faults == {}
+    assert driver.counters.decode_errors == 0
+    assert states[:2] == [DriverState.CONNECTING, DriverState.INVENTORYING]
+    # report_n reached the reader: 50-read batches were cut into reports of ≤37
+    assert log.reports == 12 * 2
+    # the session: capabilities, config, our own ROSpec only, then a clean goodbye
+    assert log.requests[:3] == [
+        MessageType.GET_READER_CAPABILITIES,
+        MessageType.GET_READER_CONFIG,
+        MessageType.ENABLE_EVENTS_AND_REPORTS,
+    ]
+    assert MessageType.DELETE_ACCESSSPEC not in log.requests
+    assert log.requests[-3:] == [
+        MessageType.STOP_ROSPEC,
+        MessageType.DELETE_ROSPEC,
+        MessageType.CLOSE_CONNECTION,
+    ]
+    assert log.closed_by_client
+    assert driver.state is DriverState.STOPPED or driver.closing
+
+
+async def test_keepalives_are_acknowledged_and_keep_an_idle_reader_healthy() -> None:
+    async def idle() -> AsyncIterator[ReadBatch]:
+        await asyncio.sleep(3600)
+        yield empty_reads(0)
+
+    async with LlrpSimulator(port=0, tag_source=idle) as sim:
+        driver = LlrpDriver(llrp_url(sim, keepalive_s=0.1), backoff=FAST)
+        states: list[DriverState] = []
+        driver.add_state_listener(lambda _d, _old, new: states.append(new))
+        got = await collect(
+            driver, lambda _got: bool(sim.connections) and sim.connections[0].keepalive_acks >= 8
+        )
+    assert len(got) == 0
+    assert DriverState.DEGRADED not in states
+    assert driver.counters.reconnects == 0
+    assert "watchdog" not in driver.counters.faults
+
+
+RECONNECTING = {
+    FaultKind.DROP: "connection_lost",
+    FaultKind.STALL: "watchdog",
+    FaultKind.MISSED_KEEPALIVES: "watchdog",
+    FaultKind.CONFIG_ERROR: "connect",
+}
+
+
+@pytest.mark.parametrize("kind", list(RECONNECTING), ids=str)
+async def test_connection_faults_recover_without_losing_reads_sent_after_reconnect(
+    kind: FaultKind,
+) -> None:
+    fault = Fault(kind, after_reports=0 if kind is FaultKind.CONFIG_ERROR else 3)
+    async with LlrpSimulator(port=0, tag_source=numbered_source(), faults=[fault]) as sim:
+        with capture_logs() as logs:
+            driver = LlrpDriver(llrp_url(sim), name="portal", reader_id=2, backoff=FAST)
+            got = await collect(driver, everything_from(sim, 1))
+    assert sim.connections[0].faults == [kind]
+    assert sim.connections[1].faults == []
+    assert_reads_match(got, sim.connections[1].sent_reads(), reader_id=2)
+    assert driver.counters.reconnects >= 1
+    assert driver.counters.faults.get(RECONNECTING[kind], 0) >= 1
+    assert not {"validation_mismatch", "sllurp_decode_failed"} & set(driver.counters.faults)
+    lost = [e for e in logs if e["event"] == "reader_lost"]
+    assert lost, "the fault was not logged"
+    assert {"state": "down"} in [{"state": e.get("state")} for e in logs]
+
+
+IN_STREAM = {
+    FaultKind.GARBAGE: ("decode", 1),
+    FaultKind.NOISE: ("framing", 1),
+    FaultKind.ABSURD_LENGTH: ("framing", 1),
+    FaultKind.VENDOR: ("unknown_parameter", 50),
+    FaultKind.VENDOR_MALFORMED: ("malformed_parameter", 50),
+}
+
+
+@pytest.mark.parametrize("kind", list(IN_STREAM), ids=str)
+async def test_bad_frames_cost_only_themselves(kind: FaultKind) -> None:
+    async with LlrpSimulator(
+        port=0, tag_source=numbered_source(), faults=[Fault(kind, after_reports=4)]
+    ) as sim:
+        with capture_logs() as logs:
+            driver = LlrpDriver(llrp_url(sim, report_n=50), reader_id=1, backoff=FAST)
+            got = await collect(driver, everything_from(sim, 0))
+    assert sim.connections[0].faults == [kind]
+    assert len(sim.connections) == 1
+    assert_reads_match(got, sim.connections[0].sent_reads(), reader_id=1)
+    assert len(got) == 12 * 50
+    assert driver.counters.reconnects == 0
+    fault_kind, count = IN_STREAM[kind]
+    assert driver.counters.faults.get(fault_kind) == count
+    decode_error = fault_kind in {"decode", "framing", "malformed_parameter"}
+    assert driver.counters.decode_errors == (1 if decode_error else 0)
+    problems = [e for e in logs if e["event"] == "llrp_stream_problem"]
+    assert [p["kind"] for p in problems if p["kind"] == fault_kind], "not logged"
+    assert "stream offset" in problems[0]["detail"]
+    assert "validation_mismatch" not in driver.counters.faults
+
+
+async def test_burst_of_20k_reads_arrives_complete() -> None:
+    fault = Fault(FaultKind.BURST, after_reports=2, burst_reads=20_000)
+    async with LlrpSimulator(port=0, tag_source=numbered_source(), faults=[fault]) as sim:
+        driver = LlrpDriver(llrp_url(sim, report_n=500, validate=0), backoff=FAST)
+        got = await collect(driver, everything_from(sim, 0))
+    sent = sim.connections[0].sent_reads()
+    assert len(sent) == 12 * 50 + 20_000
+    assert len(got) == len(sent)
+    # burst reads reuse EPCs: compare as multisets of full rows (reader id aside)
+    got["reader"] = 0
+    assert np.isnan(got["phase"]).all()
+    got["phase"] = sent["phase"] = 0  # NaN != NaN would hide equality below
+    got["doppler_hz"] = sent["doppler_hz"] = 0
+    everything = list(READ_DTYPE.names or ())
+    assert np.array_equal(np.sort(got, order=everything), np.sort(sent, order=everything))
+    assert driver.counters.faults == {}
+
+
+async def test_impinj_phase_rssi_and_doppler_arrive() -> None:
+    source = random_tags(30, 3000, antennas=(1, 2), impinj=True, limit=600, seed=4)
+    async with LlrpSimulator(port=0, tag_source=source) as sim:
+        driver = LlrpDriver(llrp_url(sim, impinj=1), backoff=FAST)
+        got = await collect(driver, everything_from(sim, 0))
+    sent = sim.connections[0].sent_reads()
+    log = sim.connections[0]
+    assert log.requests[0] == MessageType.CUSTOM_MESSAGE  # IMPINJ_ENABLE_EXTENSIONS
+    assert len(got) == len(sent) == 600
+    order_got = np.argsort(got, order=["first_seen_us", "epc", "antenna"], kind="stable")
+    order_sent = np.argsort(sent, order=["first_seen_us", "epc", "antenna"], kind="stable")
+    g, s = got[order_got], sent[order_sent]
+    assert np.allclose(g["phase"], s["phase"], atol=1e-6)
+    assert np.array_equal(g["doppler_hz"], s["doppler_hz"])
+    assert np.array_equal(g["rssi"], s["rssi"])
+    assert driver.counters.faults == {}
+
+
+async def test_unreachable_reader_backs_off_and_counts() -> None:
+    async with LlrpSimulator(port=0) as sim:
+        port = sim.port
+    driver = LlrpDriver(f"llrp://127.0.0.1:{port}?connect_timeout_s=1", backoff=FAST)
+    states: list[DriverState] = []
+    driver.add_state_listener(lambda _d, _old, new: states.append(new))
+
+    async def consume() -> None:
+        async for _ in driver:
+            pass
+
+    task = asyncio.create_task(consume())
+    async with asyncio.timeout(10):
+        while driver.counters.reconnects < 3:
+            await asyncio.sleep(0.02)
+    await driver.close()
+    await asyncio.wait_for(task, 5)
+    assert driver.counters.faults["connect"] >= 3
+    assert DriverState.DOWN in states
+    assert "cannot connect" in (driver.last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("llrp://reader?antennas=1,x", "antennas='1,x' must be comma-separated integers"),
+        ("llrp://reader?tx_power=99", "tx_power='99' must be between 0 and 40"),
+        ("llrp://reader?keepalive=5", "unknown LLRP option(s) keepalive"),
+        ("llrp://?antennas=1", "no reader host"),
+        ("llrp://reader?decoder=magic", "decoder must be 'fast' or 'sllurp'"),
+    ],
+)
+def test_bad_options_are_config_errors_naming_the_option(url: str, message: str) -> None:
+    with pytest.raises(DriverConfigError) as err:
+        open_driver(url)
+    assert message in str(err.value)
+    assert url in str(err.value) or "no reader host" in message
+
+
+def test_options_from_configuration_and_url() -> None:
+    driver = open_driver(
+        "llrp://10.0.0.5?antennas=1,3&watchdog_intervals=4",
+        options={"keepalive_s": 2.5, "watchdog_intervals": 9, "tx_power_dbm": 27.5},
+    )
+    assert isinstance(driver, LlrpDriver)
+    settings = driver.settings
+    assert (settings.host, settings.port) == ("10.0.0.5", 5084)
+    assert settings.antennas == (1, 3)
+    assert settings.keepalive_s == 2.5
+    assert settings.watchdog_intervals == 4  # the URL wins
+    assert settings.tx_power_dbm == 27.5
+    config = settings.sllurp_config()
+    assert config.keepalive_interval == 2500
+    assert config.tx_power_dbm == {1: 27.5, 3: 27.5}
+    assert config.report_every_n_tags is None  # never stop inventory to report
+
+
+def test_connection_log_counts() -> None:
+    log = ConnectionLog(0, "peer")
+    assert log.read_count == 0
+    assert len(log.sent_reads()) == 0
