@@ -1,0 +1,148 @@
+"""The dedup kernel against its plain-Python definition, however the stream is split."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tagsweep.daemon.dedup import Deduplicator, reference_dedup, sightings_as_tuples
+from tagsweep.domain import READ_DTYPE, SIGHTING_DTYPE, ReadBatch, empty_reads
+
+WINDOW = 1_000
+
+
+def _stream(draw: st.DrawFn) -> ReadBatch:
+    """Reads of a few keys, each key's reads in time order, interleaved across keys."""
+    n = draw(st.integers(1, 120))
+    epcs = draw(
+        st.lists(
+            st.sampled_from([b"E200AA01", b"E200AA02", b"3034F8" + b"0" * 18, b"AB" * 31]),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        )
+    )
+    batch = empty_reads(n)
+    t = 0
+    for i in range(n):
+        t += draw(st.integers(0, 2 * WINDOW))  # gaps straddle the window
+        span = draw(st.integers(0, WINDOW // 2))
+        batch[i]["epc"] = draw(st.sampled_from(epcs))
+        batch[i]["reader"] = draw(st.integers(0, 1))
+        batch[i]["antenna"] = draw(st.integers(1, 2))
+        batch[i]["first_seen_us"] = t
+        batch[i]["last_seen_us"] = t + span
+        batch[i]["seen_count"] = draw(st.integers(1, 3))
+        rssi = draw(st.one_of(st.just(math.nan), st.integers(-80, -30)))
+        batch[i]["rssi"] = rssi
+    return batch
+
+
+reads_streams = st.composite(_stream)
+
+
+def _run_split(reads: ReadBatch, cuts: list[int]) -> np.ndarray:
+    dedup = Deduplicator(WINDOW)
+    out = []
+    bounds = [0, *sorted(c % (len(reads) + 1) for c in cuts), len(reads)]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        out.append(dedup.process(reads[a:b]).closed)
+    out.append(dedup.flush().closed)
+    return np.concatenate(out)
+
+
+def _assert_same(got: list[tuple[object, ...]], want: list[tuple[object, ...]]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g[:6] == w[:6]
+        for a, b in zip(g[6:], w[6:], strict=True):
+            assert isinstance(a, float)
+            assert isinstance(b, float)
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(reads=reads_streams(), cuts=st.lists(st.integers(0, 10_000), max_size=6))
+def test_kernel_matches_reference_however_split(reads: ReadBatch, cuts: list[int]) -> None:
+    want = reference_dedup(reads, WINDOW)
+    got = sightings_as_tuples(_run_split(reads, cuts))
+    _assert_same(list(got), list(want))
+
+
+def test_gap_at_window_splits_and_below_joins() -> None:
+    reads = empty_reads(3)
+    reads["epc"] = b"E2001"
+    reads["antenna"] = 1
+    reads["first_seen_us"] = [0, WINDOW - 1, 2 * WINDOW - 1]
+    reads["last_seen_us"] = reads["first_seen_us"]
+    reads["rssi"] = [-60, -50, -70]
+    dedup = Deduplicator(WINDOW)
+    assert len(dedup.process(reads).closed) == 1  # the third read closed the first two
+    rest = dedup.flush().closed
+    both = np.concatenate([dedup.process(empty_reads(0)).closed, rest])
+    assert len(both) == 1
+    assert int(rest[0]["read_count"]) == 1
+
+
+def test_sighting_ids_are_stable_while_open_and_expire_by_reader_clock() -> None:
+    dedup = Deduplicator(WINDOW, next_sighting_id=100)
+    reads = empty_reads(2)
+    reads["epc"] = [b"E2001", b"E2002"]
+    reads["reader"] = [0, 1]
+    reads["first_seen_us"] = 10
+    reads["last_seen_us"] = 10
+    first = dedup.process(reads)
+    assert sorted(first.opened_ids.tolist()) == [100, 101]
+    more = reads.copy()
+    more["first_seen_us"] = 20
+    more["last_seen_us"] = 20
+    second = dedup.process(more)
+    assert second.opened_ids.size == 0  # both continued their open sightings
+    _, ids = dedup.open_sightings()
+    assert sorted(ids.tolist()) == [100, 101]
+    # reader 1's clock moved past the window, reader 0's did not
+    expired = dedup.expire(np.array([500, 20 + WINDOW], dtype=np.int64))
+    assert expired.closed_ids.tolist() == [101] or expired.closed_ids.tolist() == [100]
+    closed = expired.closed[0]
+    assert int(closed["reader"]) == 1
+    assert int(closed["read_count"]) == 2
+    assert dedup.open_count == 1
+
+
+def test_hash_collisions_and_out_of_order_fall_back_to_exact_sort() -> None:
+    dedup = Deduplicator(WINDOW)
+    reads = empty_reads(4)
+    reads["epc"] = b"E2001"
+    reads["first_seen_us"] = [300, 100, 200, 5000]  # out of order within the batch
+    reads["last_seen_us"] = reads["first_seen_us"]
+    result = dedup.process(reads)
+    assert dedup.exact_sorts == 1
+    assert len(result.closed) == 1
+    assert int(result.closed[0]["first_seen_us"]) == 100
+    assert int(result.closed[0]["read_count"]) == 3
+
+
+def test_large_random_stream_matches_reference() -> None:
+    rng = np.random.default_rng(5)
+    n = 20_000
+    reads = empty_reads(n)
+    epcs = np.array([f"{i:024X}".encode() for i in rng.integers(0, 2**40, 300)], dtype="S64")
+    reads["epc"] = epcs[rng.integers(0, len(epcs), n)]
+    reads["antenna"] = rng.integers(1, 5, n)
+    reads["first_seen_us"] = np.sort(rng.integers(0, 200 * WINDOW, n))
+    reads["last_seen_us"] = reads["first_seen_us"]
+    reads["rssi"] = rng.normal(-60, 5, n)
+    got = sightings_as_tuples(_run_split(reads, [3_000, 3_001, 9_999, 15_000]))
+    want = reference_dedup(reads, WINDOW)
+    _assert_same(list(got), list(want))
+    assert len(got) > 300  # the stream really produced several sightings per key
+
+
+def test_rejects_foreign_dtype() -> None:
+    with pytest.raises(TypeError, match="READ_DTYPE"):
+        Deduplicator(WINDOW).process(np.zeros(1, dtype=SIGHTING_DTYPE))
+    assert READ_DTYPE.names is not None
