@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -49,7 +50,7 @@ def _run_split(reads: ReadBatch, cuts: list[int]) -> np.ndarray:
     dedup = Deduplicator(WINDOW)
     out = []
     bounds = [0, *sorted(c % (len(reads) + 1) for c in cuts), len(reads)]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         out.append(dedup.process(reads[a:b]).closed)
     out.append(dedup.flush().closed)
     return np.concatenate(out)
