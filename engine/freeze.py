@@ -156,7 +156,7 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
     try:
         con.execute(
             "CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true, header=true, "
-            "store_rejects=true, strict_mode=false, null_padding=false)",
+            "store_rejects=true, null_padding=false)",
             [str(readable)],
         )
         table = con.sql("SELECT * FROM t").to_arrow_table()
@@ -343,7 +343,9 @@ def _exported_at(
         con = duckdb.connect()
         try:
             con.register("t", table.select([column]))
-            row = con.execute(f'SELECT max(TRY_CAST("{column}" AS TIMESTAMPTZ)) FROM t').fetchone()
+            row = con.execute(f'SELECT max(TRY_CAST("{column}" AS TIMESTAMPTZ)) FROM t').fetchall()[
+                0
+            ]
         finally:
             con.close()
         if row and row[0] is not None:

@@ -233,6 +233,7 @@ FIXED_ASSET: Final = Preset(
     {
         **GENERIC.fields,
         "asset_tag": ["asset_tag", "Asset Tag", "Asset Number", "Tag Number"],
+        "status": ["Disposal Status", "status", "Status", "Asset Status"],
         "value": ["Net Book Value", "Book Value", "value", "Cost", "Acquisition Cost"],
     },
     status_map=GENERIC.status_map,

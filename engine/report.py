@@ -96,7 +96,7 @@ def collect(
     corrections: dict[str, int],
 ) -> RunSummary:
     def one(sql: str) -> int:
-        row = con.execute(sql).fetchone()
+        row = con.execute(sql).fetchall()[0]
         return int(row[0]) if row and row[0] is not None else 0
 
     by_type_raw = dict(

@@ -207,7 +207,7 @@ def load_counts(
         relation = (
             f"(SELECT {lit(path.name)} AS file, {LINE_COLUMN} AS line, {select} FROM {relation})"
         )
-        rows_row = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
+        rows_row = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0]
         inputs.append(
             CountInput(
                 path=path,
@@ -317,7 +317,7 @@ def _reconcile(
     if as_of is None:
         row = con.execute(
             "SELECT max(ts_parse(last_seen)), max(ts_parse(first_seen)) FROM count_rows"
-        ).fetchone()
+        ).fetchall()[0]
         latest = (row[0] or row[1]) if row else None
         if latest is None and baseline_info["kind"] == "snapshot":
             latest = max(
@@ -457,9 +457,13 @@ def _reconcile(
 
 
 def _rows(con: duckdb.DuckDBPyConnection, source: SourceInput) -> int:
-    row = con.execute("SELECT count(*) FROM source_rows WHERE source = ?", [source.name]).fetchone()
+    row = con.execute(
+        "SELECT count(*) FROM source_rows WHERE source = ?", [source.name]
+    ).fetchall()[0]
     if source.role == "hr":
-        row = con.execute("SELECT count(*) FROM people WHERE source = ?", [source.name]).fetchone()
+        row = con.execute("SELECT count(*) FROM people WHERE source = ?", [source.name]).fetchall()[
+            0
+        ]
     return int(row[0]) if row else 0
 
 
