@@ -351,12 +351,20 @@ class CaseStore:
     and ``evidence/`` (attached files, content-addressed by sha256 so they cannot drift
     from the hash the audit log recorded)."""
 
-    def __init__(self, root: Path, settings: CasesSection | None = None) -> None:
+    def __init__(
+        self, root: Path, settings: CasesSection | None = None, *, create: bool = True
+    ) -> None:
         self.root = Path(root)
         self.settings = settings or CasesSection()
         self.db_path = self.root / "cases.sqlite"
         self.audit = AuditLog(self.root / "audit.jsonl")
         self.evidence_dir = self.root / "evidence"
+        if not create and not self.db_path.is_file():
+            raise CaseError(
+                f"no case store at {self.root} (no cases.sqlite); check --store / "
+                "TAGSWEEP_CASE_STORE, or open cases from a run first "
+                "(`tagsweep cases open --run DIR`)"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         with self.audit.locked(), self._connect() as conn:
             conn.executescript(_SCHEMA)

@@ -71,7 +71,7 @@ def _actor(actor: str | None) -> str:
 
 
 @contextmanager
-def _store(store: Path | None, config: Path | None) -> Iterator[Any]:
+def _store(store: Path | None, config: Path | None, *, create: bool = False) -> Iterator[Any]:
     """Open the case store and turn workflow refusals into one-line errors (exit 1)."""
     from tagsweep.engine.audit import AuditLogError
     from tagsweep.engine.cases import CaseError, CaseStore
@@ -83,7 +83,7 @@ def _store(store: Path | None, config: Path | None) -> Iterator[Any]:
         if config is not None and not root.is_absolute():
             root = config.parent / root
     try:
-        yield CaseStore(root, settings)
+        yield CaseStore(root, settings, create=create)
     except (CaseError, AuditLogError) as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=1) from None
@@ -108,7 +108,7 @@ def open_cases(
     variance the run no longer shows is proposed for resolution with the run as evidence.
     """
     who = _actor(actor)
-    with _store(store, config) as cases:
+    with _store(store, config, create=True) as cases:
         for folder in run:
             summary = cases.import_run(folder, actor=who)
             if summary.already_imported:

@@ -419,3 +419,7 @@ def test_cli_walkthrough_with_config(tmp_path: Path) -> None:
     assert "OK" in cli("audit", "verify", actor=None)
     assert "wrote" in cli("cases", "export", str(tmp_path / "out.csv"), actor=None)
     assert "no case 'C-9'" in cli("cases", "show", "C-9", actor=None, code=1)
+    typo = runner.invoke(app, ["cases", "list", "--store", str(tmp_path / "casewrok")])
+    assert typo.exit_code == 1
+    assert "no case store at" in typo.output
+    assert not (tmp_path / "casewrok").exists()
