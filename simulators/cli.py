@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,7 +53,7 @@ def scanner(
     """A barcode scanner on a pty or TCP port, playing a script of scans (with noise).
 
     Prints the driver URL (e.g. serial:///tmp/…/ttySIM0 or socket://127.0.0.1:7000)
-    on the first line; point a [[scanners]] url or `open_driver` at it.
+    on the first line: use it as a scanner url in the configuration or with open_driver.
     """
     import asyncio
     import contextlib
@@ -87,6 +87,56 @@ def scanner(
             )
             if not exit_when_done:
                 await asyncio.Event().wait()  # keep the device present until Ctrl-C
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a manual run ends
+        asyncio.run(run())
+
+
+@sim_app.command("llrp")
+def llrp(
+    *,
+    port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one).")] = 5084,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    tags: Annotated[int, typer.Option("--tags", help="Distinct tags in the field.", min=1)] = 500,
+    rate: Annotated[float, typer.Option("--rate", help="Reads per second.", min=0.001)] = 1000,
+    antennas: Annotated[str, typer.Option("--antennas", help="Antenna ids, e.g. 1,2.")] = "1",
+    impinj: Annotated[
+        bool, typer.Option("--impinj", help="Report Impinj phase, peak RSSI and Doppler.")
+    ] = False,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            help="KIND[@AFTER_REPORTS][:CONNECTION|:all], repeatable. Kinds: drop, stall, "
+            "garbage, noise, absurd_length, vendor, vendor_malformed, missed_keepalives, "
+            "burst, config_error.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for tags and faults.")] = 0,
+) -> None:
+    """A UHF RFID reader speaking LLRP 1.0.1 on a TCP port, reading random tags.
+
+    Prints the driver URL (llrp://host:port) on the first line. Faults are injected per
+    connection, e.g. --fault garbage@3 --fault drop@10 breaks the first connection only.
+    """
+    import asyncio
+    import contextlib
+
+    from tagsweep.simulators.llrp import Fault, LlrpSimulator, random_tags
+
+    try:
+        antenna_ids = tuple(int(a) for a in antennas.split(",") if a.strip())
+        faults = [Fault.parse(spec) for spec in fault or []]
+        source = random_tags(tags, rate, antennas=antenna_ids or (1,), seed=seed, impinj=impinj)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+    async def run() -> None:
+        options: dict[str, Any] = {"tag_source": source, "faults": faults, "seed": seed}
+        async with LlrpSimulator(host, port, **options) as sim:
+            typer.echo(f"llrp://{host}:{sim.port}?antennas={antennas}")
+            await sim.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a manual run ends
         asyncio.run(run())

@@ -75,6 +75,25 @@ class Fault:
     connection: int | None = 0
     burst_reads: int = 20_000
 
+    @classmethod
+    def parse(cls, spec: str) -> Fault:
+        """``KIND[@AFTER_REPORTS][:CONNECTION|:all]``, e.g. ``drop@5``, ``stall@10:all``."""
+        head, _, connection = spec.strip().partition(":")
+        name, _, after = head.partition("@")
+        try:
+            kind = FaultKind(name.strip().lower())
+        except ValueError:
+            known = ", ".join(k.value for k in FaultKind)
+            raise ValueError(f"unknown fault {name!r} in {spec!r}; known: {known}") from None
+        try:
+            after_reports = int(after) if after else 2
+            index = None if connection == "all" else int(connection or 0)
+        except ValueError:
+            raise ValueError(
+                f"fault {spec!r}: expected KIND[@AFTER_REPORTS][:CONNECTION|:all]"
+            ) from None
+        return cls(kind, after_reports, index)
+
 
 @dataclass(slots=True)
 class ConnectionLog:
@@ -154,7 +173,6 @@ class LlrpSimulator:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
-        self.log.info("llrp_simulator_listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:
         if self._server is not None:

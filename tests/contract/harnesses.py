@@ -39,8 +39,19 @@ def _scanner_device(mode: Literal["pty", "tcp"]) -> Callable[[], AbstractAsyncCo
     return device
 
 
+@asynccontextmanager
+async def _llrp_device() -> AsyncIterator[str]:
+    """The LLRP reader simulator on a free loopback port, reading 20 tags."""
+    from tagsweep.simulators.llrp import LlrpSimulator, random_tags
+
+    source = random_tags(20, 2000, antennas=(1, 2), seed=3)
+    async with LlrpSimulator(port=0, tag_source=source) as sim:
+        yield f"llrp://127.0.0.1:{sim.port}?antennas=1,2&keepalive_s=1&validate=1"
+
+
 HARNESSES: list[Harness] = [
     Harness("sim", "rfid", _sim_device),
+    Harness("llrp", "rfid", _llrp_device),
     Harness("barcode-pty", "barcode", _scanner_device("pty")),
     Harness("barcode-socket", "barcode", _scanner_device("tcp")),
 ]

@@ -1,0 +1,47 @@
+"""``tagsweep sim llrp`` runs a reader a real client can inventory."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import numpy as np
+from typer.testing import CliRunner
+
+from tagsweep.cli import app
+from tagsweep.drivers import Backoff
+from tagsweep.drivers.llrp import LlrpDriver
+
+
+async def test_sim_llrp_command_serves_reads_and_injects_the_fault() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tagsweep.cli", "sim", "llrp", "--port", "0", "--tags", "40",
+        "--rate", "3000", "--antennas", "1,2", "--fault", "noise@2",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+        assert url.startswith("llrp://127.0.0.1:")
+        driver = LlrpDriver(url + "&keepalive_s=1&validate=1", backoff=Backoff(0.05, 0.2))
+        epcs: set[bytes] = set()
+        async with asyncio.timeout(15):
+            async for batch in driver:
+                assert isinstance(batch, np.ndarray)
+                epcs.update(batch["epc"].tolist())
+                if driver.counters.reads >= 1500 and driver.counters.faults:
+                    break
+        await driver.close()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert 1 < len(epcs) <= 40
+    assert driver.counters.faults == {"framing": 1}
+
+
+def test_sim_llrp_rejects_an_unknown_fault() -> None:
+    result = CliRunner().invoke(app, ["sim", "llrp", "--fault", "meteor@3"])
+    assert result.exit_code == 2
+    assert "unknown fault 'meteor'" in result.output
