@@ -287,6 +287,7 @@ class LiveCount:
         self.started_us = started_us if started_us is not None else now_us()
         self.location_context: str | None = None
         self.visited: set[str] = set()  # every location context the session has been in
+        self._misplaced_memo: dict[tuple[str, str], bool] = {}
         self.closed = False
         self.version = 0
         self.updated_us = self.started_us
@@ -303,6 +304,24 @@ class LiveCount:
                 self._by_serial.setdefault(asset.serial, asset)
             if (asset.status or "") not in NOT_ON_FLOOR_STATUSES and self.in_scope(asset.location):
                 self._expected.setdefault(asset.key, asset)
+        # in display order once, so lists never need sorting on the read path
+        self._expected = dict(
+            sorted(
+                self._expected.items(),
+                key=lambda kv: (
+                    kv[1].location,
+                    kv[1].position or "",
+                    kv[1].asset_tag or kv[1].serial or "",
+                ),
+            )
+        )
+        self._chains: dict[str, tuple[str, ...]] = {}
+        # per location node: [expected, seen], kept up to date as items are first seen
+        self._rollup: dict[str, list[int]] = {root: [0, 0] for root in self.scope}
+        for asset in self._expected.values():
+            for node in self._chain(asset.location):
+                self._rollup.setdefault(node, [0, 0])[0] += 1
+        self._seen_expected = 0
         self._seen: dict[str, SeenItem] = {}  # identity -> item (register key if matched)
         # EPC -> (identity, register row): the hot path resolves each EPC once
         self._epc_identity: dict[str, tuple[str, ExpectedAsset | None, str | None]] = {}
@@ -320,8 +339,9 @@ class LiveCount:
         path = None if location is None else str(location)
         if path != self.location_context:
             self.location_context = path
-            if path is not None:
+            if path is not None and path not in self.visited:
                 self.visited.add(path)
+                self._misplaced_memo.clear()
             self._changed()
 
     def _changed(self) -> None:
@@ -357,20 +377,30 @@ class LiveCount:
     ) -> None:
         """An RFID sighting (or a re-attribution of one) of ``epc`` at ``location``."""
         del read_count  # the live view counts items, not reads
-        try:
-            epc = normalize_epc(epc)
-        except ValueError:
-            return
-        resolved = self._epc_identity.get(epc)
+        resolved = self._epc_identity.get(epc)  # hot path: an EPC seen before
         if resolved is None:
-            resolved = self._epc_identity[epc] = self._identity_for_epc(epc)
+            try:
+                epc = normalize_epc(epc)
+            except ValueError:
+                return
+            resolved = self._epc_identity.get(epc)
+            if resolved is None:
+                resolved = self._epc_identity[epc] = self._identity_for_epc(epc)
         identity, asset, tag = resolved
         self._record(identity, asset, location, Method.RFID, ts_us, epc=epc, tag=tag)
 
     def observe_attributions(self, attributions: Iterable[AttributedEpc]) -> None:
         """The daemon's current attribution of every EPC read so far (after each dedup
         flush): new items are ticked off, moved items change location."""
+        seen = self._seen
+        memo = self._epc_identity
         for a in attributions:
+            resolved = memo.get(a.epc)
+            if resolved is not None:
+                item = seen.get(resolved[0])
+                if item is not None and item.location == a.location:
+                    item.last_seen_us = max(item.last_seen_us, a.last_seen_us)
+                    continue  # nothing a page shows has changed
             self.observe_epc(a.epc, a.location, ts_us=a.last_seen_us)
 
     def observe_epcs(
@@ -434,6 +464,10 @@ class LiveCount:
                 serial=serial or (asset.serial if asset else None),
                 asset=asset,
             )
+            if identity in self._expected:
+                self._seen_expected += 1
+                for node in self._chain(self._expected[identity].location):
+                    self._rollup[node][1] += 1
             self._changed()
             return
         item.evidence += 1
@@ -446,19 +480,43 @@ class LiveCount:
 
     # -- reading ---------------------------------------------------------------------
 
+    def _chain(self, path: str) -> tuple[str, ...]:
+        """``path`` and its ancestors up to the scope root that contains it."""
+        chain = self._chains.get(path)
+        if chain is None:
+            parts = path.split("/")
+            nodes: list[str] = []
+            for i in range(len(parts), 0, -1):
+                node = "/".join(parts[:i])
+                nodes.append(node)
+                if node in self.scope:
+                    break
+            chain = self._chains[path] = tuple(nodes)
+        return chain
+
+    def _misplaced(self, seen_at: str, registered: str) -> bool:
+        """Seen at a place unrelated to the registered one, which has been counted (or
+        lies outside the scope). Memoised per pair: there are few locations, and this
+        runs for every seen item on each snapshot."""
+        key = (seen_at, registered)
+        verdict = self._misplaced_memo.get(key)
+        if verdict is None:
+            verdict = not _related(seen_at, registered) and (
+                not self.in_scope(registered)
+                # Its own rack still ahead on the walk: most likely a cross-read from
+                # there, and flagging it now would be noise.
+                or any(_related(v, registered) for v in self.visited)
+            )
+            self._misplaced_memo[key] = verdict
+        return verdict
+
     def _reason(self, item: SeenItem) -> Unexpected | None:
         asset = item.asset
         if asset is None:
             return Unexpected.NOT_IN_REGISTER
-        if (asset.status or "") in NOT_ON_FLOOR_STATUSES:
+        if asset.status in NOT_ON_FLOOR_STATUSES:
             return Unexpected.NOT_ON_FLOOR
-        if item.location and not _related(item.location, asset.location):
-            if self.in_scope(asset.location) and not any(
-                _related(v, asset.location) for v in self.visited
-            ):
-                # Its own rack is still ahead on the walk: this is most likely a
-                # cross-read from there, and flagging it now would be noise.
-                return None
+        if item.location and self._misplaced(item.location, asset.location):
             return Unexpected.EXPECTED_ELSEWHERE
         return None
 
@@ -467,13 +525,12 @@ class LiveCount:
 
     def not_yet_seen(self, location: str | None = None) -> list[ExpectedAsset]:
         """Expected assets (at or below ``location``) not seen anywhere yet, by location."""
-        items = [
+        seen = self._seen
+        return [
             a
             for key, a in self._expected.items()
-            if key not in self._seen and (location is None or _under(a.location, location))
+            if key not in seen and (location is None or _under(a.location, location))
         ]
-        items.sort(key=lambda a: (a.location, a.position or "", a.asset_tag or a.serial or ""))
-        return items
 
     def unexpected(self, location: str | None = None) -> list[tuple[SeenItem, Unexpected]]:
         """Items seen (at or below ``location``) that the register does not put there."""
@@ -496,50 +553,38 @@ class LiveCount:
             if key in self._seen and (location is None or _under(a.location, location))
         ]
 
-    def location_rows(self) -> list[dict[str, Any]]:
+    def location_rows(
+        self, unexpected: list[tuple[SeenItem, Unexpected]] | None = None
+    ) -> list[dict[str, Any]]:
         """Per location node of the scope, counts rolled up over its descendants."""
-        nodes: dict[str, dict[str, int]] = {}
-
-        def chain(path: str) -> list[str]:
-            parts = path.split("/")
-            out = []
-            for i in range(len(parts), 0, -1):
-                node = "/".join(parts[:i])
-                out.append(node)
-                if node in self.scope:
-                    break
-            return out
-
-        def row(path: str) -> dict[str, int]:
-            return nodes.setdefault(
-                path, {"expected": 0, "seen": 0, "not_yet_seen": 0, "unexpected": 0}
+        flagged: dict[str, int] = {}
+        for item, _ in self.unexpected() if unexpected is None else unexpected:
+            if item.location and self.in_scope(item.location):
+                for node in self._chain(item.location):
+                    flagged[node] = flagged.get(node, 0) + 1
+        paths = sorted(self._rollup.keys() | flagged.keys())
+        rows = []
+        for path in paths:
+            expected, seen = self._rollup.get(path, (0, 0))
+            rows.append(
+                {
+                    "location": path,
+                    "depth": path.count("/"),
+                    "expected": expected,
+                    "seen": seen,
+                    "not_yet_seen": expected - seen,
+                    "unexpected": flagged.get(path, 0),
+                }
             )
+        return rows
 
-        for root in self.scope:
-            row(root)
-        for key, asset in self._expected.items():
-            seen = key in self._seen
-            for node in chain(asset.location):
-                counts = row(node)
-                counts["expected"] += 1
-                counts["seen" if seen else "not_yet_seen"] += 1
-        for item in self._seen.values():
-            if item.location and self.in_scope(item.location) and self._reason(item):
-                for node in chain(item.location):
-                    row(node)["unexpected"] += 1
-        return [
-            {"location": path, "depth": path.count("/"), **counts}
-            for path, counts in sorted(nodes.items())
-        ]
-
-    def totals(self) -> dict[str, int]:
+    def totals(self, unexpected: list[tuple[SeenItem, Unexpected]] | None = None) -> dict[str, int]:
         expected = len(self._expected)
-        seen = sum(1 for key in self._expected if key in self._seen)
         return {
             "expected": expected,
-            "seen": seen,
-            "not_yet_seen": expected - seen,
-            "unexpected": sum(1 for item in self._seen.values() if self._reason(item)),
+            "seen": self._seen_expected,
+            "not_yet_seen": expected - self._seen_expected,
+            "unexpected": len(self.unexpected() if unexpected is None else unexpected),
             "items_seen": len(self._seen),
         }
 
@@ -548,7 +593,14 @@ class LiveCount:
         readers of one state cost one computation."""
         if self._snapshot is not None and self._snapshot_version == self.version:
             return self._snapshot
-        missing = self.not_yet_seen()
+        seen = self._seen
+        missing: list[dict[str, Any]] = []
+        n_missing = 0
+        for key, asset in self._expected.items():
+            if key not in seen:
+                n_missing += 1
+                if n_missing <= list_limit:
+                    missing.append(asset.to_json())
         unexpected = self.unexpected()
         snap: dict[str, Any] = {
             "session_id": self.session_id,
@@ -560,10 +612,10 @@ class LiveCount:
             "started_us": self.started_us,
             "updated_us": self.updated_us,
             "version": self.version,
-            "totals": self.totals(),
-            "locations": self.location_rows(),
-            "not_yet_seen": [a.to_json() for a in missing[:list_limit]],
-            "not_yet_seen_truncated": len(missing) > list_limit,
+            "totals": self.totals(unexpected),
+            "locations": self.location_rows(unexpected),
+            "not_yet_seen": missing,
+            "not_yet_seen_truncated": n_missing > list_limit,
             "unexpected": [
                 {
                     "identity": item.identity,
