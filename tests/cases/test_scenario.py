@@ -30,7 +30,9 @@ from typer.testing import CliRunner
 from tagsweep.cli import app
 from tagsweep.config import load_config
 from tagsweep.engine.cases import CaseError, CaseStatus, CaseStore
+from tagsweep.engine.freeze import SourceSpec, freeze
 from tagsweep.engine.trends import compare_runs
+from tagsweep.simulators.exports import generate
 
 RUN_DATES = (date(2025, 9, 10), date(2025, 10, 10), date(2025, 11, 10))
 CONFIG = """
@@ -254,3 +256,122 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     offenders = {o["asset_key"]: o["runs"] for o in trends.repeat_offenders}
     assert any(tag(5) in str(key) and runs == 2 for key, runs in offenders.items()), offenders
     assert (tmp_path / "t" / "trends.html").read_text().count("<circle") == 3
+
+
+def test_three_counts_of_generated_exports(tmp_path: Path) -> None:
+    """The export generator's world (every variance type injected, with an answer key),
+    counted three times against one frozen snapshot: every variance gets exactly one
+    case, a write-off goes through the chain, an asset found in count 2 has its case
+    proposed for resolution and resolved, and a case closed without fixing the source
+    reopens when the variance recurs."""
+    exports = generate(tmp_path / "exports", n_assets=200, per_type=2, seed=5,
+                       as_of=date(2025, 6, 2))  # fmt: skip
+    conf = tmp_path / "tagsweep.toml"
+    conf.write_text(CONFIG.replace('scope = ["DC1"]', f"scope = {json.dumps(exports.scope)}"))
+    settings = load_config(conf).engine
+    freeze(
+        [SourceSpec(name, path, preset) for name, (preset, path) in exports.sources.items()],
+        tmp_path / "snapshot",
+        settings,
+    )
+    runner = CliRunner()
+
+    def cli(*args: str, actor: str | None = None, code: int = 0) -> str:
+        who = ["--actor", actor] if actor else []
+        result = runner.invoke(app, [*args, "--config", str(conf), *who])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    def reconcile_run(counts: list[Path], out: Path, when: date | None = None) -> None:
+        args = ["reconcile", "run", "--snapshot", str(tmp_path / "snapshot"), "--out", str(out)]
+        for count in counts:
+            args += ["--count", str(count)]
+        cli(*args, *(["--as-of", when.isoformat()] if when else []))
+
+    store = CaseStore(tmp_path / "casework", settings.cases)
+
+    # -- count 1: one case per variance, every injected variance covered ----------------
+    run1 = tmp_path / "run1"
+    reconcile_run(exports.counts, run1)
+    log1 = pq.read_table(run1 / "variances.parquet").to_pylist()
+    assert f"{len(log1)} opened" in cli("cases", "open", "--run", str(run1), actor="ann")
+    cases = store.list_cases()
+    assert len(cases) == len(log1)
+    assert exports.answer_key <= {(c.variance_type, c.asset_key) for c in cases}
+    as_of = date.fromisoformat(json.loads((run1 / "manifest.json").read_text())["as_of"])
+
+    missing = sorted(
+        (c for c in cases if c.variance_type == "missing"), key=lambda c: c.value or 0.0
+    )
+    assert len(missing) >= 2
+    found_later, gone = missing[0], missing[-1]
+    moved = store.list_cases(variance_type="location_mismatch")[0]
+
+    # -- working cases: a write-off through the chain, a location accepted --------------
+    cli("cases", "assign", gone.case_id, "olga", actor="ann")
+    cli("cases", "attach", gone.case_id, "https://itsm.example/SEARCH1", actor="ivan")
+    cli("cases", "resolve", gone.case_id, "--outcome", "written_off", "--reason",
+        "not found after the search", actor="ivan")  # fmt: skip
+    steps = ["owner", "finance"] if (gone.value or 0) >= 1000 else ["owner"]
+    assert store.detail(gone.case_id).pending_steps == steps
+    for approver in ("olga", "fiona")[: len(steps)]:
+        cli("cases", "approve", gone.case_id, actor=approver)
+    assert store.get(gone.case_id).status is CaseStatus.WRITTEN_OFF
+    cli("cases", "assign", found_later.case_id, "olga", actor="ann")
+    cli("cases", "resolve", moved.case_id, "--reason", "moved", "--accept-found", actor="bob")
+
+    # -- count 2: the same count plus one missing asset found on a shelf ----------------
+    sheet = next(p for p in exports.counts if p.suffix == ".csv")
+    with sheet.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows.append(
+        {
+            "location": found_later.expected_location or "",
+            "asset_tag": found_later.asset_tag or "",
+            "serial": found_later.serial or "",
+            "custodian": "",
+            "condition": "",
+            "operator": "auditor-c",
+        }
+    )
+    sheet2 = tmp_path / "count_sheet_2.csv"
+    with sheet2.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    counts2 = [p for p in exports.counts if p != sheet] + [sheet2]
+    run2 = tmp_path / "run2"
+    reconcile_run(counts2, run2, as_of + timedelta(days=1))
+    log2 = {r["variance_id"] for r in pq.read_table(run2 / "variances.parquet").to_pylist()}
+    assert found_later.variance_id not in log2
+    assert gone.variance_id in log2, "the sources still list the written-off asset"
+    out = cli("cases", "open", "--run", str(run2), actor="ann")
+    assert "0 opened" in out
+    assert "1 reopened" in out
+    run2_id = json.loads((run2 / "manifest.json").read_text())["run_id"]
+    assert store.get(found_later.case_id).proposed_resolution_run == run2_id
+    assert store.get(moved.case_id).status is CaseStatus.UNDER_INVESTIGATION, (
+        "closed without fixing the source: the recurrence reopens it"
+    )
+    gone_now = store.get(gone.case_id)
+    assert (gone_now.status, gone_now.occurrences) == (CaseStatus.WRITTEN_OFF, 2)
+    cli("cases", "resolve", found_later.case_id, "--reason", "found in count 2", actor="olga")
+
+    # -- count 3: nothing changes; cases are linked, nothing new, nothing reopened -------
+    run3 = tmp_path / "run3"
+    reconcile_run(counts2, run3, as_of + timedelta(days=2))
+    out = cli("cases", "open", "--run", str(run3), actor="ann")
+    assert "0 opened" in out
+    assert "0 reopened" in out
+    assert "0 proposed" in out
+    assert store.get(found_later.case_id).status is CaseStatus.RESOLVED
+    assert len(store.list_cases()) == len(log1)
+
+    golden = tmp_path / "golden"
+    cli("reconcile", "golden", "--run", str(run3), "--out", str(golden), actor="bob")
+    rows3 = {r["asset_key"]: r for r in pq.read_table(golden / "golden.parquet").to_pylist()}
+    assert (rows3[gone.asset_key]["status"], rows3[gone.asset_key]["status_case"]) == (
+        "retired",
+        gone.case_id,
+    )
+    assert "OK" in cli("audit", "verify")
