@@ -1117,6 +1117,12 @@ class CaseStore:
                     f"to approve (request one with `tagsweep cases resolve {case_id} "
                     "--outcome written_off`)"
                 )
+            if case.proposed_resolution_run is not None and not reject:
+                raise CaseError(
+                    f"run {case.proposed_resolution_run} no longer shows this variance (the "
+                    f"asset was counted); reject the write-off (`tagsweep cases approve "
+                    f"{case_id} --reject --reason …`) and resolve the case instead"
+                )
             if actor == case.write_off_requested_by and not reject:
                 raise CaseError(
                     f"{actor} requested this write-off and cannot approve it; "

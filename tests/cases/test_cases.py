@@ -283,6 +283,20 @@ def test_write_off_of_an_unowned_case_is_refused(tmp_path: Path, store: CaseStor
         store.resolve("C-000001", "written_off", actor="ivan", reason="x", today=date(2030, 1, 1))
 
 
+def test_write_off_stops_when_a_later_count_finds_the_asset(
+    tmp_path: Path, store: CaseStore
+) -> None:
+    case_id = _missing_case_ready_for_write_off(tmp_path, store)
+    store.resolve(case_id, "written_off", actor="ivan", reason="gone", today=date(2030, 1, 1))
+    store.import_run(write_run(tmp_path / "r2", "run-2", D1 + timedelta(days=50), []), actor="ann")
+    with pytest.raises(CaseError, match="no longer shows this variance"):
+        store.approve(case_id, actor="olga")
+    store.approve(case_id, actor="olga", reject=True, reason="found in run-2")
+    assert store.resolve(case_id, "resolved", actor="olga", reason="found").status is (
+        CaseStatus.RESOLVED
+    )
+
+
 def test_same_person_cannot_sign_two_steps(tmp_path: Path) -> None:
     settings = CasesSection(
         write_off_chain=[
