@@ -424,6 +424,26 @@ class CaseStore:
         """Verify the audit chain, and that it still reaches the head the store recorded."""
         return self.audit.verify(self.recorded_head())
 
+    def verify_evidence(self) -> list[str]:
+        """Evidence files kept in the store whose content no longer matches the sha256
+        recorded when they were attached (and in the audit log)."""
+        problems = []
+        with self._connect() as conn:
+            kept = conn.execute(
+                "SELECT case_id, stored_path, sha256 FROM evidence "
+                "WHERE stored_path IS NOT NULL ORDER BY id"
+            ).fetchall()
+        for row in kept:
+            path = self.root / row["stored_path"]
+            if not path.is_file():
+                problems.append(f"{row['case_id']}: evidence {row['stored_path']} is missing")
+            elif sha256_file(path) != row["sha256"]:
+                problems.append(
+                    f"{row['case_id']}: evidence {row['stored_path']} was changed after it "
+                    "was attached (sha256 differs)"
+                )
+        return problems
+
     @staticmethod
     def _case(row: sqlite3.Row) -> Case:
         data = dict(row)

@@ -325,9 +325,13 @@ def verify(
         typer.Option(help="Verify this audit log file alone (no truncation check)."),
     ] = None,
 ) -> None:
-    """Recompute the audit chain and report the first tampered entry (exit 1 if any)."""
+    """Recompute the audit chain and report the first tampered entry (exit 1 if any).
+
+    With a case store, also checks the kept evidence files against their recorded sha256.
+    """
     from tagsweep.engine.audit import AuditLog
 
+    problems: list[str] = []
     if log is not None:
         if not log.is_file():
             err_console.print(f"error: {log} does not exist", markup=False)
@@ -336,8 +340,11 @@ def verify(
     else:
         with _store(store, config) as cases:
             report = cases.verify_audit()
+            problems = cases.verify_evidence()
     (console if report.ok else err_console).print(report.describe(), markup=False)
-    if not report.ok:
+    for problem in problems:
+        err_console.print(f"EVIDENCE {problem}", markup=False)
+    if not report.ok or problems:
         raise typer.Exit(code=1)
 
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
+from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tagsweep.cli import app
 from tagsweep.engine.audit import AuditLog, AuditLogError, entry_hash
+from tagsweep.engine.cases import CaseStore
+
+from .runs import V, write_run
 
 
 def _log_with(path: Path, n: int) -> AuditLog:
@@ -163,3 +170,67 @@ def test_cli_verify_reports_the_first_tampered_entry(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["audit", "verify", "--log", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2
     assert "does not exist" in missing.output
+
+
+def test_cli_verify_of_a_store_checks_chain_head_and_evidence(tmp_path: Path) -> None:
+    store = CaseStore(tmp_path / "cases")
+    run = write_run(tmp_path / "r1", "run-1", date(2026, 1, 5), [V("missing", "AST-1")])
+    store.import_run(run, actor="ann")
+    proof = tmp_path / "proof.txt"
+    proof.write_text("loaner log")
+    info = store.attach("C-000001", str(proof), actor="bob")
+    runner = CliRunner()
+    args = ["audit", "verify", "--store", str(store.root)]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    assert "OK 3 entries" in ok.output
+
+    (store.root / info["stored_path"]).write_text("loaner log (edited)")
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 1
+    assert "EVIDENCE C-000001" in bad.output
+    assert "changed after it was attached" in bad.output
+    (store.root / info["stored_path"]).write_text("loaner log")
+
+    lines = _lines(store.audit.path)
+    store.audit.path.write_text("".join(lines[:-1]))
+    cut = runner.invoke(app, args)
+    assert cut.exit_code == 1
+    assert "deleted from the end" in cut.output
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(min_value=2, max_value=8),
+    data=st.data(),
+)
+def test_any_single_tampering_is_detected(n: int, data: st.DataObject) -> None:
+    """Property: editing any field of any entry, deleting any entry but the last, or
+    swapping any two entries is caught, at or before the damaged line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = _log_with(Path(tmp) / "audit.jsonl", n)
+        head = log.head()
+        lines = _lines(log.path)
+        kind = data.draw(st.sampled_from(["edit", "delete", "swap"]))
+        if kind == "edit":
+            index = data.draw(st.integers(0, n - 1))
+            entry = json.loads(lines[index])
+            name = data.draw(st.sampled_from(sorted(entry)))
+            value = data.draw(st.text(max_size=5))
+            entry[name] = value if value != entry[name] else value + "x"
+            lines[index] = json.dumps(entry) + "\n"
+            damaged = index + 1
+        elif kind == "delete":
+            index = data.draw(st.integers(0, n - 1))
+            del lines[index]
+            damaged = index + 1
+        else:
+            i, j = sorted(data.draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2,
+                                             unique=True)))  # fmt: skip
+            lines[i], lines[j] = lines[j], lines[i]
+            damaged = i + 1
+        log.path.write_text("".join(lines))
+        report = log.verify(head)
+        assert not report.ok, (kind, lines)
+        if report.first_bad_line is not None:
+            assert report.first_bad_line <= damaged + 1
