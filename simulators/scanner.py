@@ -236,6 +236,7 @@ class ScannerSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._drain_pty(timeout_s=1.0)  # leaving is unplugging: let the reader finish
         self._unplug_pty()
         self._drop_client()
         if self._server is not None:
@@ -384,7 +385,7 @@ class ScannerSimulator:
 
     async def _drain_pty(self, timeout_s: float = 2.0) -> None:
         pty = self._pty
-        if pty is None or pty.ready_since is None:
+        if pty is None or pty.ready_since is None or not self._pty_reader_ready(pty):
             return  # nobody is reading: nothing to wait for
         # Any slave fd of a tty sees its one input queue; FIONREAD tells what is unread.
         # Bytes written to the master reach that queue a moment later (the kernel's flip
