@@ -330,6 +330,12 @@ class LiveCount:
 
     # -- feeding ---------------------------------------------------------------------
 
+    def close(self) -> None:
+        """The count session stopped: pages show the final state and stop following."""
+        if not self.closed:
+            self.closed = True
+            self._changed()
+
     def in_scope(self, path: str) -> bool:
         return any(_under(path, root) for root in self.scope)
 
@@ -704,9 +710,15 @@ class LiveView:
         self._health: dict[str, SourceHealth] = {}
         self._health_version = 0
 
+    #: Closed sessions kept for review after they stop (the oldest go first).
+    KEEP_CLOSED: Final = 5
+
     # sessions
     def add(self, count: LiveCount) -> LiveCount:
         self._counts[count.session_id] = count
+        closed = [c.session_id for c in self._counts.values() if c.closed]
+        for session_id in closed[: max(0, len(closed) - self.KEEP_CLOSED)]:
+            del self._counts[session_id]
         self._health_version += 1
         return count
 

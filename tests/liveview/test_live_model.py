@@ -178,6 +178,16 @@ def test_live_view_unknown_session_names_the_known_ones() -> None:
     assert "cs-1" in str(info.value)
 
 
+def test_live_view_keeps_a_few_closed_sessions_for_review() -> None:
+    view = LiveView()
+    for i in range(LiveView.KEEP_CLOSED + 3):
+        view.add(LiveCount(f"cs-{i}", [ROOM], REGISTER)).close()
+    view.add(LiveCount("cs-open", [ROOM], REGISTER))
+    kept = [c.session_id for c in view.sessions()]
+    assert kept == [f"cs-{i}" for i in range(3, LiveView.KEEP_CLOSED + 3)] + ["cs-open"]
+    assert [c.session_id for c in view.open_sessions()] == ["cs-open"]
+
+
 def test_reads_per_second_of_a_source() -> None:
     view = LiveView()
     view.set_source_state("handheld", "reader", "inventorying")

@@ -233,8 +233,7 @@ async def test_event_stream_pushes_each_change(
         assert data["location_context"] == A04
         assert "AST-000003" not in {a["asset_tag"] for a in data["not_yet_seen"]}
         # a closed session sends its final state and ends the stream
-        count.closed = True
-        count.set_location_context(None)
+        count.close()
         while True:
             kind, data = await read_event(response.content)
             if kind == "snapshot":
