@@ -37,8 +37,11 @@ API for the daemon (one tracker per portal reader; not thread-safe, call from on
   or :meth:`PortalTracker.from_config` with the ``[readers.portal]`` table;
 * ``feed(batch)`` — reads (:data:`~tagsweep.domain.READ_DTYPE`) or sightings
   (:data:`~tagsweep.domain.SIGHTING_DTYPE`, each taken as one read at its mid-time with
-  its mean RSSI and read count: fine only with short dedup windows) → ARRIVE events;
-* ``advance(now_us)`` — DEPART and PORTAL_PASS events of everything quiet by ``now_us``;
+  its mean RSSI and read count: fine only with short dedup windows), in reader-clock
+  order → ARRIVE events (plus DEPART/PORTAL_PASS when a read follows a silence);
+* ``advance(now_us)`` — DEPART and PORTAL_PASS events of everything quiet by ``now_us``
+  (the reader clock: every read up to ``now_us`` must have been fed). Call it every
+  dedup flush; passes and their times do not depend on batch sizes or call cadence;
 * ``flush()`` — close every track (shutdown);
 * ``passes`` — every :class:`PortalPass` decided so far (also in the PORTAL_PASS payload).
 
@@ -256,7 +259,12 @@ class PortalTracker:
         return b["epc"][ok], rows[ok]
 
     def feed(self, batch: Records) -> list[GatewayEvent]:
-        """Add a batch of reads (or sightings); returns ARRIVE events it causes."""
+        """Add a batch of reads (or sightings) in reader-clock order.
+
+        Returns the ARRIVE events, and the DEPART and PORTAL_PASS events of zones the
+        batch itself shows were left (a read after a silence of ``quiet_s`` or more), so
+        the outcome does not depend on how the stream is cut into batches.
+        """
         if batch.size == 0:
             return []
         epcs, rows = self._rows(batch)
@@ -267,48 +275,51 @@ class PortalTracker:
         new = np.ones(epcs.size, dtype=bool)
         new[1:] = epcs[1:] != epcs[:-1]
         bounds = np.append(np.flatnonzero(new), epcs.size).tolist()
-        inside = rows[:, 1] > 0
-        # First and last read time per (EPC group, zone), vectorised over the batch.
-        group = np.cumsum(new) - 1
-        n_groups = len(bounds) - 1
-        stats: dict[Zone, tuple[list[int], list[int]]] = {}
+        events: list[GatewayEvent] = []
+        for lo, hi in itertools.pairwise(bounds):
+            events.extend(self._feed_tag(bytes(epcs[lo]), rows[lo:hi]))
+        events.sort(key=lambda e: e.ts_us)
+        return events
+
+    def _feed_tag(self, epc: bytes, part: npt.NDArray[np.float64]) -> list[GatewayEvent]:
+        track = self._tracks.get(epc)
+        if track is None:
+            track = self._tracks[epc] = _Track(first_us=int(part[0, 0]), last_us=0)
+        track.last_us = max(track.last_us, int(part[-1, 0]))
+        track.chunks.append(part)
+        events: list[GatewayEvent] = []
+        departures: list[tuple[int, Zone]] = []
         zones: tuple[tuple[Zone, npt.NDArray[np.bool_]], ...] = (
-            ("inside", inside),
-            ("outside", ~inside),
+            ("inside", part[:, 1] > 0),
+            ("outside", part[:, 1] == 0),
         )
         for zone, mask in zones:
-            first = np.full(n_groups, -1, dtype=np.int64)
-            last = np.full(n_groups, -1, dtype=np.int64)
-            t = rows[mask, 0].astype(np.int64)
-            g = group[mask]
-            last[g] = t  # rows are time-ordered within a group: the last write wins
-            first[g[::-1]] = t[::-1]
-            stats[zone] = (first.tolist(), last.tolist())
-        events: list[GatewayEvent] = []
-        for i in range(n_groups):
-            lo, hi = bounds[i], bounds[i + 1]
-            epc = bytes(epcs[lo])
-            track = self._tracks.get(epc)
-            if track is None:
-                track = self._tracks[epc] = _Track(first_us=int(rows[lo, 0]), last_us=0)
-            track.last_us = max(track.last_us, int(rows[hi - 1, 0]))
-            track.chunks.append(rows[lo:hi])
-            for zone, (firsts, lasts) in stats.items():
-                if lasts[i] < 0:
-                    continue
-                if zone not in track.zone_last_us:
-                    events.append(self._presence(EventKind.ARRIVE, epc, zone, firsts[i]))
-                    track.zone_last_us[zone] = lasts[i]
-                else:
-                    track.zone_last_us[zone] = max(track.zone_last_us[zone], lasts[i])
-            if len(track.chunks) >= _COMPACT_AT:
-                self._trim(track)
+            if not mask.any():
+                continue
+            times = part[mask, 0].astype(np.int64)
+            previous = track.zone_last_us.get(zone)
+            before = np.concatenate([[previous if previous is not None else -1], times[:-1]])
+            gap = (times - before >= self._quiet_us) & (before >= 0)
+            if previous is None:
+                events.append(self._presence(EventKind.ARRIVE, epc, zone, int(times[0])))
+            for i in np.flatnonzero(gap).tolist():
+                departures.append((int(before[i]), zone))
+                events.append(self._presence(EventKind.ARRIVE, epc, zone, int(times[i])))
+            track.zone_last_us[zone] = int(times[-1])
+        for until, zone in sorted(departures):
+            events.append(self._presence(EventKind.DEPART, epc, zone, until))
+            events.extend(self._episode(epc, track, until))
+        if len(track.chunks) >= _COMPACT_AT:
+            self._trim(track)
         return events
 
     def _trim(self, track: _Track) -> None:
+        """Drop reads no future episode can use (older than the earliest possible
+        decision horizon minus ``history_s``)."""
         reads = track.reads()
-        keep = reads[:, 0] >= track.last_us - self._history_us
-        if not keep[0]:
+        horizon = min(track.zone_last_us.values(), default=track.last_us) + self._quiet_us
+        keep = reads[:, 0] >= horizon - self._history_us
+        if reads.size and not keep[0]:
             track.chunks = [reads[keep]]
 
     def advance(self, now_us: int) -> list[GatewayEvent]:
@@ -342,13 +353,14 @@ class PortalTracker:
         return self.advance(latest + self._quiet_us)
 
     def _episode(self, epc: bytes, track: _Track, until_us: int) -> list[GatewayEvent]:
-        self._trim(track)
         reads = track.reads()
-        # Decide on the reads up to the moment the departure became certain (those after
-        # the zone's last read show where the tag went), then forget the episode up to
-        # the zone's last read.
+        # Decide on the last history_s of reads up to the moment the departure became
+        # certain (those after the zone's last read show where the tag went), then forget
+        # the episode up to the zone's last read.
         track.chunks = [reads[reads[:, 0] > until_us]]
-        reads = reads[reads[:, 0] <= until_us + self._quiet_us]
+        horizon = until_us + self._quiet_us
+        t = reads[:, 0]
+        reads = reads[(t <= horizon) & (t >= horizon - self._history_us)]
         inside = reads[:, 1] > 0
         if inside.all() or not inside.any():
             return []

@@ -540,7 +540,8 @@ def walk_through(
 
     def rounds(t0: int, t1: int) -> IntArray:
         times = np.arange(t0, t1, period_us, dtype=np.int64)
-        return times + rng.integers(0, period_us // 2, size=times.size)
+        jittered: IntArray = times + rng.integers(0, period_us // 2, size=times.size)
+        return np.minimum(jittered, t1 - 1)
 
     def read(times: IntArray, pos: FloatArray, aim: FloatArray, swept_rack: int | None) -> None:
         if times.size == 0 or q.size == 0:
