@@ -66,8 +66,11 @@ something, the daemon decides what to do with it).
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
+import termios
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -123,6 +126,19 @@ STOP_TIMEOUT_S = 5.0
 _Item = bytes | BaseException | None  # data, a read error, or end of the connection
 
 
+def _unread_bytes(port: serial.Serial) -> int:
+    """Bytes ready to read without blocking. FIONREAD on the port's descriptor is exact
+    for ttys and sockets alike (pyserial's socket ``in_waiting`` only says 0 or 1, which
+    would mean one read per byte); ports without a descriptor (RFC 2217) use in_waiting.
+    """
+    fileno = getattr(port, "fileno", None)
+    if fileno is not None:
+        count = array.array("i", [0])
+        fcntl.ioctl(fileno(), termios.FIONREAD, count)
+        return count[0]
+    return int(port.in_waiting)
+
+
 class _PortReader:
     """One connection's reader thread: opens the port, moves bytes to the loop, closes it.
 
@@ -159,12 +175,13 @@ class _PortReader:
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 await self._finished.wait()
         except TimeoutError:
-            self._loop_log_stuck()
+            # pyserial is blocked in the OS (a socket connect, a hung USB device); the
+            # daemon thread ends when that call returns, the driver does not wait for it.
+            get_logger("driver").error("scanner_thread_stuck", thread=self._thread.name)
         else:
             self._thread.join(timeout=1.0)  # it has posted its last item: only returning
-
-    def _loop_log_stuck(self) -> None:
-        get_logger("driver").error("scanner_thread_stuck", thread=self._thread.name)
+        if self._opened.done() and not self._opened.cancelled():
+            self._opened.exception()  # consumed here if _connect was cancelled first
 
     def _resolve_open(self, error: BaseException | None) -> None:
         if self._opened.done():
@@ -183,12 +200,14 @@ class _PortReader:
         try:
             self._read_until_stopped()
         finally:
+            # Whatever happened, _connect must not wait forever for the open result.
+            self._post(self._resolve_open, DriverError("scanner reader ended before opening"))
             self._post(self._finished.set)
 
     def _read_until_stopped(self) -> None:
         try:
             port = self._open_port()
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure to open is "device unavailable": retry
             self._post(self._resolve_open, DriverError(f"cannot open scanner: {exc}"))
             return
         self._post(self._resolve_open, None)
@@ -202,11 +221,11 @@ class _PortReader:
                     # gathered when the device vanishes inside one read() call.
                     data += port.read(1)  # waits up to READ_TIMEOUT_S
                     while data and len(data) < READ_CHUNK:
-                        waiting = port.in_waiting
+                        waiting = _unread_bytes(port)
                         if not waiting:
                             break
                         data += port.read(min(waiting, READ_CHUNK - len(data)))
-                except (serial.SerialException, OSError) as exc:
+                except Exception as exc:  # any port failure means reconnect, never a crash
                     if data:
                         self._post(self._queue.put_nowait, bytes(data))
                     self._post(self._queue.put_nowait, exc)

@@ -156,14 +156,19 @@ async def test_noise_and_unplugs_lose_no_scan_and_count_every_fault(mode: Mode) 
 async def test_ten_thousand_garbage_lines_over_a_pty() -> None:
     script: list[str | bytes | ScanLine] = [f"IT-{i:05d}" for i in range(400)]
     noise = Noise(garbage=25, garbage_bytes=40, terminators=True, seed=5)
-    async with scanner("pty", script, noise) as (device, collector):
-        scans = await collector.wait_for(len(script), timeout=45)
-        await device.finished()
+    with capture_logs() as logs:
+        async with scanner("pty", script, noise) as (device, collector):
+            scans = await collector.wait_for(len(script), timeout=45)
+            await device.finished()
     assert device.garbage_lines >= 10_000
     assert [s.value for s in scans] == [f"IT-{i:05d}" for i in range(400)]
     counters = collector.driver.counters
     assert counters.decode_errors == device.garbage_lines
     assert set(counters.faults) <= {"garbage", "encoding"}
+    # a flood is logged as a sample plus counts of what was left out, not 10,000 lines
+    rejected = [e for e in logs if e["event"] == "scan_rejected"]
+    assert 20 <= len(rejected) <= 200
+    assert len(rejected) + sum(e["suppressed"] for e in rejected) <= counters.decode_errors
 
 
 async def test_wrong_check_digit_is_counted_logged_and_the_next_scan_read() -> None:
