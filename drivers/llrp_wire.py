@@ -61,8 +61,8 @@ IMPINJ_DOPPLER: Final = 68
 PHASE_SCALE: Final = 2 * math.pi / 4096  # Impinj RFPhaseAngle units → radians
 DOPPLER_SCALE: Final = 1 / 16  # Impinj RFDopplerFrequency units → Hz
 
-_HEX = np.frombuffer(b"".join(f"{i:02X}".encode() for i in range(256)), dtype=np.uint8)
-_HEX = _HEX.reshape(256, 2)
+#: byte value → its two hex digits, as one 2-byte item (memory order = text order)
+_HEX = np.frombuffer(b"".join(f"{i:02X}".encode() for i in range(256)), dtype=np.uint16)
 _HEADER_START = re.compile(rb"[\x04-\x07]")  # version 1, any type: first byte 0x04..0x07
 
 
@@ -286,7 +286,39 @@ def _hex(epc: np.ndarray) -> np.ndarray:
     n, k = epc.shape
     if k == 0:
         return np.zeros(n, dtype="S1")
-    return np.ascontiguousarray(_HEX[epc].reshape(n, 2 * k)).view(f"S{2 * k}").ravel()
+    return _HEX.take(epc).view(f"S{2 * k}").reshape(n)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """A learned TagReportData layout: its numpy view and the bytes that identify it."""
+
+    length: int
+    dtype: np.dtype[np.void]
+    marker_index: np.ndarray  # byte offsets of every parameter header/type byte
+    marker_bytes: np.ndarray  # their values in the record the layout was learned from
+    fields: frozenset[str]
+    problems: tuple[Problem, ...]  # what every record of this layout carries (per read)
+
+
+def _learn_layout(record: memoryview) -> _Layout | None:
+    problems: list[Problem] = []
+    items = _parse_record(record, problems)
+    if items is None or not any(i.name == "epc" for i in items):
+        return None
+    index = [0, 1, 2, 3]  # TLV type and length of the record itself
+    for item in items:
+        index.extend(range(item.marker_offset, item.marker_offset + len(item.marker)))
+    marker_index = np.unique(np.array(index, dtype=np.intp))
+    raw = np.frombuffer(record, dtype=np.uint8)
+    return _Layout(
+        len(record),
+        _layout_dtype(items, len(record)),
+        marker_index,
+        raw[marker_index].copy(),
+        frozenset(item.name for item in items),
+        tuple(problems),
+    )
 
 
 class ReportDecoder:
@@ -294,7 +326,7 @@ class ReportDecoder:
 
     def __init__(self, reader_id: int = 0) -> None:
         self.reader_id = reader_id
-        self._layouts: dict[tuple[int, tuple[_Item, ...]], np.dtype[np.void]] = {}
+        self._layout: _Layout | None = None  # the last one: readers rarely change layout
 
     def decode(self, body: bytes) -> tuple[ReadBatch, list[Problem]]:
         """Decode a report body (the bytes after the 10-byte message header)."""
@@ -311,26 +343,24 @@ class ReportDecoder:
     def _decode_uniform(
         self, body: bytes, length: int, problems: list[Problem]
     ) -> ReadBatch | None:
-        first_problems: list[Problem] = []
-        items = _parse_record(memoryview(body)[:length], first_problems)
-        if items is None or not any(i.name == "epc" for i in items):
-            return None
-        key = (length, tuple(items))
-        dtype = self._layouts.get(key)
-        if dtype is None:
-            dtype = self._layouts[key] = _layout_dtype(items, length)
-        records = np.frombuffer(body, dtype=dtype)
-        n = len(records)
-        if n > 1:
-            if not (records["hdr"] == records["hdr"][0]).all():
+        """Every record has the same layout: decode them all with one numpy view."""
+        raw = np.frombuffer(body, dtype=np.uint8).reshape(-1, length)
+        layout = self._layout
+        if (
+            layout is None
+            or layout.length != length
+            or not np.array_equal(raw[0, layout.marker_index], layout.marker_bytes)
+        ):
+            layout = _learn_layout(memoryview(body)[:length])
+            if layout is None:
                 return None
-            for name in dtype.names or ():
-                if name[0] == "m" and name[1:].isdigit():
-                    col = records[name]
-                    if not (col == col[0]).all():
-                        return None
-        problems.extend(Problem(p.kind, p.detail, n) for p in first_problems)
-        fields = {item.name for item in items}
+            self._layout = layout
+        n = len(raw)
+        if n > 1 and not (raw[:, layout.marker_index] == layout.marker_bytes).all():
+            return None  # mixed layouts: the per-record path handles them
+        records = np.frombuffer(body, dtype=layout.dtype)
+        problems.extend(Problem(p.kind, p.detail, n) for p in layout.problems)
+        fields = layout.fields
         out = np.empty(n, dtype=READ_DTYPE)
         out["epc"] = _hex(records["epc"])
         out["reader"] = self.reader_id

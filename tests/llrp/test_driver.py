@@ -211,13 +211,15 @@ IN_STREAM = {
 }
 
 
+@pytest.mark.parametrize("validate", [1, 0], ids=["validated", "joined-decode"])
 @pytest.mark.parametrize("kind", list(IN_STREAM), ids=str)
-async def test_bad_frames_cost_only_themselves(kind: FaultKind) -> None:
+async def test_bad_frames_cost_only_themselves(kind: FaultKind, validate: int) -> None:
     async with LlrpSimulator(
         port=0, tag_source=numbered_source(), faults=[Fault(kind, after_reports=4)]
     ) as sim:
         with capture_logs() as logs:
-            driver = LlrpDriver(llrp_url(sim, report_n=50), reader_id=1, backoff=FAST)
+            url = llrp_url(sim, report_n=50, validate=validate)
+            driver = LlrpDriver(url, reader_id=1, backoff=FAST)
             got = await collect(driver, everything_from(sim, 0))
     assert sim.connections[0].faults == [kind]
     assert len(sim.connections) == 1
