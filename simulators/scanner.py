@@ -42,6 +42,9 @@ from tagsweep.drivers.scanparse import GS, parse_terminator
 #: Control bytes a garbage line is built around: never GS, TAB, CR or LF, so every
 #: garbage line is unmistakably garbage and never splits into extra lines.
 _NOISE_BYTES = bytes(b for b in [*range(0x20), 0x7F] if b not in (0x09, 0x0A, 0x0D, 0x1D))
+#: How long a reader gets after it opened the port before the first byte is written:
+#: pyserial discards pending input at the end of open() (pty and socket alike).
+SETTLE_S = 0.1
 #: Sentinel line speed the simulator sets on a fresh pty; a reader opening the port
 #: replaces it, which is how the simulator knows the reader is ready.
 _SENTINEL_SPEED = termios.B50
@@ -381,7 +384,7 @@ class ScannerSimulator:
         if pty.ready_since is None:
             pty.ready_since = loop_time
         # pyserial flushes input right after configuring the port: let it finish.
-        return loop_time - pty.ready_since >= 0.05
+        return loop_time - pty.ready_since >= SETTLE_S
 
     async def _drain_pty(self, timeout_s: float = 2.0) -> None:
         pty = self._pty
@@ -451,7 +454,7 @@ class ScannerSimulator:
                 await self._client_arrived.wait()
                 continue
             # pyserial's socket:// discards what arrives while it is still opening.
-            settle = self._client_since + 0.05 - asyncio.get_running_loop().time()
+            settle = self._client_since + SETTLE_S - asyncio.get_running_loop().time()
             if settle > 0:
                 await asyncio.sleep(settle)
                 continue

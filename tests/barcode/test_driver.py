@@ -18,6 +18,7 @@ from tagsweep.drivers import Backoff, DriverConfigError, DriverState, open_drive
 from tagsweep.drivers.barcode import BarcodeDriver, scanner_options
 from tagsweep.simulators.scanner import Noise, ScanLine, ScannerSimulator, Script
 from tests.barcode.scans import GLN_ROOM, GS, OPTIONS, examples, wrong_check_digit
+from tests.conftest import free_port
 
 Mode = Literal["pty", "tcp"]
 MODES: list[Mode] = ["pty", "tcp"]
@@ -236,7 +237,7 @@ async def test_unplug_goes_down_reconnects_and_reads_on(mode: Mode) -> None:
 
 
 async def test_unreachable_scanner_is_down_with_the_reason_and_closes_promptly() -> None:
-    driver = open_driver("socket://127.0.0.1:9", name="gone", backoff=FAST)
+    driver = open_driver(f"socket://127.0.0.1:{free_port()}", name="gone", backoff=FAST)
     assert isinstance(driver, BarcodeDriver)
     async with Collector(driver) as collector:
         async with asyncio.timeout(10):
