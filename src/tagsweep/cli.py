@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from tagsweep import __version__
+from tagsweep.daemon.cli import run_command, session_app, status_command
 from tagsweep.engine.cases_cli import audit_app, cases_app
 from tagsweep.engine.cli import reconcile_app
 from tagsweep.simulators.cli import sim_app
@@ -32,6 +33,9 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(audit_app, name="audit")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(sim_app, name="sim")
+app.command("run")(run_command)
+app.command("status")(status_command)
+app.add_typer(session_app, name="session")
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,0 +1,311 @@
+"""The control socket: a local Unix socket speaking JSON lines, used by the CLI.
+
+Why a Unix socket: it is local by construction, file permissions decide who may
+control the gateway (``control.mode``: 0600 for the service user only, 0660 for a
+group of operators), and no port is opened.
+
+Protocol: one JSON object per line each way. A request is
+``{"cmd": "session.start", "args": {...}, "id": 7}``; the answer is
+``{"ok": true, "result": {...}, "id": 7}`` or
+``{"ok": false, "error": "what went wrong and what to do", "code": "...", "id": 7}``.
+Commands: ``ping``, ``status``, ``session.start``, ``session.location``,
+``session.stop``, ``session.show``, ``session.list``. Bad input (malformed JSON,
+unknown commands or arguments, unknown sessions, a stop without a start) gets an error
+answer on the same connection; the daemon keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from tagsweep.daemon.sessions import SessionError, session_to_json
+from tagsweep.logs import get_logger
+
+if TYPE_CHECKING:
+    from tagsweep.daemon.supervisor import Gateway
+
+#: Longest request line accepted (a status answer may be longer; requests are small).
+MAX_LINE: Final = 64 * 1024
+#: Unix socket paths are limited to 107 bytes on Linux (sun_path).
+MAX_SOCKET_PATH: Final = 107
+
+
+class ControlError(RuntimeError):
+    """The control socket cannot be set up, or a request failed (message says why)."""
+
+
+class RequestError(ValueError):
+    """A request the daemon will not carry out; answered with ``code``."""
+
+    def __init__(self, message: str, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+Handler = Callable[["Gateway", Mapping[str, Any]], Awaitable[Any]]
+
+
+def _args(args: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    unknown = sorted(set(args) - set(required) - set(optional))
+    if unknown:
+        allowed = ", ".join([*required, *optional]) or "none"
+        raise RequestError(f"unknown argument(s) {', '.join(unknown)}; allowed: {allowed}")
+    missing = [k for k in required if args.get(k) in (None, "")]
+    if missing:
+        raise RequestError(f"missing argument(s): {', '.join(missing)}")
+    for key, value in args.items():
+        if key == "scope":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise RequestError("scope must be a list of location paths")
+        elif value is not None and not isinstance(value, str):
+            raise RequestError(f"{key} must be a string, got {type(value).__name__}")
+
+
+async def _ping(_gw: Gateway, args: Mapping[str, Any]) -> Any:
+    _args(args, (), ())
+    return {"pong": True}
+
+
+async def _status(gw: Gateway, args: Mapping[str, Any]) -> Any:
+    _args(args, (), ())
+    return gw.status()
+
+
+async def _start(gw: Gateway, args: Mapping[str, Any]) -> Any:
+    _args(args, ("operator",), ("site", "location", "scope"))
+    session = await gw.start_session(
+        operator=args["operator"],
+        site=args.get("site"),
+        location=args.get("location"),
+        scope=args.get("scope") or (),
+    )
+    return session_to_json(session)
+
+
+async def _location(gw: Gateway, args: Mapping[str, Any]) -> Any:
+    _args(args, ("location",), ())
+    session = await gw.set_location(args["location"], source="operator")
+    return session_to_json(session) if session else None
+
+
+async def _stop(gw: Gateway, args: Mapping[str, Any]) -> Any:
+    _args(args, (), ("session_id",))
+    closed = await gw.stop_session(args.get("session_id"))
+    return closed.to_json()
+
+
+async def _show(gw: Gateway, args: Mapping[str, Any]) -> Any:
+    _args(args, (), ("session_id",))
+    session_id = args.get("session_id")
+    if session_id is None:
+        current = gw.session
+        if current is None:
+            raise RequestError("no count session is open (give session_id)", "session_error")
+        session_id = current.session_id
+    return (await gw.sessions(session_id))[0]
+
+
+async def _list(gw: Gateway, args: Mapping[str, Any]) -> Any:
+    _args(args, (), ())
+    return await gw.sessions()
+
+
+COMMANDS: Final[dict[str, Handler]] = {
+    "ping": _ping,
+    "status": _status,
+    "session.start": _start,
+    "session.location": _location,
+    "session.stop": _stop,
+    "session.show": _show,
+    "session.list": _list,
+}
+
+
+class ControlServer:
+    """Serves :data:`COMMANDS` for one gateway on a Unix socket."""
+
+    def __init__(self, gateway: Gateway, path: Path | str, mode: int = 0o600) -> None:
+        self.gateway = gateway
+        self.path = Path(path)
+        self.mode = mode
+        self.log = get_logger("control", socket=str(self.path))
+        self._server: asyncio.base_events.Server | None = None
+        self._closed = asyncio.Event()
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
+            raise ControlError(
+                f"control socket path {self.path} is longer than {MAX_SOCKET_PATH} bytes "
+                "(a Unix socket limit); set control.socket to a shorter path"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            if not stat.S_ISSOCK(self.path.lstat().st_mode):
+                raise ControlError(f"{self.path} exists and is not a socket; remove it or move it")
+            if _alive(self.path):
+                raise ControlError(
+                    f"another daemon is already listening on {self.path}; stop it first"
+                )
+            self.path.unlink()  # stale socket of a daemon that died
+        self._server = await asyncio.start_unix_server(
+            self._on_client, path=str(self.path), limit=MAX_LINE
+        )
+        os.chmod(self.path, self.mode)
+        self.log.info("control_listening", mode=oct(self.mode))
+
+    async def serve(self) -> None:
+        """Task body: the server accepts on its own; this waits until :meth:`close`."""
+        await self._closed.wait()
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._clients):
+            writer.close()
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5.0)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        self._clients.add(writer)
+        try:
+            while not self._closed.is_set():
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    await self._send(
+                        writer,
+                        {
+                            "ok": False,
+                            "error": f"request line longer than {MAX_LINE} bytes",
+                            "code": "bad_request",
+                        },
+                    )
+                    break
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                await self._send(writer, await self.handle_line(line))
+        except (ConnectionError, BrokenPipeError):
+            pass
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._handlers.discard(task)
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, answer: Mapping[str, Any]) -> None:
+        writer.write(json.dumps(answer, default=str).encode() + b"\n")
+        await writer.drain()
+
+    async def handle_line(self, line: bytes) -> dict[str, Any]:
+        """One request line → one answer; never raises."""
+        request_id: Any = None
+        try:
+            try:
+                request = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise RequestError(f"malformed JSON: {exc}") from None
+            if not isinstance(request, dict):
+                raise RequestError('a request must be a JSON object like {"cmd": "status"}')
+            request_id = request.get("id")
+            cmd = request.get("cmd")
+            args = request.get("args") or {}
+            if not isinstance(cmd, str):
+                raise RequestError('missing "cmd" (a string, e.g. "status")')
+            if not isinstance(args, dict):
+                raise RequestError('"args" must be a JSON object')
+            handler = COMMANDS.get(cmd)
+            if handler is None:
+                raise RequestError(
+                    f"unknown command {cmd!r}; known: {', '.join(sorted(COMMANDS))}",
+                    "unknown_command",
+                )
+            result = await handler(self.gateway, args)
+        except RequestError as exc:
+            return self._error(str(exc), exc.code, request_id)
+        except SessionError as exc:
+            return self._error(str(exc), "session_error", request_id)
+        except Exception as exc:  # a bug answers an error; the daemon keeps running
+            self.log.exception("control_command_failed", error=repr(exc))
+            return self._error(f"internal error: {exc!r}", "internal_error", request_id)
+        answer: dict[str, Any] = {"ok": True, "result": result}
+        if request_id is not None:
+            answer["id"] = request_id
+        return answer
+
+    def _error(self, message: str, code: str, request_id: Any) -> dict[str, Any]:
+        self.gateway.counters.control_errors += 1
+        self.log.info("control_request_rejected", code=code, error=message)
+        answer: dict[str, Any] = {"ok": False, "error": message, "code": code}
+        if request_id is not None:
+            answer["id"] = request_id
+        return answer
+
+
+def _alive(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+# -- the client side (CLI) ----------------------------------------------------------------
+def call(
+    path: Path | str, cmd: str, args: Mapping[str, Any] | None = None, *, timeout_s: float = 60.0
+) -> Any:
+    """Send one command and return its result; :class:`ControlError` with the daemon's
+    message if it refused, or with what to check if the daemon cannot be reached."""
+    request = json.dumps({"cmd": cmd, "args": dict(args or {})}).encode() + b"\n"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(str(path))
+        except FileNotFoundError:
+            raise ControlError(
+                f"no control socket at {path}: is `tagsweep run` running with this config?"
+            ) from None
+        except PermissionError:
+            raise ControlError(
+                f"no permission to use {path}: run as the service user or a member of its "
+                "group (control.mode = 0o660)"
+            ) from None
+        except OSError as exc:
+            raise ControlError(f"cannot reach the daemon at {path}: {exc.strerror}") from None
+        sock.sendall(request)
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+    if not buf:
+        raise ControlError(f"the daemon at {path} closed the connection without an answer")
+    answer = json.loads(buf)
+    if not answer.get("ok"):
+        raise ControlError(str(answer.get("error", "request failed")))
+    return answer.get("result")

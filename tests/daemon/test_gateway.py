@@ -1,0 +1,109 @@
+"""The gateway in-process with the sim:// driver: reads → DuckDB → closed-session Parquet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from tagsweep.daemon.sessions import SESSION_FILE_SCHEMA, SessionError
+from tagsweep.daemon.supervisor import Gateway
+from tagsweep.domain import SESSION_FILE_COLUMNS, SESSION_MANIFEST_KEYS
+
+from .conftest import EventList, make_config, wait_until
+
+READS = 3000
+
+
+async def test_session_end_to_end_with_sim_reader(tmp_path: Path, short_dir: Path) -> None:
+    cfg = make_config(
+        tmp_path,
+        short_dir,
+        readers=[
+            {
+                "name": "hh1",
+                "url": f"sim://hh?tags=25&rate=6000&antennas=1,2&seed=4&limit={READS}",
+                "role": "handheld",
+            }
+        ],
+    )
+    sink = EventList()
+    async with Gateway(cfg, sinks=[sink], control_socket=False) as gw:
+        session = await gw.start_session(operator="jdoe", location="DC1/Room 302")
+        with pytest.raises(SessionError, match="already open"):
+            await gw.start_session(operator="other", location="DC1/Room 302")
+        await wait_until(lambda: gw.counters.reads >= READS // 2, what="half the reads")
+        await gw.set_location("DC1/Room 302/Rack A04")
+        await wait_until(lambda: gw.counters.reads >= READS, what="all reads")
+        closed = await gw.stop_session()
+        assert gw.session is None
+        with pytest.raises(SessionError, match="no count session is open"):
+            await gw.stop_session()
+        status = gw.status()
+
+    assert status["devices"][0]["reads"] == READS
+    table = pq.read_table(closed.parquet)
+    assert table.schema.names == list(SESSION_FILE_COLUMNS)
+    assert table.schema.equals(SESSION_FILE_SCHEMA)
+    rows = table.to_pylist()
+    # Every read is accounted for, in one observation per EPC.
+    assert sum(r["read_count"] for r in rows) == READS
+    assert len({r["epc"] for r in rows}) == len(rows) == 25
+    assert {r["method"] for r in rows} == {"rfid"}
+    assert {r["location"] for r in rows} <= {"DC1/Room 302", "DC1/Room 302/Rack A04"}
+    assert {r["session_id"] for r in rows} == {session.session_id}
+    assert {r["operator"] for r in rows} == {"jdoe"}
+    assert {r["reader"] for r in rows} == {"hh1"}
+    # The manifest names the file by its checksum; the file is read-only.
+    manifest = json.loads(closed.manifest.read_text())
+    assert tuple(manifest) == SESSION_MANIFEST_KEYS
+    assert manifest["sha256"] == hashlib.sha256(closed.parquet.read_bytes()).hexdigest()
+    assert manifest["row_count"] == 25
+    assert manifest["scope"] == ["DC1/Room 302"]
+    assert manifest["gateway"] == "gw-test"
+    assert stat.S_IMODE(closed.parquet.stat().st_mode) == 0o444
+    # Events in order of the session's life.
+    kinds = sink.kinds()
+    assert kinds.index("session_started") < kinds.index("location_context")
+    assert kinds.index("location_context") < kinds.index("session_closed")
+    assert "sighting_opened" in kinds
+    assert kinds.count("sighting_closed") == kinds.count("sighting_opened")
+    # The store holds the same sightings and the closed session.
+    with duckdb.connect(str(cfg.store.path), read_only=True) as con:
+        total = con.execute("SELECT sum(read_count) FROM sightings").fetchall()[0][0]
+        assert total == READS
+        assert con.execute("SELECT count(*) FROM open_sightings").fetchall()[0][0] == 0
+        state = con.execute("SELECT state, row_count FROM sessions").fetchall()
+        assert state == [("closed", 25)]
+
+
+async def test_bad_session_commands_are_refused_and_gateway_keeps_running(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    cfg = make_config(
+        tmp_path,
+        short_dir,
+        readers=[{"name": "hh1", "url": "sim://hh?tags=5&rate=500&seed=1", "role": "handheld"}],
+    )
+    async with Gateway(cfg, control_socket=False) as gw:
+        with pytest.raises(SessionError, match="no count session"):
+            await gw.set_location("DC1/Room 302")
+        with pytest.raises(SessionError, match="operator is required"):
+            await gw.start_session(operator=" ", location="DC1/Room 302")
+        with pytest.raises(SessionError, match="not at site"):
+            await gw.start_session(operator="jdoe", location="DC2/Room 1")
+        with pytest.raises(SessionError, match="location must be"):
+            await gw.start_session(operator="jdoe", location="DC1//Rack")
+        session = await gw.start_session(operator="jdoe", location="DC1/Room 302")
+        with pytest.raises(SessionError, match="unknown session"):
+            await gw.stop_session("cs-nope")
+        with pytest.raises(SessionError, match="unknown session"):
+            await gw.sessions("cs-nope")
+        await wait_until(lambda: gw.counters.reads > 100, what="reads")
+        closed = await gw.stop_session(session.session_id)
+        assert closed.row_count == 5
