@@ -273,13 +273,23 @@ class _Bridge:
             return bool(self._items)
 
     def take(self) -> list[_Item]:
-        """Loop side: everything queued so far."""
+        """Loop side: everything queued so far (reads stay counted until released)."""
         with self._lock:
             items = list(self._items)
             self._items.clear()
-            self._pending_reads = 0
-            self._space.set()
         return items
+
+    def release(self, reads: int) -> None:
+        """Loop side: ``reads`` reached the consumer; the thread may read on."""
+        with self._lock:
+            self._pending_reads -= reads
+            if self._pending_reads <= self._max_pending_reads:
+                self._space.set()
+
+    @property
+    def pending_reads(self) -> int:
+        """Reads decoded but not yet handed to the consumer."""
+        return self._pending_reads
 
 
 class _Session(LLRPClient):  # type: ignore[misc]  # sllurp ships no type information
@@ -513,6 +523,12 @@ class LlrpDriver(Driver):
         self._early: list[_Item] = []
         self._logged: dict[str, int] = {}
 
+    @property
+    def backlog_reads(self) -> int:
+        """Reads received from the reader but not yet consumed (a metric, and the bound
+        ``max_pending_reads`` that makes the reader thread stop reading the socket)."""
+        return self._bridge.pending_reads if self._bridge is not None else 0
+
     async def _connect(self) -> None:
         settings = self.settings
         loop = asyncio.get_running_loop()
@@ -594,6 +610,7 @@ class LlrpDriver(Driver):
                     continue
                 self.counters.reads += len(item)
                 self.counters.batches += 1
+                bridge.release(len(item))
                 pending = pending[index + 1 :]
                 yield item
                 break

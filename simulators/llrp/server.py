@@ -278,7 +278,8 @@ class _Session:
 
     def _fault_now(self, *kinds: FaultKind) -> Fault | None:
         for fault in self.pending_faults:
-            if fault.kind in kinds and self.log.reports >= fault.after_reports:
+            due = fault.kind is FaultKind.CONFIG_ERROR or self.log.reports >= fault.after_reports
+            if fault.kind in kinds and due:
                 self.pending_faults.remove(fault)
                 self.log.faults.append(fault.kind)
                 self.logger.info("llrp_fault_injected", fault=fault.kind.value)

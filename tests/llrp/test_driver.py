@@ -254,6 +254,30 @@ async def test_burst_of_20k_reads_arrives_complete() -> None:
     assert driver.counters.faults == {}
 
 
+async def test_a_slow_consumer_pushes_back_on_the_reader_without_losing_reads() -> None:
+    fault = Fault(FaultKind.BURST, after_reports=1, burst_reads=30_000)
+    source = numbered_source(batches=2, size=10)
+    async with LlrpSimulator(port=0, tag_source=source, faults=[fault]) as sim:
+        url = llrp_url(sim, report_n=1000, max_pending_reads=1000, validate=0)
+        driver = LlrpDriver(url, backoff=FAST)
+        received = 0
+        backlog = 0
+        async with asyncio.timeout(30):
+            async for batch in driver:
+                assert isinstance(batch, np.ndarray)
+                received += len(batch)
+                backlog = max(backlog, driver.backlog_reads)
+                await asyncio.sleep(0.01)  # a consumer much slower than the burst
+                if received >= 30_020:
+                    break
+        await driver.close()
+    assert received == sim.connections[0].read_count == 30_020
+    # the thread stopped reading while the backlog exceeded the bound (plus what one
+    # socket read of up to 64 KiB can hold), instead of buffering the whole burst
+    assert 1000 < backlog < 1000 + 2 * 65536 // 43
+    assert driver.counters.faults == {}
+
+
 async def test_impinj_phase_rssi_and_doppler_arrive() -> None:
     source = random_tags(30, 3000, antennas=(1, 2), impinj=True, limit=600, seed=4)
     async with LlrpSimulator(port=0, tag_source=source) as sim:
