@@ -26,6 +26,7 @@ import contextlib
 import json
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,10 @@ class Outbox:
         self.log = get_logger("mqtt.outbox")
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        #: Rows just committed, handed to the publisher without reading them back from
+        #: the database (the common, caught-up case); bounded, the database is the truth.
+        self._recent: deque[OutboxRow] = deque()
+        self.recent_max = 20_000
         self._db.execute(_SCHEMA).fetchall()
         row = self._db.execute(
             "SELECT coalesce(max(seq), 0), count(*) FILTER (sent_us IS NULL), "
@@ -207,6 +212,13 @@ class Outbox:
         table = pa.Table.from_arrays([seq, *columns], schema=_ARROW_SCHEMA)
         self._db.from_arrow(table).insert_into(OUTBOX_TABLE)
         self._next_seq = first + count
+        if len(self._recent) + count > self.recent_max:
+            self._recent.clear()  # the publisher is far behind: it reads from the database
+        else:
+            topics, payloads = columns[4].to_pylist(), columns[5].to_pylist()
+            self._recent.extend(
+                OutboxRow(first + i, topics[i], payloads[i], created) for i in range(count)
+            )
         self.depth += count
         if self.oldest_created_us is None:
             self.oldest_created_us = created
@@ -220,13 +232,29 @@ class Outbox:
             return await self._in_thread(self._fetch, after, limit)
 
     async def wait_batch(self, *, after: int, limit: int) -> list[OutboxRow]:
-        """Like :meth:`fetch`, but waits for an emit (or :meth:`wake`) when there are none."""
+        """Like :meth:`fetch`, but waits for an emit (or :meth:`wake`) when there are none.
+
+        Rows committed since the publisher caught up come straight from memory; after a
+        gap (start-up, reconnect, a long outage) they are read from the database.
+        """
         self._wake.clear()
-        rows = await self.fetch(after=after, limit=limit)
+        rows = self._take_recent(after, limit)
+        if rows is None:
+            rows = await self.fetch(after=after, limit=limit)
         if rows:
             return rows
         await self._wake.wait()
-        return await self.fetch(after=after, limit=limit)
+        rows = self._take_recent(after, limit)
+        return rows if rows is not None else await self.fetch(after=after, limit=limit)
+
+    def _take_recent(self, after: int, limit: int) -> list[OutboxRow] | None:
+        """Rows ``after+1 ...`` from memory, or None when memory does not start there."""
+        recent = self._recent
+        while recent and recent[0].seq <= after:
+            recent.popleft()
+        if not recent or recent[0].seq != after + 1:
+            return None
+        return [recent.popleft() for _ in range(min(limit, len(recent)))]
 
     def _fetch(self, after: int, limit: int) -> list[OutboxRow]:
         result = self._db.execute(
@@ -365,7 +393,8 @@ class MqttPublisher:
         gateway: str,
         metrics: GatewayMetrics | None = None,
         backoff: Backoff | None = None,
-        batch_size: int = 500,
+        batch_size: int = 200,
+        max_inflight: int = 500,
         publish_timeout_s: float = 10.0,
         housekeeping_s: float = 10.0,
     ) -> None:
@@ -376,6 +405,7 @@ class MqttPublisher:
         self.metrics = metrics
         self.backoff = backoff or Backoff(initial_s=0.5, cap_s=30.0)
         self.batch_size = batch_size
+        self.max_inflight = max_inflight
         self.publish_timeout_s = publish_timeout_s
         self.housekeeping_s = housekeeping_s
         self.status_topic = event_topic(mqtt.topic_prefix, site, gateway, "status")
@@ -388,6 +418,8 @@ class MqttPublisher:
         self._stopping = asyncio.Event()
         self._stop_deadline = 0.0
         self._acked: list[int] = []
+        self._acks_waiting = asyncio.Event()
+        self.ack_coalesce_s = 0.05
         self._growing_warned_at = 0.0
 
     # -- payloads -------------------------------------------------------------------------
@@ -407,7 +439,7 @@ class MqttPublisher:
     def _client(self) -> aiomqtt.Client:
         mqtt = self.mqtt
         password = mqtt.password.get_secret_value() if mqtt.password is not None else None
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             mqtt.host,
             mqtt.port,
             username=mqtt.username,
@@ -418,11 +450,14 @@ class MqttPublisher:
             will=aiomqtt.Will(
                 self.status_topic, self.status_payload("offline"), qos=1, retain=mqtt.retain_status
             ),
-            max_inflight_messages=self.batch_size,
+            max_inflight_messages=self.max_inflight,
             tls_context=tls_context(mqtt),
             tls_insecure=bool(mqtt.tls and mqtt.tls.insecure) or None,
             timeout=self.publish_timeout_s,
         )
+        # A whole batch in flight is normal here, not the overload aiomqtt warns about.
+        client.pending_calls_threshold = self.max_inflight + 10
+        return client
 
     # -- lifecycle ------------------------------------------------------------------------
     def stop(self, *, drain_timeout_s: float = 5.0) -> None:
@@ -435,6 +470,7 @@ class MqttPublisher:
         """Publish until stopped; never raises for broker trouble (it reconnects)."""
         attempt = 0
         housekeeping = asyncio.create_task(self._housekeeping(), name="mqtt-outbox-housekeeping")
+        marker = asyncio.create_task(self._mark_acks(), name="mqtt-outbox-ack-marker")
         try:
             while not self._stopping.is_set():
                 started = time.monotonic()
@@ -457,9 +493,8 @@ class MqttPublisher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            await self._cancel(housekeeping, marker)
+            await self._flush_acks()
 
     def _set_connected(self, up: bool) -> None:
         if up:
@@ -494,8 +529,10 @@ class MqttPublisher:
             await self._cancel(watch, drain)
             for task in done:
                 exc = task.exception()
+                while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+                    exc = exc.exceptions[0]  # name the real cause in the log
                 if exc is not None:
-                    raise _ConnectionLostError(str(exc)) from exc
+                    raise _ConnectionLostError(f"{type(exc).__name__}: {exc}") from exc
             await self._flush_acks()
             await self._publish_offline(client)
 
@@ -524,36 +561,66 @@ class MqttPublisher:
             pass
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        after = 0
-        while True:
-            if self._stopping.is_set():
-                # Orderly shutdown: the last events (session stopped, ...) still go out,
-                # within a deadline; whatever is left stays in the outbox for next time.
-                if time.monotonic() > self._stop_deadline:
-                    return
-                rows = await self.outbox.fetch(after=after, limit=self.batch_size)
-                if not rows:
-                    return
-            else:
-                rows = await self.outbox.wait_batch(after=after, limit=self.batch_size)
-                if not rows:
-                    continue
-            await asyncio.gather(*(self._publish(client, row) for row in rows))
-            after = rows[-1].seq
-            await self._flush_acks()
-            self._warn_if_growing()
+        """Publish outbox rows in seq order, pipelined: up to ``max_inflight`` unacked.
 
-    async def _publish(self, client: aiomqtt.Client, row: OutboxRow) -> None:
-        # gather() starts these in order, so paho queues the messages in seq order.
-        await client.publish(row.topic, row.payload.encode(), qos=1)
+        Waiting for a batch's PUBACKs before sending the next would add a broker round
+        trip to every event's latency; paho sends in call order, so pipelining keeps the
+        order. A failed publish fails the group, which ends the connection.
+        """
+        after = 0
+        window = asyncio.Semaphore(self.max_inflight)
+        async with asyncio.TaskGroup() as inflight:
+            while True:
+                if self._stopping.is_set():
+                    # Orderly shutdown: the last events (session stopped, ...) still go
+                    # out, within a deadline; the rest stays in the outbox for next time.
+                    if time.monotonic() > self._stop_deadline:
+                        return
+                    rows = await self.outbox.fetch(after=after, limit=self.batch_size)
+                    if not rows:
+                        return
+                else:
+                    rows = await self.outbox.wait_batch(after=after, limit=self.batch_size)
+                    if not rows:
+                        continue
+                for row in rows:
+                    await window.acquire()
+                    inflight.create_task(self._publish(client, row, window))
+                after = rows[-1].seq
+                self._warn_if_growing()
+
+    async def _publish(
+        self, client: aiomqtt.Client, row: OutboxRow, window: asyncio.Semaphore
+    ) -> None:
+        try:
+            await client.publish(row.topic, row.payload.encode(), qos=1)
+        finally:
+            window.release()
         self._acked.append(row.seq)
+        self._acks_waiting.set()
         if self.metrics is not None:
             self.metrics.mqtt_published.inc()
             self.metrics.mqtt_publish_latency.observe((now_us() - row.created_us) / 1e6)
 
     async def _flush_acks(self) -> None:
         acked, self._acked = self._acked, []
-        await self.outbox.mark_sent(acked)
+        try:
+            await self.outbox.mark_sent(acked)
+        except BaseException:
+            self._acked[:0] = acked  # marking is idempotent: retry rather than forget
+            raise
+
+    async def _mark_acks(self) -> None:
+        """Record PUBACKs in the outbox off the publish path, a coalesced batch at a time.
+
+        Marking is bookkeeping (what to re-send after a crash), so it must not delay the
+        next publish; an ack not yet marked at a crash only means one duplicate delivery.
+        """
+        while True:
+            await self._acks_waiting.wait()
+            await asyncio.sleep(self.ack_coalesce_s)
+            self._acks_waiting.clear()
+            await self._flush_acks()
 
     def _warn_if_growing(self) -> None:
         age = self.outbox.oldest_age_s()
