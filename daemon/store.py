@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tagsweep.domain import ReadBatch, SightingBatch, now_us
 from tagsweep.logs import get_logger
@@ -145,6 +146,11 @@ class StoreError(RuntimeError):
     """The store cannot be opened or written (disk full, locked by another process…)."""
 
 
+def _read_sum(table: pa.Table) -> int:
+    total = pc.sum(table.column("read_count")).as_py()
+    return int(total or 0)
+
+
 class Store:
     """The daemon's DuckDB file (single writer)."""
 
@@ -175,6 +181,13 @@ class Store:
         #: sightings committed since this process opened the store (closed + open rows)
         self.committed_closed = 0
         self.committed_open = 0
+        self.committed_closed_reads = 0
+        self.committed_open_reads = 0
+
+    @property
+    def committed_reads(self) -> int:
+        """Reads inside sightings committed by this process (they survive a crash)."""
+        return self.committed_closed_reads + self.committed_open_reads
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -286,8 +299,10 @@ class Store:
                 con.execute("ROLLBACK")
             raise
         self.committed_closed += sum(t.num_rows for t in closed)
+        self.committed_closed_reads += sum(_read_sum(t) for t in closed)
         if snapshot is not None:
             self.committed_open = snapshot.num_rows
+            self.committed_open_reads = _read_sum(snapshot)
 
     def prune_raw_reads(self, now: int | None = None) -> int:
         """Delete raw reads older than the retention; returns how many went."""

@@ -853,6 +853,7 @@ class Gateway:
                 if store
                 else 0,
                 "committed_closed_sightings": store.committed_closed if store else 0,
+                "committed_reads": store.committed_reads if store else 0,
                 "write_error": self._write_error,
             },
             "counters": {
