@@ -88,7 +88,7 @@ async def test_commands_and_bad_input_on_one_connection(tmp_path: Path, short_di
         # The blocking client the CLI uses, from a thread.
         closed = await asyncio.to_thread(call, path, "session.stop", {})
         assert closed["session_id"] == session_id
-        assert Path(closed["parquet"]).exists()
+        assert await asyncio.to_thread(Path(closed["parquet"]).is_file)
         with pytest.raises(ControlError, match="no count session is open"):
             await asyncio.to_thread(call, path, "session.stop", {})
         listed = await asyncio.to_thread(call, path, "session.list")

@@ -41,9 +41,10 @@ class Daemon:
             assert self.proc.poll() is None, self.log.read_text()
             try:
                 call(self.socket, "ping", timeout_s=2)
-                return
             except ControlError:
                 time.sleep(0.05)
+            else:
+                return
         raise AssertionError(f"daemon did not start:\n{self.log.read_text()}")
 
     def status(self) -> dict[str, Any]:
