@@ -306,7 +306,10 @@ def build_world(
             tag_state = TagState.LIVE
         x = rack.x0 + RACK_WIDTH_M * (lane + 0.5) / per_u + float(rng.normal(0, 0.03))
         z = 0.15 + u * U_HEIGHT_M + float(rng.uniform(0, 0.02))
-        y = rack.y_front - rack.facing * 0.03  # label on the bezel, just inside the door
+        # Labels sit on the front bezel, just inside the door, except on PDUs, which are
+        # mounted at the rear of the rack and read through it.
+        depth = RACK_DEPTH_M - 0.05 if model.endswith("PDU") else 0.03
+        y = rack.y_front - rack.facing * depth
         assets.append(
             Asset(
                 asset_tag=tag,
@@ -425,13 +428,14 @@ class HandheldParams:
         default_factory=lambda: Radio(ref_rssi_dbm=-52.0, pattern_exp=4.0, sensitivity_dbm=-70.0)
     )
     rounds_per_s: float = 10.0
-    sweep_s: tuple[float, float] = (14.0, 22.0)  # time spent sweeping one rack
+    sweep_s: tuple[float, float] = (8.0, 22.0)  # time spent sweeping one rack
     distance_m: float = 0.25  # handheld to rack face while sweeping
     walk_speed_m_s: float = 1.0
     trigger_while_walking: float = 0.5  # chance the trigger stays pressed between racks
     rack_panel_loss_db: float = 6.0  # tag in another rack than the one being swept
     wall_loss_db: float = 6.0  # rooms are separated by mesh cage partitions
-    tag_gain_db: tuple[float, float] = (-1.0, 3.0)  # mean, sd of per-label orientation gain
+    tag_gain_db: tuple[float, float] = (-1.0, 4.0)  # mean, sd of per-label orientation gain
+    through_rack_loss_db: float = 10.0  # labels at the rear, read through the equipment
     barcode_s: float = 3.0  # extra time per barcode scanned at a rack
     label_format: str = "LOC:{path}"
 
@@ -527,8 +531,12 @@ def walk_through(
     q = np.array([a.position for a in live], dtype=np.float64).reshape(-1, 3)
     tag_rack = np.array([rack_ids[a.rack] for a in live], dtype=np.int64)
     tag_room = np.array([world.rack_of(a.rack).room for a in live], dtype=np.int64)
+    rear = np.array(
+        [abs(a.position[1] - world.rack_of(a.rack).y_front) > 0.5 for a in live], dtype=bool
+    )
     epcs = np.array([a.epc for a in live], dtype="S64")
     tag_gain = rng.normal(p.tag_gain_db[0], p.tag_gain_db[1], size=len(live))
+    tag_gain -= p.through_rack_loss_db * rear
     untagged_by_rack: dict[str, list[Asset]] = {}
     for a in world.assets:
         if a.tag_state is TagState.NONE:
@@ -632,7 +640,7 @@ class PortalParams:
     wall_loss_db: float = 16.0
     antenna_offset_m: float = 0.2  # antennas sit this far from the wall, beside the door
     walk_speed_m_s: tuple[float, float] = (0.7, 1.6)
-    approach_m: float = 4.5  # trips start and end this far from the wall
+    approach_m: float = 4.5  # trips start and end at most this far from the wall
     group_shadow_db: float = 1.0  # extra loss per other item carried in the same group
     shelf_loss_db: float = 22.0  # items parked on the metal shelf beside the door
     scatter_dbm: float = -73.0  # scattered signal of a tag near the door, on either antenna
@@ -792,19 +800,30 @@ def portal_traffic(
         carry = np.column_stack(
             [rng.normal(0, 0.15, g), rng.normal(0, 0.12, g), rng.uniform(0.5, 1.3, g)]
         )
-        span_us = int(2 * p.approach_m / speed * 1_000_000)
+        # People come into the field from, and leave it to, anywhere between 2 m and
+        # approach_m from the door (round a corner, behind shelving): a trip that ends
+        # close to the door ends with weak scattered reads on both antennas.
+        start_m = float(rng.uniform(2.0, p.approach_m))
+        end_m = float(rng.uniform(2.0, p.approach_m))
+        if kind == "pass":
+            length = start_m + end_m
+        elif kind == "turnback":
+            length = 2 * (start_m - 0.15) + 0.8 * speed
+        else:
+            length = 2 * p.approach_m
+        span_us = int(length / speed * 1_000_000)
         t_end = t + span_us
         times, ant = antenna_rounds(t, t_end)
         s = (times - t) / 1_000_000 * speed  # metres walked
         if kind == "pass":
-            x = origin * (p.approach_m - s)
+            x = origin * (start_m - s)
             y = np.full_like(s, lane_y)
         elif kind == "turnback":
-            turn = p.approach_m - 0.15  # reach the threshold, then go back
+            turn = start_m - 0.15  # reach the threshold, pause, go back
             pause = 0.8 * speed
             along = np.where(s < turn, s, np.where(s < turn + pause, turn, 2 * turn + pause - s))
             along = np.maximum(along, 0.0)
-            x = origin * (p.approach_m - along)
+            x = origin * (start_m - along)
             y = np.full_like(s, lane_y)
         else:  # walk along the corridor past the door, 1.2-2.5 m from the wall
             x = np.full_like(s, -float(rng.uniform(1.2, 2.5)))
@@ -819,7 +838,7 @@ def portal_traffic(
             epc = epcs[item].decode()
             busy_until[item] = t_end + 5_000_000
             if kind == "pass":
-                crossing = t + int(p.approach_m / speed * 1_000_000)
+                crossing = t + int(start_m / speed * 1_000_000)
                 passes.append(PortalPass(epc, crossing, "in" if going_in else "out", trip, g))
                 if on_shelf[item] >= 0:
                     shelf_intervals.append((item, int(on_shelf[item]), int(shelf_since[item]), t))
@@ -832,7 +851,7 @@ def portal_traffic(
                         shelf_since[item] = t_end
                         shelf_epcs.add(epc)
             elif kind == "turnback":
-                turnbacks.append((epc, t + int((p.approach_m - 0.15) / speed * 1_000_000)))
+                turnbacks.append((epc, t + int((start_m - 0.15) / speed * 1_000_000)))
             else:
                 walk_bys.append((epc, t_mid))
         t = t_end

@@ -186,6 +186,7 @@ def test_simulated_door_traffic_direction_accuracy() -> None:
     naive = last_antenna_passes(traffic.reads, SETTINGS)
     naive_score = score_passes(traffic.passes, [(p.epc, p.t_us, p.direction) for p in naive])
     assert naive_score.spurious > 5 * max(1, spurious)
+    assert naive_score.direction_accuracy < accuracy - 0.05
 
 
 @settings(max_examples=15, deadline=None)
