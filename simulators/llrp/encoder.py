@@ -230,12 +230,44 @@ DOPPLER_UNITS: Final = 16.0
 
 
 @dataclass(frozen=True, slots=True)
+class ContentSelector:
+    """Which optional TagReportData parameters the client asked for in its ROReportSpec
+    (TagReportContentSelector, and Impinj's for phase/RSSI/Doppler); a real reader sends
+    only those, so the simulator does too."""
+
+    rospec_id: int | None = None  # send ROSpecID (with this value) when set
+    antenna: bool = True
+    peak_rssi: bool = True
+    first_seen: bool = True
+    last_seen: bool = True
+    seen_count: bool = True
+    impinj: bool = True  # Impinj phase/RSSI/Doppler, when a read has them
+
+    @classmethod
+    def from_flags(cls, flags: int, rospec_id: int, impinj: bool) -> ContentSelector:
+        """From TagReportContentSelector's flag word (bit 15 = EnableROSpecID …)."""
+        return cls(
+            rospec_id=rospec_id if flags & (1 << 15) else None,
+            antenna=bool(flags & (1 << 12)),
+            peak_rssi=bool(flags & (1 << 10)),
+            first_seen=bool(flags & (1 << 9)),
+            last_seen=bool(flags & (1 << 8)),
+            seen_count=bool(flags & (1 << 7)),
+            impinj=impinj,
+        )
+
+
+EVERYTHING: Final = ContentSelector()
+
+
+@dataclass(frozen=True, slots=True)
 class _Layout:
     epc_bytes: int
     rssi: bool
     phase: bool
     doppler: bool
     extra: bytes  # appended verbatim to every record (fault injection: unknown params)
+    sel: ContentSelector = EVERYTHING
 
     @property
     def impinj_rssi(self) -> bool:
@@ -250,11 +282,19 @@ def _record_dtype(layout: _Layout) -> np.dtype[np.void]:
         fields += [("epc_t", ">u2"), ("epc_len", ">u2"), ("epc_bits", ">u2")]
         if layout.epc_bytes:
             fields += [("epc", ("u1", (layout.epc_bytes,)))]
-    fields += [("ant_t", "u1"), ("ant", ">u2")]
+    sel = layout.sel
+    if sel.rospec_id is not None:
+        fields += [("rospec_t", "u1"), ("rospec", ">u4")]
+    if sel.antenna:
+        fields += [("ant_t", "u1"), ("ant", ">u2")]
     if layout.rssi:
         fields += [("rssi_t", "u1"), ("rssi", "i1")]
-    fields += [("first_t", "u1"), ("first", ">u8"), ("last_t", "u1"), ("last", ">u8")]
-    fields += [("count_t", "u1"), ("count", ">u2")]
+    if sel.first_seen:
+        fields += [("first_t", "u1"), ("first", ">u8")]
+    if sel.last_seen:
+        fields += [("last_t", "u1"), ("last", ">u8")]
+    if sel.seen_count:
+        fields += [("count_t", "u1"), ("count", ">u2")]
     for name, present, fmt in (
         ("phase", layout.phase, ">u2"),
         ("irssi", layout.impinj_rssi, ">i2"),
@@ -300,17 +340,25 @@ def _encode_run(reads: ReadBatch, layout: _Layout) -> bytes:
         out["epc_bits"] = 8 * layout.epc_bytes
     if layout.epc_bytes:
         out["epc"] = _unhex(reads["epc"], layout.epc_bytes)
-    out["ant_t"] = 0x80 | 1
-    out["ant"] = reads["antenna"]
+    sel = layout.sel
+    if sel.rospec_id is not None:
+        out["rospec_t"] = 0x80 | 9
+        out["rospec"] = sel.rospec_id
+    if sel.antenna:
+        out["ant_t"] = 0x80 | 1
+        out["ant"] = reads["antenna"]
     if layout.rssi:
         out["rssi_t"] = 0x80 | 6
         out["rssi"] = np.clip(np.rint(reads["rssi"]), -128, 127).astype(np.int8)
-    out["first_t"] = 0x80 | 2
-    out["first"] = reads["first_seen_us"].astype(np.uint64)
-    out["last_t"] = 0x80 | 4
-    out["last"] = reads["last_seen_us"].astype(np.uint64)
-    out["count_t"] = 0x80 | 8
-    out["count"] = np.clip(reads["seen_count"], 0, 0xFFFF)
+    if sel.first_seen:
+        out["first_t"] = 0x80 | 2
+        out["first"] = reads["first_seen_us"].astype(np.uint64)
+    if sel.last_seen:
+        out["last_t"] = 0x80 | 4
+        out["last"] = reads["last_seen_us"].astype(np.uint64)
+    if sel.seen_count:
+        out["count_t"] = 0x80 | 8
+        out["count"] = np.clip(reads["seen_count"], 0, 0xFFFF)
     if layout.phase:
         _custom_header(out, "phase", IMPINJ_RF_PHASE_ANGLE)
         units = np.rint(reads["phase"].astype(np.float64) * PHASE_UNITS).astype(np.int64)
@@ -350,13 +398,16 @@ def _runs(keys: np.ndarray) -> Iterator[tuple[int, int]]:
     yield from itertools.pairwise([0, *change.tolist(), len(keys)])
 
 
-def tag_report_data(reads: ReadBatch, extra: bytes = b"") -> bytes:
+def tag_report_data(
+    reads: ReadBatch, extra: bytes = b"", selector: ContentSelector = EVERYTHING
+) -> bytes:
     """The TagReportData parameters for ``reads``, in order, as one byte string.
 
     Each read carries EPC-96 (96-bit EPCs) or EPCData, AntennaID, PeakRSSI (when known),
     First/LastSeenTimestampUTC and TagSeenCount; Impinj RFPhaseAngle, PeakRSSI and
-    RFDopplerFrequency follow when the read has a phase or Doppler value. ``extra`` is
-    appended to every record (how the simulator injects unknown vendor parameters).
+    RFDopplerFrequency follow when the read has a phase or Doppler value; ``selector``
+    drops what the client did not ask for. ``extra`` is appended to every record (how
+    the simulator injects unknown vendor parameters).
     """
     if len(reads) == 0:
         return b""
@@ -364,31 +415,25 @@ def tag_report_data(reads: ReadBatch, extra: bytes = b"") -> bytes:
         len(reads), dtype=[("n", "i8"), ("rssi", "?"), ("phase", "?"), ("doppler", "?")]
     )
     keys["n"] = epc_byte_lengths(reads)
-    keys["rssi"] = ~np.isnan(reads["rssi"])
-    keys["phase"] = ~np.isnan(reads["phase"])
-    keys["doppler"] = ~np.isnan(reads["doppler_hz"])
+    keys["rssi"] = ~np.isnan(reads["rssi"]) & selector.peak_rssi
+    keys["phase"] = ~np.isnan(reads["phase"]) & selector.impinj
+    keys["doppler"] = ~np.isnan(reads["doppler_hz"]) & selector.impinj
     parts = []
     for start, stop in _runs(keys):
         k = keys[start]
-        layout = _Layout(int(k["n"]), bool(k["rssi"]), bool(k["phase"]), bool(k["doppler"]), extra)
+        layout = _Layout(
+            int(k["n"]), bool(k["rssi"]), bool(k["phase"]), bool(k["doppler"]), extra, selector
+        )
         parts.append(_encode_run(reads[start:stop], layout))
     return b"".join(parts)
 
 
-def ro_access_report(msg_id: int, reads: ReadBatch, extra: bytes = b"") -> bytes:
+def ro_access_report(
+    msg_id: int, reads: ReadBatch, extra: bytes = b"", selector: ContentSelector = EVERYTHING
+) -> bytes:
     """One RO_ACCESS_REPORT carrying every read of ``reads``."""
-    return message(MessageType.RO_ACCESS_REPORT, msg_id, tag_report_data(reads, extra))
-
-
-def ro_access_reports(
-    first_id: int, reads: ReadBatch, max_reads: int, extra: bytes = b""
-) -> list[bytes]:
-    """``reads`` split into RO_ACCESS_REPORTs of at most ``max_reads`` reads each."""
-    step = max(1, max_reads)
-    return [
-        ro_access_report(first_id + i, reads[start : start + step], extra)
-        for i, start in enumerate(range(0, len(reads), step))
-    ]
+    body = tag_report_data(reads, extra, selector)
+    return message(MessageType.RO_ACCESS_REPORT, msg_id, body)
 
 
 # -- decoding what a client sends (just enough to act on it) -----------------------------
@@ -447,7 +492,7 @@ def iter_params(data: bytes) -> Iterator[Param]:
 
 @dataclass(slots=True)
 class ROSpecRequest:
-    """The parts of an ADD_ROSPEC the simulator acts on."""
+    """The parts of an ADD_ROSPEC the simulator acts on (and tests check)."""
 
     rospec_id: int
     start_trigger: int  # 0 Null, 1 Immediate, 2 Periodic, 3 GPI
@@ -455,6 +500,10 @@ class ROSpecRequest:
     report_trigger: int  # 0 None, 1 Upon_N_Tags_Or_End_Of_AISpec, 2 ..._Of_ROSpec
     report_n: int
     current_state: int = 0
+    selector: ContentSelector = EVERYTHING
+    ai_stop_trigger: int = 0  # 0 Null (continuous), 1 Duration, 2 GPI, 3 Tag observation
+    tx_power_index: dict[int, int] = field(default_factory=dict)  # antenna → table index
+    session: dict[int, int] = field(default_factory=dict)  # antenna → Gen2 session
     raw: bytes = field(default=b"", repr=False)
 
 
@@ -465,22 +514,49 @@ def parse_add_rospec(body: bytes) -> ROSpecRequest:
         raise ParameterError("ADD_ROSPEC has no ROSpec parameter")
     rospec_id, _priority, state = struct.unpack_from(">IBB", rospec.body)
     children = rospec.children(6)
-    start_trigger = 0
-    antennas: tuple[int, ...] = ()
-    report_trigger, report_n = 0, 0
+    request = ROSpecRequest(rospec_id, 0, (), 0, 0, state, raw=rospec.body)
     for child in children:
         if child.type == 178:  # ROBoundarySpec
             start = child.find(179)
             if start is not None and start.body:
-                start_trigger = start.body[0]
+                request.start_trigger = start.body[0]
         elif child.type == 183 and len(child.body) >= 2:  # AISpec
-            count = struct.unpack_from(">H", child.body)[0]
-            antennas += struct.unpack_from(f">{count}H", child.body, 2)
+            _parse_aispec(child, request)
         elif child.type == 237 and len(child.body) >= 3:  # ROReportSpec
-            report_trigger, report_n = struct.unpack_from(">BH", child.body)
-    return ROSpecRequest(
-        rospec_id, start_trigger, antennas, report_trigger, report_n, state, raw=rospec.body
-    )
+            request.report_trigger, request.report_n = struct.unpack_from(">BH", child.body)
+            flags, impinj = 0xFFFF, False
+            for part in child.children(3):
+                if part.type == 238 and len(part.body) >= 2:  # TagReportContentSelector
+                    flags = struct.unpack_from(">H", part.body)[0]
+                elif (
+                    part.type == TYPE_CUSTOM and part.vendor == VENDOR_IMPINJ and part.subtype == 50
+                ):
+                    impinj = any(
+                        len(mode.body) >= 2 and struct.unpack_from(">H", mode.body)[0]
+                        for mode in part.children()
+                    )
+            request.selector = ContentSelector.from_flags(flags, rospec_id, impinj)
+    return request
+
+
+def _parse_aispec(aispec: Param, request: ROSpecRequest) -> None:
+    count = struct.unpack_from(">H", aispec.body)[0]
+    request.antennas += struct.unpack_from(f">{count}H", aispec.body, 2)
+    for part in aispec.children(2 + 2 * count):
+        if part.type == 184 and part.body:  # AISpecStopTrigger
+            request.ai_stop_trigger = part.body[0]
+        elif part.type == 186:  # InventoryParameterSpec: u16 id, u8 protocol, then antennas
+            for config in part.children(3):
+                if config.type != 222 or len(config.body) < 2:  # AntennaConfiguration
+                    continue
+                antenna = struct.unpack_from(">H", config.body)[0]
+                for item in config.children(2):
+                    if item.type == 224 and len(item.body) >= 6:  # RFTransmitter
+                        request.tx_power_index[antenna] = struct.unpack_from(">H", item.body, 4)[0]
+                    elif item.type == 330:  # C1G2InventoryCommand: u8 flags, then params
+                        control = item.find(336, 1)  # C1G2SingulationControl
+                        if control is not None and control.body:
+                            request.session[antenna] = control.body[0] >> 6
 
 
 def parse_keepalive_ms(set_reader_config_body: bytes) -> int | None:

@@ -106,6 +106,7 @@ class ConnectionLog:
     keepalives: int = 0
     keepalive_acks: int = 0
     requests: list[int] = field(default_factory=list)  # message types received, in order
+    rospecs: list[ROSpecRequest] = field(default_factory=list)  # every ADD_ROSPEC received
     faults: list[FaultKind] = field(default_factory=list)
     closed_by_client: bool = False  # CLOSE_CONNECTION received and answered
     source_done: bool = False  # the tag source is exhausted: nothing more will be sent
@@ -351,6 +352,7 @@ class _Session:
                 fail(f"ROSpecID {request.rospec_id} is zero or already in use")
                 return
             self.rospecs[request.rospec_id] = _ROSpec(request)
+            self.log.rospecs.append(request)
             self.send(enc.status_response(response, msg_id))
             return
         if len(body) < 4:
@@ -439,7 +441,7 @@ class _Session:
             if self.silent:  # stalled or hung: never send again
                 await asyncio.Event().wait()
             reads = batch[start : start + per_report]
-            report = enc.ro_access_report(self._msg_id(), reads, self.extra)
+            report = enc.ro_access_report(self._msg_id(), reads, self.extra, self._selector())
             self.extra = b""
             self.send(report)
             self.log.sent.append(reads.copy())
@@ -485,11 +487,17 @@ class _Session:
         while sent < total:
             n = min(per_report, total - sent)
             reads = random_reads(epcs, n, rng, self._antennas())
-            self.send(enc.ro_access_report(self._msg_id(), reads))
+            self.send(enc.ro_access_report(self._msg_id(), reads, selector=self._selector()))
             self.log.sent.append(reads)
             self.log.reports += 1
             sent += n
             await self.writer.drain()
+
+    def _selector(self) -> enc.ContentSelector:
+        for spec in self.rospecs.values():
+            if spec.state == "active":
+                return spec.request.selector
+        return enc.EVERYTHING
 
     def _antennas(self) -> tuple[int, ...]:
         for spec in self.rospecs.values():

@@ -27,7 +27,7 @@ from tagsweep.simulators.llrp import (
     TagSource,
     random_tags,
 )
-from tagsweep.simulators.llrp.encoder import MessageType
+from tagsweep.simulators.llrp.encoder import ContentSelector, MessageType
 
 FAST = Backoff(initial_s=0.05, cap_s=0.2)
 
@@ -126,7 +126,8 @@ def assert_reads_match(got: ReadBatch, sent: ReadBatch, reader_id: int) -> None:
 
 async def test_every_read_arrives_with_its_values_and_shutdown_is_clean() -> None:
     async with LlrpSimulator(port=0, tag_source=numbered_source()) as sim:
-        driver = LlrpDriver(llrp_url(sim, report_n=37), name="dock", reader_id=5, backoff=FAST)
+        url = llrp_url(sim, report_n=37, tx_power=20, session=1)
+        driver = LlrpDriver(url, name="dock", reader_id=5, backoff=FAST)
         states: list[DriverState] = []
         driver.add_state_listener(lambda _d, _old, new: states.append(new))
         got = await collect(driver, everything_from(sim, 0))
@@ -138,8 +139,17 @@ async def test_every_read_arrives_with_its_values_and_shutdown_is_clean() -> Non
     assert driver.counters.faults == {}
     assert driver.counters.decode_errors == 0
     assert states[:2] == [DriverState.CONNECTING, DriverState.INVENTORYING]
-    # report_n reached the reader: 50-read batches were cut into reports of ≤37
-    assert log.reports == 12 * 2
+    # the ROSpec from the configuration reached the reader: continuous inventory
+    # (no AISpec stop trigger), reports every 37 tags, 20 dBm (table index 41), session 1
+    (rospec,) = log.rospecs
+    assert rospec.antennas == (1, 2)
+    assert rospec.ai_stop_trigger == 0
+    assert (rospec.report_trigger, rospec.report_n) == (2, 37)
+    assert rospec.tx_power_index == {1: 41, 2: 41}
+    assert rospec.session == {1: 1, 2: 1}
+    # everything the driver needs, nothing it does not (no ROSpecID, no Impinj extras)
+    assert rospec.selector == ContentSelector(rospec_id=None, impinj=False)
+    assert log.reports == 12 * 2  # 50-read batches cut into reports of at most 37
     # the session: capabilities, config, our own ROSpec only, then a clean goodbye
     assert log.requests[:3] == [
         MessageType.GET_READER_CAPABILITIES,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sllurp.llrp import LLRPMessage
 
-from tagsweep.domain import READ_DTYPE, ReadBatch, empty_reads
+from tagsweep.domain import READ_DTYPE, ReadBatch, empty_reads, now_us
 from tagsweep.drivers.llrp_wire import (
     HEADER_SIZE,
     Framer,
@@ -107,6 +107,44 @@ def test_fast_decoder_agrees_with_sllurp(batch: ReadBatch) -> None:
     assert same_reads(decoded, reference)
     assert (decoded["reader"] == 9).all()
     _assert_same_as_input(decoded, batch)
+
+
+selectors = st.builds(
+    enc.ContentSelector,
+    rospec_id=st.one_of(st.none(), st.integers(1, 2**32 - 1)),
+    antenna=st.booleans(),
+    peak_rssi=st.booleans(),
+    first_seen=st.booleans(),
+    last_seen=st.booleans(),
+    seen_count=st.booleans(),
+    impinj=st.booleans(),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(reads(max_size=8), selectors)
+def test_fast_decoder_agrees_with_sllurp_whatever_the_client_selected(
+    batch: ReadBatch, selector: enc.ContentSelector
+) -> None:
+    message = enc.ro_access_report(1, batch, selector=selector)
+    tags = LLRPMessage(msgbytes=message).msgdict["RO_ACCESS_REPORT"]["TagReportData"]
+    assert all(("ROSpecID" in t) == (selector.rospec_id is not None) for t in tags)
+    decoded, problems = ReportDecoder(reader_id=2).decode(message[HEADER_SIZE:])
+    reference = reads_from_sllurp(tags, reader_id=2)
+    assert problems == []
+    if not (selector.first_seen or selector.last_seen):
+        # no timestamp on the wire: both stamp the time of receipt, a moment apart
+        assert np.array_equal(decoded["first_seen_us"], decoded["last_seen_us"])
+        assert (abs(decoded["first_seen_us"] - now_us()) < 10_000_000).all()
+        for batch_ in (decoded, reference):
+            batch_["first_seen_us"] = batch_["last_seen_us"] = 0
+    assert same_reads(decoded, reference)
+    if not selector.antenna:
+        assert (decoded["antenna"] == 0).all()
+    if not selector.seen_count:
+        assert (decoded["seen_count"] == 1).all()
+    if selector.last_seen and not selector.first_seen:
+        assert np.array_equal(decoded["first_seen_us"], batch["last_seen_us"])
 
 
 def _uniform_reads(n: int) -> ReadBatch:
