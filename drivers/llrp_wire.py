@@ -100,6 +100,26 @@ def header_problem(word: int, length: int, max_report: int) -> str | None:
     return None
 
 
+_REPORT_PARAMS: Final = frozenset({TAG_REPORT_DATA, TYPE_CUSTOM, 242})  # 242 RFSurveyReportData
+
+
+def _report_body_problem(
+    buf: bytearray, at: int, stop: int, frame_end: int
+) -> tuple[str | None, int]:
+    """Walk the top-level parameters of a report body from ``at`` up to ``stop``.
+
+    Returns (why the body cannot be a report, or None; where the walk stopped). A
+    plausible-looking length field that is wrong makes the following messages look like
+    body bytes; their headers are not report parameters, which is how we notice.
+    """
+    while at + 4 <= stop:
+        ptype, plen = struct.unpack_from(">HH", buf, at)
+        if ptype >> 10 or ptype not in _REPORT_PARAMS or plen < 4 or at + plen > frame_end:
+            return f"RO_ACCESS_REPORT body has parameter type {ptype} length {plen}", at
+        at += plen
+    return None, at
+
+
 class Framer:
     """Cuts a TCP byte stream into LLRP messages, never trusting a length blindly."""
 
@@ -107,7 +127,9 @@ class Framer:
         self.max_report_bytes = max_report_bytes
         self._buf = bytearray()
         self._offset = 0  # stream offset of _buf[0]
-        self._skipping = False  # the last feed ended inside garbage: one problem, not two
+        self._garbage_until = -1  # where the last resynchronisation landed (stream offset)
+        self._walk_frame = -1  # stream offset of the incomplete report being checked
+        self._walk_next = 0  # stream offset of its next unchecked parameter
         self.problems: list[Problem] = []
 
     @property
@@ -124,12 +146,12 @@ class Framer:
             word, length, msg_id = unpack(buf, pos)
             why = header_problem(word, length, self.max_report_bytes)
             if why is None and end - pos < length:
-                why = self._partial_problem(buf, pos, end, word & 0x3FF)
+                why = self._incomplete_problem(buf, pos, end, word & 0x3FF, length)
                 if why is None:
                     break  # plausible and incomplete: wait for more bytes
             if why is not None:
                 skip_to = self._resync(buf, pos + 1, end)
-                if not (self._skipping and pos == 0):
+                if self._offset + pos != self._garbage_until:  # not the same garbage run
                     self.problems.append(
                         Problem(
                             "framing",
@@ -137,10 +159,9 @@ class Framer:
                             "skipping to the next valid header",
                         )
                     )
-                self._skipping = skip_to == end
+                self._garbage_until = self._offset + skip_to
                 pos = skip_to
                 continue
-            self._skipping = False
             frames.append(
                 Frame(word & 0x3FF, msg_id, bytes(buf[pos : pos + length]), self._offset + pos)
             )
@@ -150,16 +171,18 @@ class Framer:
             self._offset += pos
         return frames
 
-    @staticmethod
-    def _partial_problem(buf: bytearray, pos: int, end: int, msg_type: int) -> str | None:
-        """Cheap check of an incomplete report: its first parameter must be a report one."""
-        first = pos + HEADER_SIZE
-        if msg_type != RO_ACCESS_REPORT or end - first < 4:
+    def _incomplete_problem(
+        self, buf: bytearray, pos: int, end: int, msg_type: int, length: int
+    ) -> str | None:
+        """Check what has arrived of an incomplete report, each parameter only once."""
+        if msg_type != RO_ACCESS_REPORT:
             return None
-        ptype, plen = struct.unpack_from(">HH", buf, first)
-        if ptype & 0x3FF not in (TAG_REPORT_DATA, TYPE_CUSTOM, 242) or plen < 4:
-            return f"RO_ACCESS_REPORT body starts with parameter type {ptype & 0x3FF}"
-        return None
+        frame = self._offset + pos
+        if self._walk_frame != frame:
+            self._walk_frame, self._walk_next = frame, frame + HEADER_SIZE
+        why, stopped = _report_body_problem(buf, self._walk_next - self._offset, end, pos + length)
+        self._walk_next = self._offset + stopped
+        return why
 
     def _resync(self, buf: bytearray, start: int, end: int) -> int:
         """Offset of the next plausible header at or after ``start`` (or where to wait)."""
@@ -168,10 +191,12 @@ class Framer:
             if end - at < HEADER_SIZE:
                 return at
             word, length, _ = HEADER.unpack_from(buf, at)
-            plausible = header_problem(word, length, self.max_report_bytes) is None
-            if plausible and (
-                end - at >= length or not self._partial_problem(buf, at, end, word & 0x3FF)
-            ):
+            if header_problem(word, length, self.max_report_bytes) is not None:
+                continue
+            if end - at >= length or word & 0x3FF != RO_ACCESS_REPORT:
+                return at
+            why, _ = _report_body_problem(buf, at + HEADER_SIZE, end, at + length)
+            if why is None:
                 return at
         return end  # no byte left that could start a header
 

@@ -108,8 +108,8 @@ def llrp(
         typer.Option(
             "--fault",
             help="KIND[@AFTER_REPORTS][:CONNECTION|:all], repeatable. Kinds: drop, stall, "
-            "garbage, noise, absurd_length, vendor, vendor_malformed, missed_keepalives, "
-            "burst, config_error.",
+            "garbage, noise, absurd_length, wrong_length, vendor, vendor_malformed, "
+            "missed_keepalives, burst, config_error.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for tags and faults.")] = 0,

@@ -59,6 +59,7 @@ class FaultKind(enum.StrEnum):
     GARBAGE = "garbage"  # an RO_ACCESS_REPORT whose body is random bytes
     NOISE = "noise"  # random bytes between messages (no LLRP header)
     ABSURD_LENGTH = "absurd_length"  # a header claiming a ~4 GiB message
+    WRONG_LENGTH = "wrong_length"  # a short report whose header claims a plausible 1 MiB
     VENDOR = "vendor"  # an unknown vendor parameter inside every TagReportData of a report
     VENDOR_MALFORMED = "vendor_malformed"  # a truncated Impinj phase parameter (kills sllurp)
     MISSED_KEEPALIVES = "missed_keepalives"  # keepalives and reports stop, requests answered
@@ -470,6 +471,9 @@ class _Session:
         elif kind is FaultKind.ABSURD_LENGTH:
             header = struct.pack(">HII", (1 << 10) | M.RO_ACCESS_REPORT, 0xFFFFFFF0, 7)
             self.send(header + bytes(16))
+        elif kind is FaultKind.WRONG_LENGTH:
+            report = enc.ro_access_report(self._msg_id(), _one_read())
+            self.send(report[:2] + struct.pack(">I", 1 << 20) + report[6:])
         elif kind is FaultKind.VENDOR:
             self.extra = UNKNOWN_VENDOR_PARAM
         elif kind is FaultKind.VENDOR_MALFORMED:

@@ -216,6 +216,7 @@ IN_STREAM = {
     FaultKind.GARBAGE: ("decode", 1),
     FaultKind.NOISE: ("framing", 1),
     FaultKind.ABSURD_LENGTH: ("framing", 1),
+    FaultKind.WRONG_LENGTH: ("framing", 1),
     FaultKind.VENDOR: ("unknown_parameter", 50),
     FaultKind.VENDOR_MALFORMED: ("malformed_parameter", 50),
 }

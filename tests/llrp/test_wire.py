@@ -217,12 +217,14 @@ def test_garbage_report_body_is_a_decode_problem_not_an_exception() -> None:
 
 # -- framing -------------------------------------------------------------------------------
 def _stream() -> tuple[bytes, list[int]]:
+    wrong_length = enc.ro_access_report(8, _uniform_reads(2))
     parts = [
         enc.ro_access_report(1, _uniform_reads(30)),
         b"\x99\xaa" * 20,  # noise
         enc.keepalive(2),
         struct.pack(">HII", (1 << 10) | 61, 0xFFFFFFF0, 3) + bytes(16),  # absurd length
         enc.ro_access_report(4, _uniform_reads(3)),
+        wrong_length[:2] + struct.pack(">I", 1 << 19) + wrong_length[6:],  # plausible, wrong
         enc.message(61, 5, struct.pack(">HH", 0x3D, 99)),  # report not starting with TRD
         enc.status_response(30, 6),
         enc.ro_access_report(7, _uniform_reads(1000)),
@@ -245,7 +247,7 @@ def test_framer_resynchronises_whatever_the_chunking(chunks: list[int]) -> None:
     assert [f.msg_id for f in frames] == expected_ids
     assert framer.buffered == 0
     kinds = [p.kind for p in framer.problems]
-    assert kinds == ["framing", "framing"]
+    assert kinds == ["framing", "framing", "framing"]
     assert "exceeds the 1048576-byte bound" in framer.problems[1].detail
     report = frames[-1]
     decoded, _ = ReportDecoder().decode(report.data[HEADER_SIZE:])
