@@ -73,9 +73,12 @@ def _call(path: Path, cmd: str, args: dict[str, Any] | None = None) -> Any:
 def build_gateway(config: TagsweepConfig) -> Gateway:
     """The gateway ``tagsweep run`` starts: the one place outputs are attached to it
     (sinks with ``add_sink``, tasks with ``add_service``, ``on_ready``, ``on_timing``)."""
+    from tagsweep.daemon.outputs import attach_outputs
     from tagsweep.daemon.supervisor import Gateway
 
-    return Gateway(config)
+    gateway = Gateway(config)
+    attach_outputs(gateway)
+    return gateway
 
 
 def run_command(

@@ -320,6 +320,7 @@ class MetricsServer:
         self.host, self.port = split_listen(listen)
         self.log = get_logger("metrics")
         self._server: asyncio.Server | None = None
+        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -339,12 +340,15 @@ class MetricsServer:
             self._server = None
 
     async def serve_forever(self) -> None:
-        """Run as a supervisor task: serve until cancelled."""
+        """Run as a supervisor task: serve until :meth:`stop` (or cancellation)."""
         await self.start()
         try:
-            await asyncio.Future()
+            await self._stopped.wait()
         finally:
             await self.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
 
     async def __aenter__(self) -> MetricsServer:
         await self.start()

@@ -15,6 +15,7 @@ Outside systemd (no ``$NOTIFY_SOCKET``) every call is a no-op.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -109,20 +110,23 @@ async def run_watchdog(
     status: Callable[[], str] | None = None,
     healthy: Callable[[], bool] | None = None,
     status_every_s: float = 5.0,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Ping the watchdog from the event loop until cancelled.
+    """Ping the watchdog from the event loop until ``stop`` is set (or cancelled).
 
     ``healthy`` lets the supervisor withhold pings when a vital task is wedged even
     though the loop itself still runs; ``status`` supplies the ``STATUS=`` text
     (reads/s, reader states), refreshed every ``status_every_s`` seconds. Without a
-    watchdog configured it only refreshes the status.
+    watchdog configured it only refreshes the status. On ``stop`` it sends
+    ``STOPPING=1``, so ``systemctl status`` shows the shutdown while it runs.
     """
     interval = interval_s if interval_s is not None else notifier.watchdog_s
     period = min(interval, status_every_s) if interval else status_every_s
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     last_status = float("-inf")
     log = get_logger("notify")
-    while True:
+    while not stop.is_set():
         now = loop.time()
         text = None
         if status is not None and now - last_status >= status_every_s:
@@ -136,4 +140,6 @@ async def run_watchdog(
                 notifier.status(text)
         elif text:
             notifier.status(text)
-        await asyncio.sleep(period)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=period)
+    notifier.stopping()

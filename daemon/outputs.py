@@ -1,0 +1,143 @@
+"""Attach the daemon's outputs to a gateway: metrics, MQTT, systemd notify.
+
+Why one function: ``tagsweep run`` and tests build the same gateway, and the outputs
+only use the gateway's public hook points (sinks, services, ready and timing
+callbacks, the devices, the store's connection), so the supervisor stays unaware of
+Prometheus, MQTT and systemd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from tagsweep.daemon.events import GatewayEvent
+from tagsweep.daemon.metrics import GatewayMetrics, MetricsServer
+from tagsweep.daemon.mqtt import MqttPublisher, Outbox
+from tagsweep.daemon.notify import SystemdNotifier, run_watchdog
+from tagsweep.logs import get_logger
+
+if TYPE_CHECKING:
+    from tagsweep.daemon.supervisor import Gateway
+
+
+class MqttOutput:
+    """The MQTT sink and publisher service of one gateway.
+
+    The outbox table lives in the gateway's DuckDB file, which only exists once the
+    gateway runs; it is opened on first use (the first event or the publisher's start,
+    whichever comes first) and closed when the publisher ends.
+    """
+
+    def __init__(self, gateway: Gateway, metrics: GatewayMetrics | None) -> None:
+        self.gateway = gateway
+        self.metrics = metrics
+        self.outbox: Outbox | None = None
+        self.publisher: MqttPublisher | None = None
+        self._stop_requested = False
+
+    def _ensure(self) -> Outbox:
+        if self.outbox is None:
+            store = self.gateway.store
+            if store is None:
+                raise RuntimeError("the gateway's store is not open yet")
+            cfg = self.gateway.config
+            self.outbox = Outbox.from_config(
+                store.connection,
+                cfg.mqtt,
+                site=cfg.gateway.site,
+                gateway=cfg.gateway.id,
+                metrics=self.metrics,
+            )
+            if self.metrics is not None:
+                self.metrics.watch_outbox(self.outbox)
+        return self.outbox
+
+    async def emit(self, events: Sequence[GatewayEvent]) -> None:
+        await self._ensure().emit(events)
+
+    async def run(self) -> None:
+        outbox = self._ensure()
+        cfg = self.gateway.config
+        self.publisher = MqttPublisher(
+            outbox, cfg.mqtt, site=cfg.gateway.site, gateway=cfg.gateway.id, metrics=self.metrics
+        )
+        if self._stop_requested:
+            self.publisher.stop()
+        try:
+            await self.publisher.run()
+        finally:
+            outbox.close()
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        if self.publisher is not None:
+            self.publisher.stop()
+
+
+class Outputs:
+    """What :func:`attach_outputs` wired, for tests and diagnostics."""
+
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        server: MetricsServer | None,
+        mqtt: MqttOutput | None,
+        notifier: SystemdNotifier,
+    ) -> None:
+        self.metrics = metrics
+        self.server = server
+        self.mqtt = mqtt
+        self.notifier = notifier
+        self.watchdog_stop = asyncio.Event()
+
+
+def attach_outputs(gateway: Gateway, environ: Mapping[str, str] | None = None) -> Outputs:
+    """Register metrics, MQTT and sd_notify on ``gateway`` (before it runs)."""
+    cfg = gateway.config
+    log = get_logger("outputs", gateway=cfg.gateway.id)
+    metrics = GatewayMetrics(gateway=cfg.gateway.id, site=cfg.gateway.site)
+    for device in gateway.devices:
+        metrics.watch_reader(device.driver)
+    gateway.add_sink(metrics)
+
+    def timing(what: str, seconds: float) -> None:
+        if what == "dedup":
+            metrics.dedup_batch_duration.observe(seconds)
+        elif what == "store_write":
+            metrics.store_write_duration.observe(seconds)
+
+    gateway.on_timing(timing)
+
+    server = None
+    if cfg.metrics.enabled:
+        server = MetricsServer(metrics.registry, cfg.metrics.listen)
+        gateway.add_service("metrics-server", server.serve_forever, stop=server.stop)
+
+    mqtt = None
+    if cfg.mqtt.enabled:
+        mqtt = MqttOutput(gateway, metrics)
+        gateway.add_sink(mqtt)
+        gateway.add_service("mqtt-publisher", mqtt.run, stop=mqtt.stop)
+        log.info(
+            "mqtt_enabled",
+            broker=f"{cfg.mqtt.host}:{cfg.mqtt.port}",
+            username=cfg.mqtt.username,
+            tls=cfg.mqtt.tls is not None,
+        )
+
+    notifier = SystemdNotifier(environ)
+    outputs = Outputs(metrics, server, mqtt, notifier)
+    if notifier.enabled:
+
+        def ready() -> None:
+            notifier.ready(f"{len(gateway.devices)} devices configured; {metrics.status_line()}")
+
+        gateway.on_ready(ready)
+        gateway.add_service(
+            "sd-watchdog",
+            lambda: run_watchdog(notifier, status=metrics.status_line, stop=outputs.watchdog_stop),
+            stop=outputs.watchdog_stop.set,
+        )
+    return outputs
