@@ -80,12 +80,13 @@ async def _status(gw: Gateway, args: Mapping[str, Any]) -> Any:
 
 
 async def _start(gw: Gateway, args: Mapping[str, Any]) -> Any:
-    _args(args, ("operator",), ("site", "location", "scope"))
+    _args(args, ("operator",), ("site", "location", "scope", "expected"))
     session = await gw.start_session(
         operator=args["operator"],
         site=args.get("site"),
         location=args.get("location"),
         scope=args.get("scope") or (),
+        expected=args.get("expected"),
     )
     return session_to_json(session)
 
@@ -113,6 +114,13 @@ async def _show(gw: Gateway, args: Mapping[str, Any]) -> Any:
     return (await gw.sessions(session_id))[0]
 
 
+async def _progress(gw: Gateway, args: Mapping[str, Any]) -> Any:
+    _args(args, (), ("session_id",))
+    if gw.live is None:
+        raise RequestError("this gateway has no live view", "session_error")
+    return gw.live.progress(args.get("session_id"))
+
+
 async def _list(gw: Gateway, args: Mapping[str, Any]) -> Any:
     _args(args, (), ())
     return await gw.sessions()
@@ -126,6 +134,7 @@ COMMANDS: Final[dict[str, Handler]] = {
     "session.stop": _stop,
     "session.show": _show,
     "session.list": _list,
+    "session.progress": _progress,
 }
 
 

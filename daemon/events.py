@@ -29,6 +29,7 @@ class EventKind(enum.StrEnum):
     PORTAL_PASS = "portal_pass"  # payload has "direction": "in" | "out"
     READER_STATE = "reader_state"
     LOCATION_CONTEXT = "location_context"
+    SCAN = "scan"  # a barcode scan of an asset (tag, serial or GIAI), not a location label
     SESSION_STARTED = "session_started"
     SESSION_STOPPED = "session_stopped"
     SESSION_CLOSED = "session_closed"  # session file written

@@ -395,6 +395,11 @@ class LiveCount:
         identity, asset, tag = resolved
         self._record(identity, asset, location, Method.RFID, ts_us, epc=epc, tag=tag)
 
+    def knows_epc(self, epc: str) -> bool:
+        """Has this EPC been seen in the session already?"""
+        resolved = self._epc_identity.get(epc)
+        return resolved is not None and resolved[0] in self._seen
+
     def observe_attributions(self, attributions: Iterable[AttributedEpc]) -> None:
         """The daemon's current attribution of every EPC read so far (after each dedup
         flush): new items are ticked off, moved items change location."""

@@ -42,7 +42,7 @@ import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,6 +73,9 @@ from tagsweep.domain import (
 )
 from tagsweep.drivers import Backoff, Driver, DriverConfigError, DriverState, open_driver
 from tagsweep.logs import get_logger
+
+if TYPE_CHECKING:
+    from tagsweep.daemon.livefeed import LiveFeed
 
 TimingListener = Callable[[str, float], None]
 
@@ -172,6 +175,7 @@ class Gateway:
         self._write_error: str | None = None
         self._running = False
         self._hook_tasks: set[asyncio.Future[Any]] = set()
+        self.live: LiveFeed | None = None  # set by livefeed.attach_live_view
 
     # -- construction --------------------------------------------------------------------
     def _make_reader(self, index: int, reader: ReaderSection) -> Device:
@@ -425,6 +429,19 @@ class Gateway:
             location=str(context or device.role.location or "") or None,
         )
         await self.store.call(self.store.write, WriteBatch(scans=[record]))
+        self._pending_events.append(
+            GatewayEvent(
+                EventKind.SCAN,
+                {
+                    "session_id": record.session_id,
+                    "scanner": device.name,
+                    "kind": record.kind,
+                    "value": record.value,
+                    "location": record.location,
+                },
+                ts_us=record.ts_us,
+            )
+        )
 
     # -- dedup and the store -------------------------------------------------------------
     def _reader_clocks(self) -> np.ndarray:
@@ -652,8 +669,13 @@ class Gateway:
         site: str | None = None,
         location: str | None = None,
         scope: Sequence[str] = (),
+        expected: str | None = None,
     ) -> CountSession:
-        """Open a count session; its location context starts at ``location``."""
+        """Open a count session; its location context starts at ``location``.
+
+        ``expected``: a register file (engine run or golden register) whose assets in
+        the scope the live view compares the count against while it runs.
+        """
         if not operator or not operator.strip():
             raise SessionError("operator is required (who is counting?)")
         site = (site or self.config.gateway.site).strip()
@@ -670,6 +692,10 @@ class Gateway:
             if loc.site != site:
                 raise SessionError(f"location {loc} is not at site {site}")
         store = self._store()
+        if expected:
+            if self.live is None:
+                raise SessionError("this gateway has no live view to compare --expected with")
+            await self.live.prepare(expected)
         async with self._session_lock:
             if self._session is not None:
                 raise SessionError(
@@ -713,6 +739,7 @@ class Gateway:
                         "operator": session.operator,
                         "location": str(session.location_context),
                         "scope": [str(s) for s in scope_locs],
+                        **({"expected": expected} if expected else {}),
                     },
                     ts_us=started,
                 )

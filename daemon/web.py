@@ -143,7 +143,6 @@ class LiveWebServer:
         return app
 
     async def start(self) -> None:
-        self._closing.clear()
         runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -176,11 +175,21 @@ class LiveWebServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def request_stop(self) -> None:
+        """Ask :meth:`serve` to end (the gateway's shutdown calls this)."""
+        self._closing.set()
+
     async def serve(self) -> None:
-        """Serve until cancelled: the body of the daemon's ``web`` task."""
-        await self.start()
+        """Serve until :meth:`request_stop` or cancellation: the daemon's ``live-view``
+        task. A port that cannot be bound is logged, and the gateway goes on counting
+        without its page: the page is never a reason to stop reading."""
         try:
-            await asyncio.Event().wait()
+            await self.start()
+        except OSError as exc:
+            log.exception("live view not served", error=str(exc))
+            return
+        try:
+            await self._closing.wait()
         finally:
             await self.stop()
 
