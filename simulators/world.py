@@ -475,6 +475,11 @@ class WalkThrough:
         """EPCs read at least once (only these can be attributed at all)."""
         return {e.decode() for e in np.unique(self.reads["epc"])}
 
+    def replay(self, speed: float = 1.0, *, batch_s: float = 0.1) -> Replay:
+        """Handheld reads and scan script as live sources, ``speed`` times real time."""
+        clock = ReplayClock(self.start_us, speed)
+        return Replay(clock, tag_source(self.reads, clock, batch_s=batch_s), self.scans)
+
     def context_of_reads(self) -> list[str | None]:
         """Location context in force at each read (None before the first label scan)."""
         times = np.array([t for t, _ in self.contexts], dtype=np.int64)
@@ -673,6 +678,11 @@ class PortalTraffic:
     zone: str
     start_us: int
     end_us: int
+
+    def replay(self, speed: float = 1.0, *, batch_s: float = 0.1) -> Replay:
+        """Portal reads as a live tag source, ``speed`` times real time."""
+        clock = ReplayClock(self.start_us, speed)
+        return Replay(clock, tag_source(self.reads, clock, batch_s=batch_s))
 
 
 def _portal_antennas(p: PortalParams) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -999,6 +1009,7 @@ __all__ = [
     "PortalTraffic",
     "Rack",
     "Radio",
+    "Replay",
     "ReplayClock",
     "ScriptedScan",
     "TagState",
@@ -1016,6 +1027,22 @@ __all__ = [
     "tag_source",
     "walk_through",
 ]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Live sources of one scenario on one shared clock (see the clock model above).
+
+    ``tag_source`` plugs into the LLRP simulator (``LlrpSimulator(tag_source=...)``);
+    ``scan_script()`` into the scanner simulator (``ScannerSimulator(script=...)``).
+    """
+
+    clock: ReplayClock
+    tag_source: Callable[[], AsyncIterator[ReadBatch]]
+    scans: tuple[ScriptedScan, ...] = ()
+
+    def scan_script(self) -> AsyncIterator[str]:
+        return scan_lines(self.scans, self.clock)
 
 
 # -- scoring against the truth ----------------------------------------------------------------
