@@ -25,6 +25,7 @@ if [ "${1:-}" = "--system" ]; then
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing+=(mosquitto mosquitto-clients)
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v openssl >/dev/null || missing+=(openssl)  # test CA for MQTT over TLS
   [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || missing+=(chromium chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   # the Debian prometheus package may start a server; tests never need it
