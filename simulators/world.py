@@ -47,12 +47,20 @@ shared by every source of one scenario; it is anchored the first time any of the
 starts, so a reader and a scanner started a little apart stay in step. A reader that
 (re)connects late misses the reads whose wall time has passed, as a real one would.
 
-Live sources:
+Live sources (``walk.replay(speed)`` / ``traffic.replay(speed)`` bundle them as a
+:class:`Replay` on one clock)::
+
+    replay = walk_through(build_world(1), 1).replay(speed=10)
+    LlrpSimulator(port=0, tag_source=replay.tag_source)       # reads, paced
+    ScannerSimulator(mode="tcp", script=replay.scan_script())  # label and asset scans
 
 * :func:`tag_source` → ``Callable[[], AsyncIterator[ReadBatch]]`` for the LLRP
   simulator (one fresh iterator per connection);
 * :func:`scan_lines` → async iterator of scan lines paced by the same clock;
   :func:`scan_delays` gives the same script as ``(delay_s, line)`` pairs.
+
+Scoring helpers: :func:`score_locations` (EPC → location against the truth) and
+:func:`score_passes` (portal passes matched by tag and time).
 """
 
 from __future__ import annotations
