@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from tagsweep.daemon.progress import progress
+
 if TYPE_CHECKING:
     from tagsweep.config import TagsweepConfig
     from tagsweep.daemon.supervisor import Gateway
@@ -73,11 +75,13 @@ def _call(path: Path, cmd: str, args: dict[str, Any] | None = None) -> Any:
 def build_gateway(config: TagsweepConfig) -> Gateway:
     """The gateway ``tagsweep run`` starts: the one place outputs are attached to it
     (sinks with ``add_sink``, tasks with ``add_service``, ``on_ready``, ``on_timing``)."""
+    from tagsweep.daemon.livefeed import attach_live_view
     from tagsweep.daemon.outputs import attach_outputs
     from tagsweep.daemon.supervisor import Gateway
 
     gateway = Gateway(config)
     attach_outputs(gateway)
+    attach_live_view(gateway)
     return gateway
 
 
@@ -172,6 +176,14 @@ def session_start(
         list[str] | None,
         typer.Option("--scope", help="Location(s) the count covers (repeatable)."),
     ] = None,
+    expected: Annotated[
+        Path | None,
+        typer.Option(
+            "--expected",
+            help="Register to count against live (golden.parquet, a run's register.parquet, "
+            "or their folder): see `tagsweep session progress` and the live view.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     socket: SocketOption = None,
     as_json: JsonOption = False,
@@ -180,6 +192,8 @@ def session_start(
     args: dict[str, Any] = {"operator": operator, "site": site, "location": location}
     if scope:
         args["scope"] = list(scope)
+    if expected is not None:
+        args["expected"] = str(expected.resolve())  # the daemon has its own working folder
     result = _call(_socket(socket, config), "session.start", args)
     if as_json:
         console.print_json(json.dumps(result))
@@ -244,3 +258,6 @@ def session_list(config: ConfigOption = None, socket: SocketOption = None) -> No
             f"{row.get('row_count') or '':>7}  {row.get('file') or ''}",
             markup=False,
         )
+
+
+session_app.command("progress")(progress)

@@ -3,14 +3,13 @@
 The same question as the live page — what should be here that I have not seen yet? —
 for someone with a laptop and no browser, or a script. The data is the live view's
 snapshot (expected, seen, not yet seen, unexpected per location, reader health), read
-from the running daemon: over its control socket when the daemon offers ``progress``
-there, else from the live view's JSON API (``[web]`` enabled).
+from the running daemon over its control socket (which is always there, web page or
+not), or with ``--url`` from the live view's JSON API, e.g. on another machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -216,67 +215,52 @@ def progress(
     session: Annotated[
         str | None, typer.Option("--session", help="Count session id (default: the open one).")
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", help="Gateway configuration: where its live view listens and its token."
-        ),
-    ] = None,
-    url: Annotated[
-        str | None, typer.Option("--url", help="Live view URL, e.g. http://127.0.0.1:8080.")
-    ] = None,
-    token_env: Annotated[
-        str | None, typer.Option("--token-env", help="Environment variable holding the token.")
-    ] = None,
     location: Annotated[
         str | None, typer.Option("--location", help="Only this location (and below).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Longest list printed.")] = 50,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Configuration file (control socket, web token)."),
+    ] = None,
+    socket: Annotated[
+        Path | None, typer.Option("--socket", help="Control socket of the running daemon.")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="Read the live view over HTTP instead, e.g. http://127.0.0.1:8080."
+        ),
+    ] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option("--token-env", help="With --url: environment variable holding the token."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON snapshot.")] = False,
 ) -> None:
-    """What the running count session has seen of what its scope should hold: per
-    location expected, seen, not yet seen and unexpected, and the lists to go and look."""
+    """Live count of the running session: what is not yet seen, per location.
+
+    Expected, seen, not yet seen and unexpected for each location of the scope, and the
+    lists to go and look (the session must have been started with --expected)."""
     import os
+
+    from tagsweep.daemon.cli import _call, _load, _socket
 
     console = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    token = os.environ.get(token_env) if token_env else None
-    base = url
-    if config is not None:
-        from tagsweep.config import ConfigError, load_config
-
+    if url is None:
+        args = {"session_id": session} if session else {}
+        snap = _call(_socket(socket, config), "session.progress", args)
+    else:
+        token = os.environ.get(token_env) if token_env else None
+        if token is None and config is not None:
+            secret = _load(config).web.token
+            token = secret.get_secret_value() if secret is not None else None
         try:
-            cfg = load_config(config)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                err.print(f"error: {problem}", markup=False)
+            snap = fetch_progress(url, session_id=session, token=token)
+        except ProgressUnavailableError as exc:
+            err.print(f"error: {exc}", markup=False)
             raise typer.Exit(code=1) from None
-        if base is None:
-            if not cfg.web.enabled:
-                err.print(
-                    f"error: {config}: [web] enabled is false; the live count needs the "
-                    "live view (set [web] enabled = true and restart the daemon)",
-                    markup=False,
-                )
-                raise typer.Exit(code=1)
-            host, _, port = cfg.web.listen.rpartition(":")
-            host = host.strip("[]")
-            try:
-                if ipaddress.ip_address(host).is_unspecified:  # bound to all: use loopback
-                    host = "127.0.0.1"
-            except ValueError:
-                pass  # a host name
-            host = f"[{host}]" if ":" in host else host
-            base = f"http://{host}:{port}"
-        if token is None and cfg.web.token is not None:
-            token = cfg.web.token.get_secret_value()
-    if base is None:
-        base = "http://127.0.0.1:8080"
-    try:
-        snap = fetch_progress(base, session_id=session, token=token)
-    except ProgressUnavailableError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(code=1) from None
     if as_json:
         console.print_json(json.dumps(snap))
         return

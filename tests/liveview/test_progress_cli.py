@@ -95,7 +95,7 @@ async def test_progress_prints_counts_and_lists(tmp_path: Path) -> None:
         config.write_text(
             f'[web]\nenabled = true\nlisten = "{host}:{port}"\ntoken_file = "web.token"\n'
         )
-        code, out = await asyncio.to_thread(run_cli, "--config", str(config))
+        code, out = await asyncio.to_thread(run_cli, "--url", server.url, "--config", str(config))
         assert code == 0, out
         assert "4 not yet seen" in out
 
