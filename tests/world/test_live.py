@@ -18,6 +18,7 @@ from tagsweep.domain import READ_DTYPE, ReadBatch
 from tagsweep.drivers import Backoff
 from tagsweep.drivers.llrp import LlrpDriver
 from tagsweep.simulators.llrp import LlrpSimulator
+from tagsweep.simulators.scanner import ScannerSimulator
 from tagsweep.simulators.world import score_locations, serpentine_route, walk_through
 from tests.world.conftest import small_world
 
@@ -76,3 +77,27 @@ async def test_walk_through_over_llrp_attributes_with_live_scan_times() -> None:
         for (t, _), sc in zip(scans, walk.scans, strict=True)
     ]
     assert accuracy >= 0.99, f"scan receipt lateness (ms): {lateness_ms}"
+
+
+async def test_scan_script_through_the_scanner_simulator_keeps_its_pacing() -> None:
+    world = small_world()
+    walk = walk_through(world, 5, route=serpentine_route(world)[:3])
+    replay = walk.replay(speed=40.0)
+    expected = [s.line for s in walk.scans]
+    arrivals: list[tuple[int, str]] = []
+    async with ScannerSimulator(mode="tcp", script=replay.scan_script(), terminator="CR") as sim:
+        reader, writer = await asyncio.open_connection(sim.host, sim.port)
+        try:
+            async with asyncio.timeout(15):
+                while len(arrivals) < len(expected):
+                    line = await reader.readuntil(b"\r")
+                    arrivals.append((time.time_ns() // 1000, line.decode().strip()))
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert [line for _, line in arrivals] == expected
+    # Each scan arrives at its world time on the shared clock (the first one waits for
+    # the client to connect, so it is exempt).
+    due = [int(replay.clock.to_wall(s.t_us)) for s in walk.scans]
+    late_s = [(t - d) / 1e6 for (t, _), d in zip(arrivals, due, strict=True)][1:]
+    assert all(-0.01 < late < 0.1 for late in late_s), late_s
