@@ -61,7 +61,9 @@ def bare_rate(frames: list[bytes], reads_per_frame: int, decode: str, min_s: flo
 def serve(total: int, report_n: int) -> None:
     """Child process: an LLRP reader pushing ``total`` reads per connection, flat out."""
     configure_logging(json=True, level="warning")
-    batches = corpus(16, report_n)
+    # the tag source hands over 5000 reads at a time; the reader cuts them into reports
+    # of report_n, as a reader's buffer would
+    batches = corpus(8, max(report_n, 5000))
 
     async def source() -> AsyncIterator[ReadBatch]:
         sent = 0

@@ -14,6 +14,7 @@ reads per second from one core.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import struct
@@ -274,6 +275,7 @@ class _Layout:
         return self.rssi and (self.phase or self.doppler)
 
 
+@functools.lru_cache(maxsize=256)
 def _record_dtype(layout: _Layout) -> np.dtype[np.void]:
     fields: list[tuple[str, str | tuple[str, tuple[int, ...]]]] = [("t", ">u2"), ("len", ">u2")]
     if layout.epc_bytes == 12:
@@ -313,18 +315,23 @@ def _record_dtype(layout: _Layout) -> np.dtype[np.void]:
     return np.dtype(fields)
 
 
+#: ASCII byte → nibble value; 0xFF marks a byte that is not a hex digit
+_NIBBLE = np.full(256, 0xFF, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _NIBBLE[_c] = _NIBBLE[bytes([_c]).upper()[0]] = _i
+
+
 def _unhex(epcs: np.ndarray, nbytes: int) -> np.ndarray:
     """Upper/lower-case hex ASCII (``S`` array) → (n, nbytes) uint8."""
     n = len(epcs)
     if nbytes == 0:
         return np.zeros((n, 0), dtype=np.uint8)
-    raw = np.frombuffer(epcs.astype(f"S{2 * nbytes}").tobytes(), dtype=np.uint8)
-    digits = raw.reshape(n, 2 * nbytes).astype(np.int16)
-    # '0'-'9' → 0-9, 'A'-'F'/'a'-'f' → 10-15
-    values = np.where(digits <= ord("9"), digits - ord("0"), (digits | 0x20) - ord("a") + 10)
-    if ((values < 0) | (values > 15)).any():
+    text = epcs if epcs.dtype.itemsize == 2 * nbytes else epcs.astype(f"S{2 * nbytes}")
+    raw = np.frombuffer(np.ascontiguousarray(text).data, dtype=np.uint8)
+    nibbles = _NIBBLE[raw.reshape(n, 2 * nbytes)]
+    if (nibbles == 0xFF).any():
         raise ValueError("EPC contains a non-hex character")
-    return (values[:, 0::2] * 16 + values[:, 1::2]).astype(np.uint8)
+    return (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
 
 
 def _encode_run(reads: ReadBatch, layout: _Layout) -> bytes:
@@ -384,48 +391,48 @@ def _custom_header(out: np.ndarray, name: str, subtype: int) -> None:
 
 def epc_byte_lengths(reads: ReadBatch) -> np.ndarray:
     """Bytes of each EPC (hex digits / 2); raises ValueError for odd-length EPCs."""
-    digits = np.char.str_len(reads["epc"])
+    digits = np.char.str_len(reads["epc"]).astype(np.int64)
     if (digits % 2).any():
         raise ValueError("every EPC must have an even number of hex digits")
     return (digits // 2).astype(np.int64)
 
 
-def _runs(keys: np.ndarray) -> Iterator[tuple[int, int]]:
-    """(start, stop) of each run of equal consecutive rows in a structured key array."""
-    if len(keys) == 0:
-        return
-    change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-    yield from itertools.pairwise([0, *change.tolist(), len(keys)])
-
-
 def tag_report_data(
     reads: ReadBatch, extra: bytes = b"", selector: ContentSelector = EVERYTHING
 ) -> bytes:
+    return tag_report_records(reads, extra, selector)[0]
+
+
+def tag_report_records(
+    reads: ReadBatch, extra: bytes = b"", selector: ContentSelector = EVERYTHING
+) -> tuple[bytes, list[int]]:
     """The TagReportData parameters for ``reads``, in order, as one byte string.
 
     Each read carries EPC-96 (96-bit EPCs) or EPCData, AntennaID, PeakRSSI (when known),
     First/LastSeenTimestampUTC and TagSeenCount; Impinj RFPhaseAngle, PeakRSSI and
     RFDopplerFrequency follow when the read has a phase or Doppler value; ``selector``
     drops what the client did not ask for. ``extra`` is appended to every record (how
-    the simulator injects unknown vendor parameters).
+    the simulator injects unknown vendor parameters). Also returns where each record
+    starts (plus the end), so one encoding can be cut into several reports.
     """
     if len(reads) == 0:
-        return b""
-    keys = np.zeros(
-        len(reads), dtype=[("n", "i8"), ("rssi", "?"), ("phase", "?"), ("doppler", "?")]
-    )
-    keys["n"] = epc_byte_lengths(reads)
-    keys["rssi"] = ~np.isnan(reads["rssi"]) & selector.peak_rssi
-    keys["phase"] = ~np.isnan(reads["phase"]) & selector.impinj
-    keys["doppler"] = ~np.isnan(reads["doppler_hz"]) & selector.impinj
+        return b"", [0]
+    rssi = ~np.isnan(reads["rssi"]) & selector.peak_rssi
+    phase = ~np.isnan(reads["phase"]) & selector.impinj
+    doppler = ~np.isnan(reads["doppler_hz"]) & selector.impinj
+    key = epc_byte_lengths(reads) * 8 + rssi * 4 + phase * 2 + doppler
+    bounds = [0, *(np.flatnonzero(key[1:] != key[:-1]) + 1).tolist(), len(reads)]
     parts = []
-    for start, stop in _runs(keys):
-        k = keys[start]
-        layout = _Layout(
-            int(k["n"]), bool(k["rssi"]), bool(k["phase"]), bool(k["doppler"]), extra, selector
-        )
+    offsets = np.empty(len(reads) + 1, dtype=np.int64)
+    offsets[0] = done = 0
+    for start, stop in itertools.pairwise(bounds):
+        k = int(key[start])
+        layout = _Layout(k >> 3, bool(k & 4), bool(k & 2), bool(k & 1), extra, selector)
+        size = _record_dtype(layout).itemsize
         parts.append(_encode_run(reads[start:stop], layout))
-    return b"".join(parts)
+        offsets[start + 1 : stop + 1] = done + size * np.arange(1, stop - start + 1)
+        done += size * (stop - start)
+    return b"".join(parts), offsets.tolist()
 
 
 def ro_access_report(

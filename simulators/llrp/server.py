@@ -4,7 +4,10 @@ It behaves like a fixed or handheld reader as a conforming client sees it: a
 ConnectionAttemptEvent on connect, capabilities and configuration, the ROSpec life cycle
 (add, enable, start, stop, disable, delete) with correct message ids and LLRPStatus,
 periodic KEEPALIVEs once configured, CLOSE_CONNECTION, and RO_ACCESS_REPORTs produced by
-our own encoder from a *tag source* (see :mod:`.sources`).
+our own encoder from a *tag source* (see :mod:`.sources`). Like a real reader it sends
+only the TagReportData fields the client's ROReportSpec selects (Impinj phase, RSSI and
+Doppler only when the Impinj selector asks for them and the read has them), and cuts
+reports every N reads of the ROReportSpec trigger.
 
 Faults are switched per connection (``Fault(kind, after_reports, connection)``) so a test
 can break the first connection and check that the client recovers on the next one, and
@@ -65,6 +68,10 @@ class FaultKind(enum.StrEnum):
     MISSED_KEEPALIVES = "missed_keepalives"  # keepalives and reports stop, requests answered
     BURST = "burst"  # ``burst_reads`` extra reads as fast as the socket takes them
     CONFIG_ERROR = "config_error"  # GET_READER_CAPABILITIES answered with DeviceError
+
+
+#: faults injected in the report stream (CONFIG_ERROR happens at the handshake)
+_STREAM_FAULTS = tuple(k for k in FaultKind if k is not FaultKind.CONFIG_ERROR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,20 +443,29 @@ class _Session:
                 await aclose()
 
     async def _send_reads(self, batch: ReadBatch) -> None:
+        """Encode the batch once, then cut it into reports of at most N reads."""
         per_report = self.report_n or self.sim.max_reads_per_report
+        selector = self._selector()
+        body, offsets = enc.tag_report_records(batch, selector=selector)
         for start in range(0, len(batch), per_report):
-            await self._inject_faults()
+            if self.pending_faults:
+                await self._inject_faults()
             if self.silent:  # stalled or hung: never send again
                 await asyncio.Event().wait()
-            reads = batch[start : start + per_report]
-            report = enc.ro_access_report(self._msg_id(), reads, self.extra, self._selector())
-            self.extra = b""
+            stop = min(start + per_report, len(batch))
+            reads = batch[start:stop]
+            if self.extra:  # this report carries an injected parameter: encode it alone
+                report = enc.ro_access_report(self._msg_id(), reads, self.extra, selector)
+                self.extra = b""
+            else:
+                chunk = body[offsets[start] : offsets[stop]]
+                report = enc.message(M.RO_ACCESS_REPORT, self._msg_id(), chunk)
             self.send(report)
             self.log.sent.append(reads.copy())
             self.log.reports += 1
 
     async def _inject_faults(self) -> None:
-        fault = self._fault_now(*(k for k in FaultKind if k is not FaultKind.CONFIG_ERROR))
+        fault = self._fault_now(*_STREAM_FAULTS)
         if fault is None:
             return
         kind = fault.kind

@@ -147,6 +147,22 @@ def test_fast_decoder_agrees_with_sllurp_whatever_the_client_selected(
         assert np.array_equal(decoded["first_seen_us"], batch["last_seen_us"])
 
 
+@settings(max_examples=60, deadline=None)
+@given(reads(max_size=12), st.integers(1, 5))
+def test_one_encoding_cut_into_reports_decodes_to_the_same_slices(
+    batch: ReadBatch, per_report: int
+) -> None:
+    body, offsets = enc.tag_report_records(batch)
+    assert offsets[0] == 0
+    assert offsets[-1] == len(body)
+    decoder = ReportDecoder()
+    for start in range(0, len(batch), per_report):
+        stop = min(start + per_report, len(batch))
+        decoded, problems = decoder.decode(body[offsets[start] : offsets[stop]])
+        assert problems == []
+        _assert_same_as_input(decoded, batch[start:stop])
+
+
 def _uniform_reads(n: int) -> ReadBatch:
     batch = empty_reads(n)
     batch["epc"] = [f"{i:024X}".encode() for i in range(n)]
