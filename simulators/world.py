@@ -479,6 +479,13 @@ class WalkThrough:
         return tuple((s.t_us, s.location) for s in self.scans if s.kind == "location")
 
     @property
+    def asset_locations(self) -> dict[str, str]:
+        """Asset tag → rack path of every asset on the route, whatever its label state
+        (the truth for barcode observations and for dead tags the count will miss)."""
+        visited = {s.location for s in self.scans if s.kind == "location"}
+        return {a.asset_tag: a.rack for a in self.world.assets if a.rack in visited}
+
+    @property
     def read_epcs(self) -> set[str]:
         """EPCs read at least once (only these can be attributed at all)."""
         return {e.decode() for e in np.unique(self.reads["epc"])}

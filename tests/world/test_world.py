@@ -86,6 +86,8 @@ def test_walk_scan_script_follows_the_route() -> None:
     untagged = {a.asset_tag: a.rack for a in walk.world.assets if a.tag_state is TagState.NONE}
     scanned = {s.line: s.location for s in walk.scans if s.kind == "asset"}
     assert scanned == untagged
+    assert len(walk.asset_locations) == len(walk.world.assets)
+    assert all(walk.asset_locations[tag] == rack for tag, rack in untagged.items())
     times = [s.t_us for s in walk.scans]
     assert times == sorted(times)
     # Reads happen between the label scans, interleaved with them in time.
