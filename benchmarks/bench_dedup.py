@@ -3,7 +3,8 @@
 The stream imitates a walk-through count: 20,000 tagged assets, a handheld with four
 antenna ports sweeping past them so a few hundred tags are in the field at any moment,
 each read repeatedly for a few seconds, about 20,000 reads per second. The kernel is fed
-batches as the daemon feeds it (one batch per flush); the baseline is the obvious
+batches as the daemon feeds it (one batch per flush, then an expiry by the reader's
+clock); the baseline is the obvious
 implementation — a dict of open sightings keyed by (EPC, reader, antenna), one Python
 step per read — given its input as Python objects already, so only the dedup is timed.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -82,7 +84,10 @@ def run_kernel(reads: ReadBatch, batch: int) -> tuple[float, int, int]:
     sightings = 0
     started = time.perf_counter()
     for a in range(0, len(reads), batch):
-        sightings += len(dedup.process(reads[a : a + batch]).closed)
+        chunk = reads[a : a + batch]
+        sightings += len(dedup.process(chunk).closed)
+        # As the daemon does after each flush: close what the reader's clock has left.
+        sightings += len(dedup.expire(int(chunk["last_seen_us"][-1])).closed)
     sightings += len(dedup.flush().closed)
     return time.perf_counter() - started, sightings, dedup.exact_sorts
 
@@ -95,6 +100,7 @@ def main() -> int:
     reads = make_stream(n)
     print(f"stream: {n:,} reads, 20,000 EPCs, 4 antennas, window {WINDOW_US / 1e6:.1f} s")
 
+    started = time.perf_counter()
     columns = (
         reads["epc"].tolist(),
         reads["reader"].tolist(),
@@ -103,14 +109,23 @@ def main() -> int:
         reads["last_seen_us"].tolist(),
         reads["rssi"].tolist(),
     )
+    convert_s = time.perf_counter() - started
     started = time.perf_counter()
     baseline_sightings = dict_loop(*columns, WINDOW_US)
     baseline_s = time.perf_counter() - started
     baseline_rate = n / baseline_s
-    print(f"dict loop: {baseline_rate / 1e6:8.2f} M reads/s  ({baseline_sightings:,} sightings)")
+    with_convert_rate = n / (baseline_s + convert_s)
+    print(
+        f"dict loop:                  {baseline_rate / 1e6:8.2f} M reads/s  "
+        f"({baseline_sightings:,} sightings; input given as Python lists)"
+    )
+    print(
+        f"dict loop incl. conversion: {with_convert_rate / 1e6:8.2f} M reads/s  "
+        "(from the ReadBatch the daemon actually holds)"
+    )
 
     runs = []
-    for batch in (10_000, 100_000, 250_000, 1_000_000):
+    for batch in (10_000, 50_000, 100_000, 250_000):
         best = min((run_kernel(reads, batch) for _ in range(3)), key=lambda r: r[0])
         seconds, sightings, exact = best
         rate = n / seconds
@@ -122,12 +137,14 @@ def main() -> int:
                 "batch_reads": batch,
                 "reads_per_s": round(rate),
                 "ratio_vs_dict_loop": round(rate / baseline_rate, 1),
+                "ratio_vs_dict_loop_incl_conversion": round(rate / with_convert_rate, 1),
                 "exact_sort_batches": exact,
             }
         )
         print(
             f"kernel, batches of {batch:>9,}: {rate / 1e6:8.2f} M reads/s "
-            f"= {rate / baseline_rate:6.1f}x the dict loop"
+            f"= {rate / baseline_rate:5.1f}x the dict loop, "
+            f"{rate / with_convert_rate:5.1f}x incl. conversion"
         )
     best_run = max(runs, key=lambda r: r["reads_per_s"])
     result = {
@@ -136,9 +153,12 @@ def main() -> int:
         "window_s": WINDOW_US / 1e6,
         "sightings": baseline_sightings,
         "dict_loop_reads_per_s": round(baseline_rate),
+        "dict_loop_incl_conversion_reads_per_s": round(with_convert_rate),
         "kernel": runs,
         "best_reads_per_s": best_run["reads_per_s"],
         "best_ratio_vs_dict_loop": best_run["ratio_vs_dict_loop"],
+        "best_ratio_vs_dict_loop_incl_conversion": best_run["ratio_vs_dict_loop_incl_conversion"],
+        "load_average": list(os.getloadavg()),
         "targets": {"reads_per_s": 10_000_000, "ratio": 20},
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
     }

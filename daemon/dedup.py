@@ -54,6 +54,7 @@ _MIX_PORT: Final = np.uint64(0xA0761D6478BD642F)
 OPEN_DTYPE: Final = np.dtype(
     [
         ("sighting_id", "u8"),
+        ("key_hash", "u8"),  # _key_hash of (reader, antenna, EPC): the open set is sorted by it
         ("epc", f"S{EPC_HEX_MAX}"),
         ("reader", "u2"),
         ("antenna", "u2"),
@@ -110,14 +111,14 @@ def _key_hash(words: list[U64], port: npt.NDArray[np.uint32]) -> U64:
 def _epc_words(epc: npt.NDArray[np.bytes_]) -> list[U64]:
     """The EPC column as u64 word columns, without trailing all-zero words (short EPCs).
 
-    Separate contiguous columns, because gathering and comparing a 2-D array row-wise is
-    an order of magnitude slower in numpy than doing the same per column.
+    Separate columns (strided views, no copies), because gathering and comparing a 2-D
+    array row-wise is an order of magnitude slower in numpy than doing it per column.
     """
     words = np.ascontiguousarray(epc).view(np.uint64).reshape(len(epc), _WORDS)
     used = _WORDS
     while used > 1 and not words[:, used - 1].any():
         used -= 1
-    return [np.ascontiguousarray(words[:, k]) for k in range(used)]
+    return [words[:, k] for k in range(used)]
 
 
 def _same_as_previous(
@@ -167,27 +168,28 @@ class Deduplicator:
             raise TypeError(f"expected a READ_DTYPE batch, got {reads.dtype}")
         if len(reads) == 0:
             return DedupResult.empty()
-        joined = self._runs_then_join(reads)
-        if joined is None:
+        fast = self._runs_then_join(reads)
+        if fast is not None:
+            closed, still_open, opened_ids = fast
+        else:
             # General path: carried sightings re-enter the sort as partial sightings.
             self.exact_sorts += 1
-            merged, is_carry_start = self._merge(_columns(self._open, reads))
-        else:
-            merged, is_carry_start = joined
-        # New ids for runs that did not start from a carried sighting.
-        fresh = ~is_carry_start
-        n_fresh = int(fresh.sum())
-        merged["sighting_id"][fresh] = np.arange(
-            self._next_id, self._next_id + n_fresh, dtype=np.uint64
-        )
-        self._next_id += n_fresh
-        opened_ids = merged["sighting_id"][fresh].copy()
-        # The last run of each key stays open; every earlier one is closed for good.
-        last_of_key = np.ones(len(merged), dtype=bool)
-        last_of_key[:-1] = ~_same_key(merged[:-1], merged[1:])
-        closed = merged[~last_of_key]
-        self._open = merged[last_of_key]
+            merged = self._merge(_columns(self._open, reads))
+            opened_ids = self._assign_ids(merged, merged["sighting_id"] == 0)
+            # The last run of each key stays open; every earlier one is closed for good.
+            last_of_key = np.ones(len(merged), dtype=bool)
+            last_of_key[:-1] = ~_same_key(merged[:-1], merged[1:])
+            closed, still_open = merged[~last_of_key], merged[last_of_key]
+            still_open["key_hash"] = _key_hash(_epc_words(still_open["epc"]), _port(still_open))
+        self._open = still_open[np.argsort(still_open["key_hash"], kind="stable")]
         return DedupResult(_finish(closed), closed["sighting_id"].copy(), opened_ids)
+
+    def _assign_ids(self, runs: npt.NDArray[np.void], fresh: npt.NDArray[np.bool_]) -> U64:
+        n_fresh = int(fresh.sum())
+        ids = np.arange(self._next_id, self._next_id + n_fresh, dtype=np.uint64)
+        runs["sighting_id"][fresh] = ids
+        self._next_id += n_fresh
+        return ids
 
     def expire(self, cutoff_us: int | npt.NDArray[np.int64]) -> DedupResult:
         """Close sightings whose last read is at least a window before ``cutoff_us``.
@@ -219,76 +221,71 @@ class Deduplicator:
     # -- the kernel ----------------------------------------------------------------------
     def _runs_then_join(
         self, reads: ReadBatch
-    ) -> tuple[npt.NDArray[np.void], npt.NDArray[np.bool_]] | None:
+    ) -> tuple[npt.NDArray[np.void], npt.NDArray[np.void], U64] | None:
         """Fast path: runs of the batch alone, then carried sightings joined per key.
 
         Exact when every key's reads are in time order and no carried sighting ends
         after its key's first read in the batch (readers report in time order, so this
-        is the normal case); returns ``None`` otherwise, for the general path.
+        is the normal case); returns ``None`` otherwise, for the general path. Returns
+        (closed, still open, ids of sightings opened).
         """
         cols = _read_columns(reads)
         words = _epc_words(cols["epc"])
         found = _fast_order(cols, words)
         if found is None:
             return None
-        runs = _aggregate(cols, *found, self.window_us)
+        order, same_key, key_hash = found
+        runs, src = _aggregate(cols, order, same_key, self.window_us)
+        runs["key_hash"] = key_hash[src]
+        last_of_key = np.ones(len(runs), dtype=bool)
+        last_of_key[:-1] = runs["key_hash"][1:] != runs["key_hash"][:-1]
         carry = self._open
-        is_carry_start = np.zeros(len(runs), dtype=bool)
-        if not len(carry):
-            return runs, is_carry_start
-        # First run of each key in the batch, matched to the carried sighting of that key.
-        first_of_key = np.ones(len(runs), dtype=bool)
-        first_of_key[1:] = ~_same_key(runs[1:], runs[:-1])
-        heads = np.flatnonzero(first_of_key)
-        carry_key = _key_hash(_epc_words(carry["epc"]), _port(carry))
-        head_key = _key_hash(_epc_words(runs["epc"][heads]), _port(runs[heads]))
-        by_key = np.argsort(carry_key, kind="stable")
-        sorted_keys = carry_key[by_key]
-        if len(sorted_keys) > 1 and np.any(sorted_keys[1:] == sorted_keys[:-1]):
-            return None  # two carried keys share a hash: let the exact path decide
-        pos = np.minimum(np.searchsorted(sorted_keys, head_key), len(carry) - 1)
-        cand = by_key[pos]
-        matched = (carry_key[cand] == head_key) & _same_key(carry[cand], runs[heads])
-        heads, cand = heads[matched], cand[matched]
-        head_rows = runs[heads]
-        c = carry[cand]
-        if np.any(c["last_seen_us"] > head_rows["first_seen_us"]):
-            return None  # overlapping reports across the batch boundary
-        joins = head_rows["first_seen_us"] - c["last_seen_us"] < self.window_us
-        jh, jc = heads[joins], c[joins]
-        runs["sighting_id"][jh] = jc["sighting_id"]
-        runs["first_seen_us"][jh] = jc["first_seen_us"]
-        runs["last_seen_us"][jh] = np.maximum(runs["last_seen_us"][jh], jc["last_seen_us"])
-        runs["read_count"][jh] += jc["read_count"]
-        runs["peak_rssi"][jh] = np.fmax(runs["peak_rssi"][jh], jc["peak_rssi"])
-        runs["rssi_sum"][jh] += jc["rssi_sum"]
-        runs["rssi_weight"][jh] += jc["rssi_weight"]
-        is_carry_start[jh] = True
-        # Carried sightings that did not join: closed ones (a gap) and untouched ones
-        # (no reads this batch) go back in key order ahead of the batch's runs.
-        kept = np.ones(len(carry), dtype=bool)
-        kept[cand[joins]] = False
-        rest = carry[kept]
-        if not len(rest):
-            return runs, is_carry_start
-        rows = np.concatenate([rest, runs])
-        flags = np.concatenate([np.ones(len(rest), dtype=bool), is_carry_start])
-        # Stable order by key, carried rows first within a key (they are older).
-        key = _key_hash(_epc_words(rows["epc"]), _port(rows))
-        order = np.lexsort((np.arange(len(rows)), key))
-        rows, flags, key = rows[order], flags[order], key[order]
-        split = ~_same_key(rows[1:], rows[:-1]) & (key[1:] == key[:-1])
-        if np.any(split):
-            return None  # hash collision between keys: exact path
-        return rows, flags
+        joined = np.zeros(len(runs), dtype=bool)
+        leftover = carry
+        carry_closed = carry[:0]
+        if len(carry):
+            # First run of each key in the batch, matched to that key's open sighting
+            # (the open set is kept sorted by key hash).
+            first_of_key = np.ones(len(runs), dtype=bool)
+            first_of_key[1:] = last_of_key[:-1]
+            heads = np.flatnonzero(first_of_key)
+            carry_keys = carry["key_hash"]
+            pos = np.searchsorted(carry_keys, runs["key_hash"][heads])
+            pos = np.minimum(pos, len(carry) - 1)
+            hit = carry_keys[pos] == runs["key_hash"][heads]
+            if len(carry_keys) > 1 and np.any(carry_keys[1:] == carry_keys[:-1]):
+                return None  # two open keys share a hash: let the exact path decide
+            heads, pos = heads[hit], pos[hit]
+            c = carry[pos]
+            if not np.all(_same_key(c, runs[heads])):
+                return None  # a hash collision between a carried key and a new one
+            if np.any(c["last_seen_us"] > runs["first_seen_us"][heads]):
+                return None  # overlapping reports across the batch boundary
+            joins = runs["first_seen_us"][heads] - c["last_seen_us"] < self.window_us
+            jh, jc = heads[joins], c[joins]
+            runs["sighting_id"][jh] = jc["sighting_id"]
+            runs["first_seen_us"][jh] = jc["first_seen_us"]
+            runs["last_seen_us"][jh] = np.maximum(runs["last_seen_us"][jh], jc["last_seen_us"])
+            runs["read_count"][jh] += jc["read_count"]
+            runs["peak_rssi"][jh] = np.fmax(runs["peak_rssi"][jh], jc["peak_rssi"])
+            runs["rssi_sum"][jh] += jc["rssi_sum"]
+            runs["rssi_weight"][jh] += jc["rssi_weight"]
+            joined[jh] = True
+            touched = np.zeros(len(carry), dtype=bool)
+            touched[pos] = True
+            leftover = carry[~touched]  # no reads this batch: still open
+            carry_closed = c[~joins]  # a gap before this batch's first read: closed
+        opened_ids = self._assign_ids(runs, ~joined)
+        closed = np.concatenate([carry_closed, runs[~last_of_key]])
+        still_open = np.concatenate([leftover, runs[last_of_key]])
+        return closed, still_open, opened_ids
 
-    def _merge(self, cols: Columns) -> tuple[npt.NDArray[np.void], npt.NDArray[np.bool_]]:
+    def _merge(self, cols: Columns) -> npt.NDArray[np.void]:
         """General path: sort carried and new rows together by exact key and time."""
         words = _epc_words(cols["epc"])
         order = _exact_order(cols, words)
         same_key = _same_as_previous([cols["port"], *words], order)
-        runs = _aggregate(cols, order, same_key, self.window_us)
-        return runs, runs["sighting_id"] > 0
+        return _aggregate(cols, order, same_key, self.window_us)[0]
 
 
 def _port(rows: npt.NDArray[np.void]) -> npt.NDArray[np.uint32]:
@@ -298,11 +295,12 @@ def _port(rows: npt.NDArray[np.void]) -> npt.NDArray[np.uint32]:
 
 def _aggregate(
     cols: Columns, order: npt.NDArray[np.intp], same_key: npt.NDArray[np.bool_], window_us: int
-) -> npt.NDArray[np.void]:
+) -> tuple[npt.NDArray[np.void], npt.NDArray[np.intp]]:
     """Cut rows (sorted by key, then time) into runs at key changes and gaps ≥ window.
 
     Optional columns may be absent: no ``read_count`` means every row counts once, no
-    ``rssi_sum``/``rssi_weight`` means every RSSI is known and counts once.
+    ``rssi_sum``/``rssi_weight`` means every RSSI is known and counts once. Returns the
+    runs and the row each run starts with.
     """
     n = len(order)
     start = np.ones(n, dtype=bool)
@@ -318,6 +316,7 @@ def _aggregate(
     idx = np.flatnonzero(start)
     src = order[idx]
     out = np.empty(len(idx), dtype=OPEN_DTYPE)
+    out["key_hash"] = 0
     sid = cols.get("sighting_id")
     out["sighting_id"] = 0 if sid is None else sid[src]
     out["epc"] = cols["epc"][src]
@@ -343,19 +342,19 @@ def _aggregate(
     else:
         out["rssi_sum"] = np.add.reduceat(rssi, idx, dtype=np.float64)
         out["rssi_weight"] = lengths
-    return out
+    return out, src
 
 
 def _fast_order(
     cols: Columns, words: list[U64]
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]] | None:
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_], U64] | None:
     """Order by (key hash, arrival) with one value sort of packed u64 keys.
 
     The row index rides in the low bits, so sorting plain values (several times faster
     than argsort) yields the permutation, and arrival order within a key. Valid when
     each key's rows arrive in time order and no two keys share the truncated hash; both
     are checked here, and ``None`` asks for the exact sort instead. Returns the order and
-    whether each row has the same key as the row before it.
+    whether each row has the same key as the row before it, and the rows' key hashes.
     """
     n = len(cols["port"])
     idx_bits = max(1, (n - 1).bit_length())
@@ -375,7 +374,7 @@ def _fast_order(
     fs = cols["first_seen_us"][order]
     if np.any(same_key & (fs[1:] < fs[:-1])):
         return None  # some key's reads are out of time order in this batch
-    return order, same_key
+    return order, same_key, h
 
 
 def _read_columns(reads: ReadBatch) -> Columns:
