@@ -51,6 +51,17 @@ def stages(ctx: RunContext) -> list[Stage]:
     expected = _in(s.expected_present_statuses)
     found_bad = _in(s.found_status_mismatch)
     not_stale = _in([*s.retired_statuses, "missing", "stolen"])
+    prefixes = [p.strip().strip("/").lower() for p in ctx.scope if p.strip().strip("/")]
+    in_scope = (
+        "(r.location IS NOT NULL AND ("
+        + " OR ".join(
+            f"lower(r.location) = {lit(p)} OR starts_with(lower(r.location), {lit(p + '/')})"
+            for p in prefixes
+        )
+        + "))"
+        if prefixes
+        else "true"
+    )
     cols = (
         "variance_type, asset_key, detail_key, asset_tag, serial, epc, manufacturer, model, "
         "expected, found, expected_location, found_location, source, session_id, value, "
@@ -70,20 +81,31 @@ WITH ret AS (
     WHERE asset_key IS NOT NULL AND role = 'mdm'
       AND last_seen >= TIMESTAMPTZ '{active_since} 00:00:00+00'
     GROUP BY asset_key
-), dup AS (
-    SELECT source, 'serial:' || coalesce(manufacturer_key, '') || '|' || serial AS dkey,
-        min(asset_key) AS first_key,
-        string_agg(DISTINCT asset_key, ', ' ORDER BY asset_key) AS keys,
-        count(DISTINCT asset_key) AS n, string_agg(DISTINCT CAST(line AS VARCHAR), ', '
-        ORDER BY CAST(line AS VARCHAR)) AS lines, min(serial) AS serial
-    FROM register_records
+), regrec AS (
+    SELECT * FROM record_links WHERE link_tier = 'register'
+), dup_serial_keys AS (
+    SELECT source, coalesce(manufacturer_key, '') AS mk, serial FROM regrec
     WHERE serial IS NOT NULL AND coalesce(status, '') NOT IN {retired}
-    GROUP BY source, coalesce(manufacturer_key, ''), serial HAVING count(DISTINCT asset_key) > 1
+    GROUP BY ALL HAVING count(*) > 1
+), dup_tag_keys AS (
+    SELECT source, asset_tag FROM regrec WHERE asset_tag IS NOT NULL
+    GROUP BY ALL HAVING count(*) > 1
+), dup AS (
+    SELECT r.source, 'serial:' || k.mk || '|' || r.serial AS dkey,
+        min(r.asset_key) AS first_key,
+        string_agg(DISTINCT r.asset_key, ', ' ORDER BY r.asset_key) AS keys,
+        count(DISTINCT r.asset_key) AS n,
+        string_agg(CAST(r.line AS VARCHAR), ', ' ORDER BY r.line) AS lines,
+        min(r.serial) AS serial
+    FROM regrec r JOIN dup_serial_keys k ON k.source = r.source AND k.serial = r.serial
+        AND k.mk = coalesce(r.manufacturer_key, '')
+    WHERE coalesce(r.status, '') NOT IN {retired}
+    GROUP BY r.source, k.mk, r.serial HAVING count(DISTINCT r.asset_key) > 1
     UNION ALL
-    SELECT source, 'tag:' || asset_tag, asset_tag, asset_tag, count(*),
-        string_agg(CAST(line AS VARCHAR), ', ' ORDER BY line), NULL
-    FROM register_records WHERE asset_tag IS NOT NULL
-    GROUP BY source, asset_tag HAVING count(*) > 1
+    SELECT r.source, 'tag:' || r.asset_tag, r.asset_tag, r.asset_tag, count(*),
+        string_agg(CAST(r.line AS VARCHAR), ', ' ORDER BY r.line), NULL
+    FROM regrec r JOIN dup_tag_keys k ON k.source = r.source AND k.asset_tag = r.asset_tag
+    GROUP BY r.source, r.asset_tag
 ), conflicts AS (
     SELECT r.asset_key, l.source,
         l.serial IS NOT NULL AND r.serial IS NOT NULL AND l.serial <> r.serial
@@ -101,6 +123,7 @@ WITH ret AS (
         l.serial, l.manufacturer, l.model, l.location, coalesce(l.status_label, l.status)
             AS status
     FROM record_links l JOIN register r ON r.asset_key = l.asset_key
+    WHERE contains(r.sources, ',')
 ), conflict_rows AS (
     {
         " UNION ALL ".join(
@@ -166,8 +189,8 @@ SELECT 'missing', r.asset_key, '', r.asset_tag, r.serial, NULL, r.manufacturer, 
               'status_source': r.status_source, 'location_source': r.location_source,
               'last_seen': strftime(r.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
               'last_seen_source': r.last_seen_source}})
-FROM register_scoped r
-WHERE r.expected_here AND r.asset_key NOT IN (SELECT asset_key FROM matches)
+FROM register r JOIN register_scoped rs ON rs.asset_key = r.asset_key
+WHERE rs.expected_here AND NOT rs.matched
 
 UNION ALL
 SELECT 'unrecorded', o.obs_key, '', o.asset_tag, o.serial, o.epc, NULL, NULL,
@@ -180,7 +203,7 @@ SELECT 'unrecorded', o.obs_key, '', o.asset_tag, o.serial, o.epc, NULL, NULL,
     to_json({{'sessions': o.session_id, 'methods': o.methods,
               'observations': o.observation_count, 'custodian': o.custodian,
               'condition': o.condition}})
-FROM observed_items o WHERE o.obs_key NOT IN (SELECT obs_key FROM matches)
+FROM observed_items o ANTI JOIN matches m ON m.obs_key = o.obs_key
 
 UNION ALL
 SELECT 'identity_conflict', r.asset_key, m.obs_key, r.asset_tag, r.serial, m.epc,
@@ -325,9 +348,9 @@ SELECT 'stale_record', r.asset_key, '', r.asset_tag, r.serial, NULL, r.manufactu
     to_json({{'last_seen': strftime(r.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
               'last_seen_source': r.last_seen_source, 'sources': r.sources,
               'status': r.status}})
-FROM register_scoped r
-WHERE NOT r.expected_here AND coalesce(r.status, '') NOT IN {not_stale}
-  AND r.asset_key NOT IN (SELECT asset_key FROM matches)
+FROM register r JOIN register_scoped rs ON rs.asset_key = r.asset_key
+WHERE NOT rs.expected_here AND coalesce(r.status, '') NOT IN {not_stale}
+  AND NOT rs.matched
   AND (r.last_seen IS NULL OR r.last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00')
 """
     type_order = " ".join(f"WHEN {lit(t.value)} THEN {i}" for i, t in enumerate(VarianceType))
@@ -345,14 +368,10 @@ WHERE NOT r.expected_here AND coalesce(r.status, '') NOT IN {not_stale}
             "register_scoped",
             "classify",
             f"""
-SELECT r.*,
-    (r.status IN {expected}
-     AND ((SELECT count(*) FROM scope_prefixes) = 0
-          OR (r.location IS NOT NULL AND EXISTS (
-              SELECT 1 FROM scope_prefixes p
-              WHERE lower(r.location) = p.prefix
-                 OR starts_with(lower(r.location), p.prefix || '/'))))) AS expected_here
+SELECT r.asset_key, (r.status IN {expected} AND {in_scope}) AS expected_here,
+    m.asset_key IS NOT NULL AS matched
 FROM register r
+LEFT JOIN (SELECT DISTINCT asset_key FROM matches) m ON m.asset_key = r.asset_key
 """,
             "register assets with whether this count should have found them",
         ),
@@ -360,25 +379,30 @@ FROM register r
             "found_assets",
             "classify",
             """
+WITH c AS (
+    SELECT * FROM matches WHERE match_status = 'confirmed'
+), k AS (
+    SELECT asset_key, count(*) AS n FROM c GROUP BY asset_key
+), multi AS (
+    SELECT *, (coalesce(last_seen, TIMESTAMPTZ '1970-01-01 00:00:00+00'), obs_key) AS ord
+    FROM c SEMI JOIN (SELECT asset_key FROM k WHERE n > 1) s ON s.asset_key = c.asset_key
+)
+SELECT asset_key, found_location, found_custodian, found_custodian_key, found_condition,
+    found_condition_key, observed_serial, epc, session_id, methods, last_seen
+FROM c SEMI JOIN (SELECT asset_key FROM k WHERE n = 1) s ON s.asset_key = c.asset_key
+UNION ALL
 SELECT asset_key,
-    arg_max(found_location, (coalesce(last_seen, TIMESTAMPTZ '1970-01-01 00:00:00+00'), obs_key))
-        AS found_location,
-    arg_max(found_custodian, (last_seen, obs_key)) FILTER (WHERE found_custodian IS NOT NULL)
-        AS found_custodian,
-    arg_max(found_custodian_key, (last_seen, obs_key))
-        FILTER (WHERE found_custodian_key IS NOT NULL) AS found_custodian_key,
-    arg_max(found_condition, (last_seen, obs_key)) FILTER (WHERE found_condition IS NOT NULL)
-        AS found_condition,
-    arg_max(found_condition_key, (last_seen, obs_key))
-        FILTER (WHERE found_condition_key IS NOT NULL) AS found_condition_key,
-    arg_max(observed_serial, (last_seen, obs_key)) FILTER (WHERE observed_serial IS NOT NULL)
-        AS observed_serial,
-    min(epc) AS epc,
-    string_agg(DISTINCT session_id, ',' ORDER BY session_id) AS session_id,
-    string_agg(DISTINCT methods, ',' ORDER BY methods) AS methods,
-    max(last_seen) AS last_seen
-FROM matches WHERE match_status = 'confirmed'
-GROUP BY asset_key
+    arg_max(found_location, ord) AS found_location,
+    arg_max(found_custodian, ord) FILTER (WHERE found_custodian IS NOT NULL),
+    arg_max(found_custodian_key, ord) FILTER (WHERE found_custodian_key IS NOT NULL),
+    arg_max(found_condition, ord) FILTER (WHERE found_condition IS NOT NULL),
+    arg_max(found_condition_key, ord) FILTER (WHERE found_condition_key IS NOT NULL),
+    arg_max(observed_serial, ord) FILTER (WHERE observed_serial IS NOT NULL),
+    min(epc),
+    string_agg(DISTINCT session_id, ',' ORDER BY session_id),
+    string_agg(DISTINCT methods, ',' ORDER BY methods),
+    max(last_seen)
+FROM multi GROUP BY asset_key
 """,
             "register assets the count confirmed, with what it found",
         ),

@@ -39,85 +39,85 @@ def tag_format_sql(tag_format: str, ref: str, company: str) -> str:
     return " || ".join(parts) if parts else "''"
 
 
-def epc_macros(ctx: RunContext) -> str:
-    """``giai_tag(epc)``, ``ascii_tag(epc)`` and ``epc_tag(epc)`` as DuckDB macros.
+def epc_tag_sql(ctx: RunContext) -> str:
+    """SQL for the asset tag of an EPC, over the columns ``epc1`` (clean hex), ``gv``
+    (the 88 bits after a GIAI-96 header, as HUGEINT) and ``gpart`` (its partition).
 
     The same decode as :mod:`tagsweep.epc`, column-at-a-time, so a million reads never
-    pass through Python; the test suite checks both agree.
+    pass through Python; the test suite checks both agree. With a configured company
+    prefix the partition is known in advance and the check is two integer compares.
     """
     settings = ctx.settings
-    ref_bits = " ".join(f"WHEN {p} THEN {r}" for p, (_, _, r) in GIAI96_PARTITIONS.items())
-    cp_bits = " ".join(f"WHEN {p} THEN {c}" for p, (c, _, _) in GIAI96_PARTITIONS.items())
-    cp_digits = " ".join(f"WHEN {p} THEN {d}" for p, (_, d, _) in GIAI96_PARTITIONS.items())
+    if settings.epc_scheme == "ascii":
+        return (
+            f"CASE WHEN regexp_full_match(epc1, '{ASCII_EPC_PATTERN}') "
+            "THEN decode(unhex(regexp_replace(epc1, '(00)+$', ''))) END"
+        )
+    if settings.epc_scheme == "mapping":
+        return "epc_map_tag"
     prefix = settings.giai_company_prefix
-    prefix_check = (
-        f"AND lpad(CAST(giai_company(e) AS VARCHAR), giai_cp_digits(e), '0') = {lit(prefix)}"
-        if prefix
-        else ""
-    )
-    company_text = "lpad(CAST(giai_company(e) AS VARCHAR), giai_cp_digits(e), '0')"
-    render = tag_format_sql(settings.giai_asset_tag_format, "giai_ref(e)", company_text)
-    scheme = settings.epc_scheme
-    dispatch = {
-        "giai96": "giai_tag(e)",
-        "ascii": "ascii_tag(e)",
-        "mapping": "(SELECT m.asset_tag FROM epc_map m WHERE m.epc = e)",
-    }[scheme]
-    return f"""
-CREATE OR REPLACE MACRO giai_value(e) AS TRY_CAST('0x' || substr(e, 3, 22) AS HUGEINT);
-CREATE OR REPLACE MACRO giai_partition(e) AS CAST((giai_value(e) >> 82) & 7 AS INTEGER);
-CREATE OR REPLACE MACRO giai_ref_bits(e) AS CASE giai_partition(e) {ref_bits} END;
-CREATE OR REPLACE MACRO giai_cp_bits(e) AS CASE giai_partition(e) {cp_bits} END;
-CREATE OR REPLACE MACRO giai_cp_digits(e) AS CASE giai_partition(e) {cp_digits} END;
-CREATE OR REPLACE MACRO giai_company(e) AS
-    (giai_value(e) >> giai_ref_bits(e)) & ((CAST(1 AS HUGEINT) << giai_cp_bits(e)) - 1);
-CREATE OR REPLACE MACRO giai_ref(e) AS
-    giai_value(e) & ((CAST(1 AS HUGEINT) << giai_ref_bits(e)) - 1);
-CREATE OR REPLACE MACRO is_giai96(e) AS
-    length(e) = 24 AND left(e, 2) = '34' AND regexp_full_match(e, '[0-9A-F]+')
-    AND giai_partition(e) < 7
-    AND giai_company(e) < CAST(10 AS HUGEINT) ** giai_cp_digits(e);
-CREATE OR REPLACE MACRO giai_tag(e) AS
-    CASE WHEN is_giai96(e) {prefix_check} THEN {render} END;
-CREATE OR REPLACE MACRO ascii_tag(e) AS
-    CASE WHEN regexp_full_match(e, '{ASCII_EPC_PATTERN}')
-         THEN decode(unhex(regexp_replace(e, '(00)+$', ''))) END;
-CREATE OR REPLACE MACRO epc_tag(e) AS CASE WHEN e IS NOT NULL THEN {dispatch} END;
-"""
+    branches = []
+    for part, (cp_bits, cp_digits, ref_bits) in GIAI96_PARTITIONS.items():
+        if prefix is not None and len(prefix) != cp_digits:
+            continue
+        ref = f"CAST(gv & {(1 << ref_bits) - 1} AS BIGINT)"
+        company = f"((gv >> {ref_bits}) & {(1 << cp_bits) - 1})"
+        if prefix is not None:
+            check = f"{company} = {int(prefix)}"
+            company_text = lit(prefix)
+        else:
+            check = f"{company} < {10**cp_digits}"
+            company_text = f"lpad(CAST(CAST({company} AS BIGINT) AS VARCHAR), {cp_digits}, '0')"
+        render = tag_format_sql(settings.giai_asset_tag_format, ref, company_text)
+        branches.append(f"WHEN gpart = {part} AND {check} THEN {render}")
+    if not branches:
+        return "CAST(NULL AS VARCHAR)"
+    return "CASE " + " ".join(branches) + " END"
 
 
-def stages(_ctx: RunContext) -> list[Stage]:
-    """Observations normalized, grouped per counted item, then matched in tiers."""
-    return [
-        Stage(
-            "observations_all",
-            "match",
-            """
-WITH c AS (
-    SELECT *, upper(regexp_replace(regexp_replace(trim(epc), '^0[xX]', ''), '[\\s:\\-]', '',
-                                   'g')) AS epc0,
-           serial_clean(serial) AS serial0
+OBSERVATIONS = """
+WITH loc_d AS (
+    SELECT raw, coalesce(lm.canonical, loc_clean(raw)) AS v
+    FROM (SELECT DISTINCT location AS raw FROM count_rows)
+    LEFT JOIN location_map lm ON lm.key = text_key(raw)
+), cust_d AS (
+    SELECT raw, regexp_replace(blank(raw), '\\s+', ' ', 'g') AS v,
+        coalesce(pk.person_key, nullif(text_key(raw), '')) AS k
+    FROM (SELECT DISTINCT custodian AS raw FROM count_rows)
+    LEFT JOIN person_keys pk ON pk.key = nullif(text_key(raw), '')
+), c AS (
+    SELECT *,
+        upper(replace(replace(replace(replace(trim(epc), ' ', ''), ':', ''), '-', ''),
+                      chr(9), '')) AS epc00,
+        upper(replace(replace(trim(serial), ' ', ''), chr(9), '')) AS serial0
     FROM count_rows
+), c1 AS (
+    SELECT c.*, CASE WHEN regexp_full_match(epc0, '([0-9A-F]{2})+') THEN epc0 END AS epc1
+    FROM (SELECT *, CASE WHEN starts_with(epc00, '0X') THEN substr(epc00, 3) ELSE epc00 END
+                        AS epc0 FROM c) c
+), c2 AS (
+    SELECT c1.*, CASE WHEN length(epc1) = 24 AND left(epc1, 2) = '34'
+                      THEN TRY_CAST('0x' || substr(epc1, 3, 22) AS HUGEINT) END AS gv
+    FROM c1
+), c3 AS (
+    SELECT c2.*, CAST((gv >> 82) & 7 AS INTEGER) AS gpart FROM c2
 ), d AS (
-    SELECT c.*, CASE WHEN regexp_full_match(c.epc0, '([0-9A-F]{2})+') THEN c.epc0 END AS epc1
-    FROM c
+    SELECT c3.*, upper(EPC_TAG) AS epc_tag FROM c3 EPC_JOIN
 )
-SELECT d.file, d.line, coalesce(blank(d.session_id), d.file) AS session_id, blank(d.site) AS site,
-    lower(blank(d.method)) AS method,
-    coalesce(lm.canonical, loc_clean(d.location)) AS location,
+SELECT d.file, d.line, coalesce(blank(d.session_id), d.file) AS session_id,
+    blank(d.site) AS site, lower(blank(d.method)) AS method,
+    lo.v AS location,
     d.epc1 AS epc,
-    coalesce(upper(blank(d.asset_tag)), upper(epc_tag(d.epc1))) AS asset_tag,
+    coalesce(upper(blank(d.asset_tag)), d.epc_tag) AS asset_tag,
     CASE WHEN ps.serial IS NOT NULL OR serial_repeated(d.serial0) THEN NULL
          ELSE nullif(d.serial0, '') END AS serial,
-    ts_parse(blank(d.first_seen)) AS first_seen,
-    ts_parse(blank(d.last_seen)) AS last_seen,
-    coalesce(TRY_CAST(blank(d.read_count) AS BIGINT), 1) AS read_count,
+    d.first_seen, d.last_seen,
+    coalesce(TRY_CAST(d.read_count AS BIGINT), 1) AS read_count,
     blank(d.reader) AS reader, blank(d.operator) AS operator,
-    regexp_replace(blank(d.custodian), '\\s+', ' ', 'g') AS custodian,
-    coalesce(pk.person_key, nullif(text_key(d.custodian), '')) AS custodian_key,
+    cu.v AS custodian, cu.k AS custodian_key,
     blank(d.condition) AS condition, condition_key(d.condition) AS condition_key,
     CASE
-        WHEN loc_clean(d.location) IS NULL THEN 'location is empty'
+        WHEN lo.v IS NULL THEN 'location is empty'
         WHEN nullif(d.epc0, '') IS NOT NULL AND d.epc1 IS NULL
              AND blank(d.asset_tag) IS NULL AND nullif(d.serial0, '') IS NULL
         THEN 'EPC ''' || trim(d.epc) || ''' is not hex'
@@ -125,25 +125,34 @@ SELECT d.file, d.line, coalesce(blank(d.session_id), d.file) AS session_id, blan
              AND (nullif(d.serial0, '') IS NULL OR ps.serial IS NOT NULL
                   OR serial_repeated(d.serial0))
         THEN 'no EPC, asset tag or usable serial'
-        WHEN blank(d.last_seen) IS NOT NULL AND ts_parse(blank(d.last_seen)) IS NULL
-        THEN 'last_seen ''' || trim(d.last_seen) || ''' is not a time'
+        WHEN d.last_seen_text IS NOT NULL AND d.last_seen IS NULL
+        THEN 'last_seen ''' || d.last_seen_text || ''' is not a time'
     END AS bad_reason
 FROM d
 LEFT JOIN placeholder_serials ps ON ps.serial = d.serial0
-LEFT JOIN location_map lm ON lm.key = text_key(d.location)
-LEFT JOIN person_keys pk ON pk.key = text_key(d.custodian)
-""",
-            "count rows normalized; EPCs decoded to asset tags by the configured scheme",
-        ),
-        Stage(
-            "observed_items",
-            "match",
-            """
+LEFT JOIN loc_d lo ON lo.raw = d.location
+LEFT JOIN cust_d cu ON cu.raw = d.custodian
+"""
+
+#: Most counted items are seen once; only the few seen several times need the costly
+#: "latest non-null value" aggregation, so the two are handled apart.
+OBSERVED_ITEMS = """
 WITH o AS (
-    SELECT *, coalesce(asset_tag, 'SN:' || serial, 'EPC:' || epc) AS obs_key,
-           (coalesce(last_seen, TIMESTAMPTZ '1970-01-01 00:00:00+00'), file, line) AS ord
+    SELECT *, coalesce(asset_tag, 'SN:' || serial, 'EPC:' || epc) AS obs_key
     FROM observations_all WHERE bad_reason IS NULL
+), k AS (
+    SELECT obs_key, count(*) AS n FROM o GROUP BY obs_key
+), single AS (
+    SELECT o.obs_key, o.asset_tag, o.serial, o.epc, o.location, o.custodian, o.custodian_key,
+        o.condition, o.condition_key, o.session_id, o.method AS methods, o.last_seen,
+        o.read_count, CAST(1 AS BIGINT) AS observation_count
+    FROM o SEMI JOIN (SELECT obs_key FROM k WHERE n = 1) s ON s.obs_key = o.obs_key
+), multi AS (
+    SELECT *, (coalesce(last_seen, TIMESTAMPTZ '1970-01-01 00:00:00+00'), file, line) AS ord
+    FROM o SEMI JOIN (SELECT obs_key FROM k WHERE n > 1) s ON s.obs_key = o.obs_key
 )
+SELECT * FROM single
+UNION ALL
 SELECT obs_key,
     arg_max(asset_tag, ord) AS asset_tag,
     arg_max(serial, ord) FILTER (WHERE serial IS NOT NULL) AS serial,
@@ -158,52 +167,81 @@ SELECT obs_key,
     max(last_seen) AS last_seen,
     sum(read_count) AS read_count,
     count(*) AS observation_count
-FROM o GROUP BY obs_key
-""",
+FROM multi GROUP BY obs_key
+"""
+
+MATCHES = """
+WITH reg AS (
+    SELECT asset_key, asset_tag, serial FROM register
+), tags AS (
+    SELECT asset_tag, min(asset_key) AS asset_key FROM reg WHERE asset_tag IS NOT NULL
+    GROUP BY asset_tag
+), sn AS (
+    SELECT serial, min(asset_key) AS asset_key FROM reg WHERE serial IS NOT NULL
+    GROUP BY serial
+), m0 AS (
+    SELECT o.*, coalesce(t.asset_key, s.asset_key) AS ak,
+        CASE WHEN t.asset_key IS NOT NULL THEN 'asset_tag'
+             WHEN s.asset_key IS NOT NULL THEN 'serial' END AS tier0
+    FROM observed_items o
+    LEFT JOIN tags t ON t.asset_tag = o.asset_tag
+    LEFT JOIN sn s ON t.asset_key IS NULL AND s.serial = o.serial
+), need AS (
+    -- look-alike folding only for the serials no exact key matched (a handful)
+    SELECT DISTINCT lookalike(serial) AS f FROM m0 WHERE ak IS NULL AND serial IS NOT NULL
+), fold AS (
+    SELECT lookalike(r.serial) AS serial_fold, min(r.asset_key) AS asset_key
+    FROM reg r SEMI JOIN need n ON n.f = lookalike(r.serial)
+    WHERE r.serial IS NOT NULL GROUP BY 1 HAVING count(DISTINCT r.asset_key) = 1
+), m AS (
+    SELECT m0.* EXCLUDE (ak, tier0), coalesce(m0.ak, f.asset_key) AS asset_key,
+        coalesce(m0.tier0, CASE WHEN f.asset_key IS NOT NULL THEN 'lookalike_serial' END)
+            AS tier
+    FROM m0 LEFT JOIN fold f ON m0.ak IS NULL AND f.serial_fold = lookalike(m0.serial)
+)
+SELECT m.asset_key, m.obs_key, m.tier,
+    CASE
+        WHEN m.tier = 'lookalike_serial' THEN 'probable'
+        WHEN m.tier = 'asset_tag' AND m.serial IS NOT NULL AND r.serial IS NOT NULL
+             AND lookalike(m.serial) <> lookalike(r.serial) THEN 'identity_conflict'
+        WHEN m.tier = 'serial' AND m.asset_tag IS NOT NULL AND r.asset_tag IS NOT NULL
+             AND m.asset_tag <> r.asset_tag THEN 'identity_conflict'
+        ELSE 'confirmed'
+    END AS match_status,
+    m.session_id, m.asset_tag AS observed_asset_tag, m.serial AS observed_serial, m.epc,
+    m.location AS found_location, m.custodian AS found_custodian,
+    m.custodian_key AS found_custodian_key, m.condition AS found_condition,
+    m.condition_key AS found_condition_key, m.last_seen, m.methods
+FROM m JOIN reg r ON r.asset_key = m.asset_key
+"""
+
+
+def stages(ctx: RunContext) -> list[Stage]:
+    """Observations normalized, grouped per counted item, then matched in tiers."""
+    epc_join = (
+        "LEFT JOIN (SELECT epc, min(asset_tag) AS epc_map_tag FROM epc_map GROUP BY epc) m "
+        "ON m.epc = c3.epc1"
+        if ctx.settings.epc_scheme == "mapping"
+        else ""
+    )
+    observations = OBSERVATIONS.replace("EPC_TAG", epc_tag_sql(ctx)).replace("EPC_JOIN", epc_join)
+    return [
+        Stage(
+            "observations_all",
+            "match",
+            observations,
+            "count rows normalized; EPCs decoded to asset tags by the configured scheme",
+        ),
+        Stage(
+            "observed_items",
+            "match",
+            OBSERVED_ITEMS,
             "one row per counted item (an asset seen several times is counted once)",
         ),
         Stage(
             "matches",
             "match",
-            """
-WITH reg AS (
-    SELECT asset_key, asset_tag, serial FROM register
-), t1 AS (
-    SELECT o.obs_key, r.asset_key, 'asset_tag' AS tier
-    FROM observed_items o JOIN reg r ON r.asset_tag = o.asset_tag
-), sn AS (
-    SELECT serial, min(asset_key) AS asset_key FROM reg WHERE serial IS NOT NULL
-    GROUP BY serial
-), t2 AS (
-    SELECT o.obs_key, sn.asset_key, 'serial' AS tier
-    FROM observed_items o JOIN sn ON sn.serial = o.serial
-    WHERE o.obs_key NOT IN (SELECT obs_key FROM t1)
-), fold AS (
-    SELECT lookalike(serial) AS serial_fold, min(asset_key) AS asset_key FROM reg
-    WHERE serial IS NOT NULL GROUP BY 1 HAVING count(DISTINCT asset_key) = 1
-), t3 AS (
-    SELECT o.obs_key, f.asset_key, 'lookalike_serial' AS tier
-    FROM observed_items o JOIN fold f ON f.serial_fold = lookalike(o.serial)
-    WHERE o.obs_key NOT IN (SELECT obs_key FROM t1)
-      AND o.obs_key NOT IN (SELECT obs_key FROM t2)
-), m AS (SELECT * FROM t1 UNION ALL SELECT * FROM t2 UNION ALL SELECT * FROM t3)
-SELECT m.asset_key, m.obs_key, m.tier,
-    CASE
-        WHEN m.tier = 'lookalike_serial' THEN 'probable'
-        WHEN m.tier = 'asset_tag' AND o.serial IS NOT NULL AND r.serial IS NOT NULL
-             AND lookalike(o.serial) <> lookalike(r.serial) THEN 'identity_conflict'
-        WHEN m.tier = 'serial' AND o.asset_tag IS NOT NULL AND r.asset_tag IS NOT NULL
-             AND o.asset_tag <> r.asset_tag THEN 'identity_conflict'
-        ELSE 'confirmed'
-    END AS match_status,
-    o.session_id, o.asset_tag AS observed_asset_tag, o.serial AS observed_serial, o.epc,
-    o.location AS found_location, o.custodian AS found_custodian,
-    o.custodian_key AS found_custodian_key, o.condition AS found_condition,
-    o.condition_key AS found_condition_key, o.last_seen, o.methods
-FROM m
-JOIN observed_items o ON o.obs_key = m.obs_key
-JOIN reg r ON r.asset_key = m.asset_key
-""",
+            MATCHES,
             "register asset ↔ counted item, with the tier that matched and a verdict",
         ),
     ]

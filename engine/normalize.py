@@ -164,24 +164,135 @@ def _column_expr(mapping: dict[str, list[str] | str], name: str) -> str:
     return f"blank({ident(spec)})"
 
 
-def _rank_expr(settings: EngineSection, field: str, source_order: dict[str, int]) -> str:
-    """Precedence of a record for ``field``: position of its source (or role) in the
-    configured list, then a fixed source order, then the line: always a total order."""
-    order = settings.field_precedence.get(field, [])
-    whens = []
-    for i, name in enumerate(order):
-        whens.append(f"WHEN source = {lit(name)} THEN {i}")
-    for i, name in enumerate(order):
-        whens.append(f"WHEN role = {lit(name)} THEN {i}")
-    case = "CASE " + " ".join(whens) + " ELSE 99 END" if whens else "99"
-    src_case = (
-        "CASE "
-        + " ".join(f"WHEN source = {lit(s)} THEN {i}" for s, i in source_order.items())
-        + " ELSE 99 END"
-        if source_order
-        else "0"
-    )
-    return f"({case}, {src_case}, line)"
+def _precedence(settings: EngineSection, field: str, sources: list[tuple[str, str]]) -> list[str]:
+    """Asset sources in the order they win ``field``: the configured list of source
+    names and roles first (a role stands for its sources in input order), then the
+    remaining sources in input order, so there is always one answer."""
+    order: list[str] = []
+    for entry in settings.field_precedence.get(field, []):
+        for name, role in sources:
+            if entry in {name, role} and name not in order:
+                order.append(name)
+    order += [name for name, _ in sources if name not in order]
+    return order
+
+
+REGISTER_PICKED = (
+    "asset_tag",
+    "serial",
+    "manufacturer",
+    "model",
+    "category",
+    "location",
+    "status",
+    "condition",
+    "custodian",
+    "value",
+    "hardware_uuid",
+    "mac",
+    "hostname",
+)
+#: Columns that travel with a picked field (same source, same record).
+COMPANIONS = {
+    "status": ("status_label",),
+    "manufacturer": ("manufacturer_key",),
+    "model": ("model_key",),
+    "condition": ("condition_key",),
+    "custodian": ("custodian_key", "custodian_leaver"),
+}
+
+#: Low-cardinality columns are normalized once per distinct value, then joined back:
+#: regular expressions over a million rows cost more than a join on a few hundred.
+DICTIONARIES = """
+mfr_d AS (
+    SELECT raw, coalesce(ma.canonical, regexp_replace(blank(raw), '\\s+', ' ', 'g')) AS v,
+        coalesce(lower(ma.canonical), nullif(mfr_key(raw), '')) AS k
+    FROM (SELECT DISTINCT manufacturer_raw AS raw FROM source_rows)
+    LEFT JOIN mfr_alias ma ON ma.key = mfr_key(raw)
+), model_d AS (
+    SELECT raw, coalesce(mo.canonical, regexp_replace(blank(raw), '\\s+', ' ', 'g')) AS v,
+        coalesce(text_key(mo.canonical), nullif(text_key(raw), '')) AS k
+    FROM (SELECT DISTINCT model_raw AS raw FROM source_rows)
+    LEFT JOIN model_alias mo ON mo.key = text_key(raw)
+), loc_d AS (
+    SELECT raw, coalesce(lm.canonical, loc_clean(raw)) AS v
+    FROM (SELECT DISTINCT location_raw AS raw FROM source_rows)
+    LEFT JOIN location_map lm ON lm.key = text_key(raw)
+), cond_d AS (
+    SELECT raw, blank(raw) AS v, condition_key(raw) AS k
+    FROM (SELECT DISTINCT condition_raw AS raw FROM source_rows)
+), cust_d AS (
+    SELECT raw, regexp_replace(blank(raw), '\\s+', ' ', 'g') AS v,
+        coalesce(pk.person_key, nullif(text_key(raw), '')) AS k,
+        coalesce(pk.leaver, false) AS leaver, pk.person_key IS NOT NULL AS in_hr
+    FROM (SELECT DISTINCT custodian_raw AS raw FROM source_rows)
+    LEFT JOIN person_keys pk ON pk.key = nullif(text_key(raw), '')
+), st_d AS (
+    SELECT d.source, d.raw, coalesce(sm1.status, sm2.status) AS status
+    FROM (SELECT DISTINCT source, status_raw AS raw FROM source_rows) d
+    LEFT JOIN status_map sm1 ON sm1.source = d.source AND sm1.raw = lower(trim(d.raw))
+    LEFT JOIN status_map sm2 ON sm2.source = d.source
+                            AND sm2.raw = lower(trim(split_part(d.raw, '/', 1)))
+)"""
+
+SOURCE_RECORDS = f"""
+WITH {DICTIONARIES},
+s AS (
+    SELECT r.*,
+        upper(replace(replace(trim(r.serial_raw), ' ', ''), chr(9), '')) AS serial0,
+        nullif(upper(regexp_replace(r.mac_raw, '[^0-9A-Fa-f]', '', 'g')), '') AS mac0,
+        coalesce(TRY_CAST(r.value_raw AS DOUBLE), num_parse(r.value_raw)) AS value0,
+        ts_parse(blank(r.last_seen_raw)) AS last_seen0
+    FROM source_rows r
+), s2 AS (
+    SELECT s.*, (ps.serial IS NOT NULL OR serial_repeated(s.serial0)) AS placeholder
+    FROM s LEFT JOIN placeholder_serials ps ON ps.serial = s.serial0
+)
+SELECT s2.source, s2.role, s2.file, s2.line,
+    upper(blank(s2.asset_tag_raw)) AS asset_tag,
+    CASE WHEN s2.placeholder THEN NULL ELSE nullif(s2.serial0, '') END AS serial,
+    CASE WHEN s2.placeholder THEN s2.serial_raw END AS placeholder_serial,
+    m.v AS manufacturer, m.k AS manufacturer_key,
+    mo.v AS model, mo.k AS model_key,
+    blank(s2.category_raw) AS category,
+    lo.v AS location,
+    blank(s2.status_raw) AS status_label,
+    st.status,
+    co.v AS condition, co.k AS condition_key,
+    cu.v AS custodian, cu.k AS custodian_key, coalesce(cu.leaver, false) AS custodian_leaver,
+    coalesce(cu.in_hr, false) AS custodian_in_hr,
+    s2.value0 AS value,
+    upper(blank(s2.hardware_uuid_raw)) AS hardware_uuid,
+    s2.mac0 AS mac,
+    blank(s2.hostname_raw) AS hostname,
+    s2.last_seen0 AS last_seen,
+    CASE
+        WHEN blank(s2.asset_tag_raw) IS NULL
+             AND (s2.placeholder OR nullif(s2.serial0, '') IS NULL)
+             AND blank(s2.hardware_uuid_raw) IS NULL AND s2.mac0 IS NULL
+        THEN CASE WHEN nullif(s2.serial0, '') IS NOT NULL
+                  THEN 'no usable identifier: placeholder serial ''' || trim(s2.serial_raw)
+                       || ''' and no asset tag'
+                  ELSE 'no usable identifier: no asset tag, serial, UUID or MAC' END
+        WHEN blank(s2.value_raw) IS NOT NULL AND s2.value0 IS NULL
+        THEN 'value ''' || trim(s2.value_raw) || ''' is not a number'
+        WHEN blank(s2.last_seen_raw) IS NOT NULL AND s2.last_seen0 IS NULL
+        THEN 'last seen ''' || trim(s2.last_seen_raw) || ''' is not a date'
+    END AS bad_reason,
+    blank(s2.status_raw) IS NOT NULL AND st.status IS NULL AS status_unmapped
+FROM s2
+LEFT JOIN mfr_d m ON m.raw = s2.manufacturer_raw
+LEFT JOIN model_d mo ON mo.raw = s2.model_raw
+LEFT JOIN loc_d lo ON lo.raw = s2.location_raw
+LEFT JOIN cond_d co ON co.raw = s2.condition_raw
+LEFT JOIN cust_d cu ON cu.raw = s2.custodian_raw
+LEFT JOIN st_d st ON st.source = s2.source AND st.raw = s2.status_raw
+"""
+
+
+def _empty(columns: tuple[str, ...], head: str) -> str:
+    nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {f}_raw" for f in columns)
+    return f"SELECT {head}, {nulls} WHERE false"
 
 
 def stages(ctx: RunContext) -> list[Stage]:
@@ -189,109 +300,18 @@ def stages(ctx: RunContext) -> list[Stage]:
     settings = ctx.settings
     asset_sources = [s for s in ctx.sources if s.role != "hr"]
     hr_sources = [s for s in ctx.sources if s.role == "hr"]
-    source_order = {s.name: i for i, s in enumerate(ctx.sources)}
     out: list[Stage] = []
 
-    if asset_sources:
-        selects = []
-        for src in asset_sources:
-            fields = ", ".join(
-                f"{_column_expr(src.columns, f)} AS {f}_raw" for f in REGISTER_FIELDS
-            )
-            selects.append(
-                f"SELECT {lit(src.name)} AS source, {lit(src.role)} AS role, "
-                f"{lit(src.file)} AS file, _line AS line, {fields} "
-                f"FROM {src.relation}"
-            )
-        rows_sql = " UNION ALL ".join(selects)
-    else:
-        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {f}_raw" for f in REGISTER_FIELDS)
-        rows_sql = (
-            "SELECT CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS role, "
-            f"CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS line, {nulls} WHERE false"
-        )
-    out.append(Stage("source_rows", "normalize", rows_sql, "export rows mapped to fields"))
-
-    out.append(
-        Stage(
-            "source_records_all",
-            "normalize",
-            """
-WITH s AS (
-    SELECT r.*, serial_clean(serial_raw) AS serial0, mfr_key(manufacturer_raw) AS mkey,
-           text_key(model_raw) AS modkey, text_key(location_raw) AS lockey,
-           lower(trim(status_raw)) AS st_full,
-           lower(trim(split_part(status_raw, '/', 1))) AS st_first
-    FROM source_rows r
-)
-SELECT s.source, s.role, s.file, s.line,
-    upper(blank(s.asset_tag_raw)) AS asset_tag,
-    CASE WHEN ps.serial IS NOT NULL OR serial_repeated(s.serial0) THEN NULL
-         ELSE nullif(s.serial0, '') END AS serial,
-    CASE WHEN ps.serial IS NOT NULL OR serial_repeated(s.serial0) THEN s.serial_raw
-         END AS placeholder_serial,
-    coalesce(ma.canonical, regexp_replace(blank(s.manufacturer_raw), '\\s+', ' ', 'g'))
-        AS manufacturer,
-    coalesce(lower(ma.canonical), nullif(s.mkey, '')) AS manufacturer_key,
-    coalesce(mo.canonical, regexp_replace(blank(s.model_raw), '\\s+', ' ', 'g')) AS model,
-    coalesce(text_key(mo.canonical), nullif(s.modkey, '')) AS model_key,
-    blank(s.category_raw) AS category,
-    coalesce(lm.canonical, loc_clean(s.location_raw)) AS location,
-    blank(s.status_raw) AS status_label,
-    coalesce(sm1.status, sm2.status) AS status,
-    blank(s.condition_raw) AS condition,
-    condition_key(s.condition_raw) AS condition_key,
-    regexp_replace(blank(s.custodian_raw), '\\s+', ' ', 'g') AS custodian,
-    nullif(text_key(s.custodian_raw), '') AS custodian_key0,
-    num_parse(s.value_raw) AS value,
-    upper(blank(s.hardware_uuid_raw)) AS hardware_uuid,
-    nullif(upper(regexp_replace(s.mac_raw, '[^0-9A-Fa-f]', '', 'g')), '') AS mac,
-    blank(s.hostname_raw) AS hostname,
-    ts_parse(blank(s.last_seen_raw)) AS last_seen,
-    CASE
-        WHEN blank(s.asset_tag_raw) IS NULL
-             AND (ps.serial IS NOT NULL OR serial_repeated(s.serial0)
-                  OR nullif(s.serial0, '') IS NULL)
-             AND blank(s.hardware_uuid_raw) IS NULL
-             AND nullif(regexp_replace(s.mac_raw, '[^0-9A-Fa-f]', '', 'g'), '') IS NULL
-        THEN CASE WHEN nullif(s.serial0, '') IS NOT NULL
-                  THEN 'no usable identifier: placeholder serial ''' || trim(s.serial_raw)
-                       || ''' and no asset tag'
-                  ELSE 'no usable identifier: no asset tag, serial, UUID or MAC' END
-        WHEN blank(s.value_raw) IS NOT NULL AND num_parse(s.value_raw) IS NULL
-        THEN 'value ''' || trim(s.value_raw) || ''' is not a number'
-        WHEN blank(s.last_seen_raw) IS NOT NULL AND ts_parse(blank(s.last_seen_raw)) IS NULL
-        THEN 'last seen ''' || trim(s.last_seen_raw) || ''' is not a date'
-    END AS bad_reason,
-    blank(s.status_raw) IS NOT NULL AND coalesce(sm1.status, sm2.status) IS NULL
-        AS status_unmapped
-FROM s
-LEFT JOIN placeholder_serials ps ON ps.serial = s.serial0
-LEFT JOIN mfr_alias ma ON ma.key = s.mkey
-LEFT JOIN model_alias mo ON mo.key = s.modkey
-LEFT JOIN location_map lm ON lm.key = s.lockey
-LEFT JOIN status_map sm1 ON sm1.source = s.source AND sm1.raw = s.st_full
-LEFT JOIN status_map sm2 ON sm2.source = s.source AND sm2.raw = s.st_first
-""",
-            "normalized export rows, with the reason a row is kept out",
-        )
+    hr_sql = " UNION ALL ".join(
+        f"SELECT {lit(src.name)} AS source, {lit(src.file)} AS file, _line AS line, "
+        + ", ".join(f"{_column_expr(src.columns, f)} AS {f}_raw" for f in HR_FIELDS)
+        + f" FROM {src.relation}"
+        for src in hr_sources
+    ) or _empty(
+        HR_FIELDS,
+        "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS file, "
+        "CAST(NULL AS BIGINT) AS line",
     )
-
-    if hr_sources:
-        selects = []
-        for src in hr_sources:
-            fields = ", ".join(f"{_column_expr(src.columns, f)} AS {f}_raw" for f in HR_FIELDS)
-            selects.append(
-                f"SELECT {lit(src.name)} AS source, {lit(src.file)} AS file, "
-                f"_line AS line, {fields} FROM {src.relation}"
-            )
-        hr_sql = " UNION ALL ".join(selects)
-    else:
-        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {f}_raw" for f in HR_FIELDS)
-        hr_sql = (
-            "SELECT CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS file, "
-            f"CAST(NULL AS BIGINT) AS line, {nulls} WHERE false"
-        )
     leavers = ", ".join(lit(s) for s in LEAVER_STATUSES)
     out.append(
         Stage(
@@ -322,8 +342,7 @@ FROM ({hr_sql})
             "person_keys",
             "normalize",
             """
-SELECT key, arg_min(person_key, (line, source)) AS person_key,
-       arg_min(leaver, (line, source)) AS leaver
+SELECT key, arg_min(person_key, line) AS person_key, arg_min(leaver, line) AS leaver
 FROM (
     SELECT email_key AS key, * FROM people WHERE bad_reason IS NULL AND email_key IS NOT NULL
     UNION ALL
@@ -335,50 +354,47 @@ FROM (
             "every way a custodian can be written → the person",
         )
     )
+    rows_sql = " UNION ALL ".join(
+        f"SELECT {lit(src.name)} AS source, {lit(src.role)} AS role, {lit(src.file)} AS file, "
+        "_line AS line, "
+        + ", ".join(f"{_column_expr(src.columns, f)} AS {f}_raw" for f in REGISTER_FIELDS)
+        + f" FROM {src.relation}"
+        for src in asset_sources
+    ) or _empty(
+        REGISTER_FIELDS,
+        "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS role, "
+        "CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS line",
+    )
+    out.append(Stage("source_rows", "normalize", rows_sql, "export rows mapped to fields", False))
     out.append(
         Stage(
             "source_records",
             "normalize",
-            """
-SELECT r.* EXCLUDE (bad_reason, custodian_key0),
-    coalesce(pk.person_key, r.custodian_key0) AS custodian_key,
-    coalesce(pk.leaver, false) AS custodian_leaver,
-    pk.person_key IS NOT NULL AS custodian_in_hr
-FROM source_records_all r
-LEFT JOIN person_keys pk ON pk.key = r.custodian_key0
-WHERE r.bad_reason IS NULL
-""",
-            "usable records with custodians resolved against HR",
+            SOURCE_RECORDS,
+            "normalized export rows, with the reason a row is kept out",
         )
     )
     roles = ", ".join(lit(r) for r in settings.register_roles)
-    out.append(
-        Stage(
-            "register_records",
-            "normalize",
-            f"""
-SELECT *, coalesce(asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial,
-                   'HW:' || coalesce(hardware_uuid, mac)) AS asset_key
-FROM source_records WHERE role IN ({roles})
-""",
-            "records of the register sources, each with its asset key",
-        )
+    register_key = (
+        "coalesce(asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial, "
+        "'HW:' || coalesce(hardware_uuid, mac))"
     )
     out.append(
         Stage(
             "record_links",
             "normalize",
             f"""
-WITH tags AS (SELECT DISTINCT asset_tag, asset_key FROM register_records
-              WHERE asset_tag IS NOT NULL),
-serials AS (SELECT serial, min(asset_key) AS asset_key FROM register_records
+WITH good AS (SELECT * EXCLUDE (bad_reason) FROM source_records WHERE bad_reason IS NULL),
+reg AS (SELECT *, {register_key} AS asset_key FROM good WHERE role IN ({roles})),
+tags AS (SELECT DISTINCT asset_tag, asset_key FROM reg WHERE asset_tag IS NOT NULL),
+serials AS (SELECT serial, min(asset_key) AS asset_key FROM reg
             WHERE serial IS NOT NULL GROUP BY serial),
-uuids AS (SELECT hardware_uuid, min(asset_key) AS asset_key FROM register_records
+uuids AS (SELECT hardware_uuid, min(asset_key) AS asset_key FROM reg
           WHERE hardware_uuid IS NOT NULL GROUP BY hardware_uuid),
-macs AS (SELECT mac, min(asset_key) AS asset_key FROM register_records
+macs AS (SELECT mac, min(asset_key) AS asset_key FROM reg
          WHERE mac IS NOT NULL GROUP BY mac),
-others AS (SELECT * FROM source_records WHERE role NOT IN ({roles}))
-SELECT r.*, 'register' AS link_tier FROM register_records r
+others AS (SELECT * FROM good WHERE role NOT IN ({roles}))
+SELECT r.*, 'register' AS link_tier FROM reg r
 UNION ALL BY NAME
 SELECT o.*,
     coalesce(t.asset_key, s.asset_key, u.asset_key, m.asset_key) AS asset_key,
@@ -394,54 +410,65 @@ LEFT JOIN uuids u ON t.asset_key IS NULL AND s.asset_key IS NULL
 LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key IS NULL
                     AND m.mac = o.mac
 """,
-            "every record linked to a register asset: tag, then serial, then UUID, then MAC",
+            "usable records linked to register assets: tag, then serial, UUID, MAC",
         )
     )
-    picks = []
-    for f in (
-        "asset_tag",
-        "serial",
-        "manufacturer",
-        "model",
-        "category",
-        "location",
-        "status",
-        "condition",
-        "custodian",
-        "value",
-        "hardware_uuid",
-        "mac",
-        "hostname",
-    ):
-        rank = _rank_expr(settings, f, source_order)
-        flt = f"FILTER (WHERE {f} IS NOT NULL)"
-        picks.append(f"arg_min({f}, {rank}) {flt} AS {f}")
-        picks.append(f"arg_min(source, {rank}) {flt} AS {f}_source")
-        if f == "status":
-            picks.append(f"arg_min(status_label, {rank}) {flt} AS status_label")
-        if f == "manufacturer":
-            picks.append(f"arg_min(manufacturer_key, {rank}) {flt} AS manufacturer_key")
-        if f == "model":
-            picks.append(f"arg_min(model_key, {rank}) {flt} AS model_key")
-        if f == "condition":
-            picks.append(f"arg_min(condition_key, {rank}) {flt} AS condition_key")
-        if f == "custodian":
-            picks.append(f"arg_min(custodian_key, {rank}) {flt} AS custodian_key")
-            picks.append(f"arg_min(custodian_leaver, {rank}) {flt} AS custodian_leaver")
     out.append(
         Stage(
             "register",
             "normalize",
-            f"""
-SELECT asset_key, {", ".join(picks)},
-    max(last_seen) AS last_seen,
-    arg_max(source, last_seen) FILTER (WHERE last_seen IS NOT NULL) AS last_seen_source,
-    string_agg(DISTINCT source, ',' ORDER BY source) AS sources
-FROM record_links WHERE asset_key IS NOT NULL
-GROUP BY asset_key
-HAVING bool_or(link_tier = 'register')
-""",
+            _register_sql(settings, [(s.name, s.role) for s in asset_sources]),
             "one row per asset, each field from its source of truth, with provenance",
         )
     )
     return out
+
+
+def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> str:
+    """One column-wise coalesce per field over per-source rows, in precedence order.
+
+    Each source contributes at most one record per asset (its first by line), so the
+    register is a chain of joins on the asset key instead of a million-group aggregate.
+    """
+    if not sources:
+        return "SELECT CAST(NULL AS VARCHAR) AS asset_key WHERE false"
+    alias = {name: f"p{i}" for i, (name, _) in enumerate(sources)}
+    per_source = ",\n".join(
+        f"{alias[name]} AS (SELECT * FROM firsts WHERE source = {lit(name)})" for name, _ in sources
+    )
+    picks: list[str] = []
+    for f in REGISTER_PICKED:
+        order = _precedence(settings, f, sources)
+        picks.append("coalesce(" + ", ".join(f"{alias[n]}.{f}" for n in order) + f") AS {f}")
+        winner = " ".join(f"WHEN {alias[n]}.{f} IS NOT NULL THEN {lit(n)}" for n in order)
+        picks.append(f"CASE {winner} END AS {f}_source")
+        for extra in COMPANIONS.get(f, ()):
+            chosen = " ".join(
+                f"WHEN {alias[n]}.{f} IS NOT NULL THEN {alias[n]}.{extra}" for n in order
+            )
+            picks.append(f"CASE {chosen} END AS {extra}")
+    names = sorted(alias)
+    last_seen = "greatest(" + ", ".join(f"{alias[n]}.last_seen" for n in names) + ")"
+    last_seen_source = " ".join(
+        f"WHEN {alias[n]}.last_seen = {last_seen} THEN {lit(n)}" for n in names
+    )
+    sources_list = ", ".join(
+        f"CASE WHEN {alias[n]}.asset_key IS NOT NULL THEN {lit(n)} END" for n in names
+    )
+    joins = " ".join(f"LEFT JOIN {a} ON {a}.asset_key = b.asset_key" for a in alias.values())
+    return f"""
+WITH first_lines AS (
+    SELECT source, asset_key, min(line) AS line FROM record_links
+    WHERE asset_key IS NOT NULL GROUP BY source, asset_key
+), firsts AS (
+    SELECT l.* FROM record_links l
+    SEMI JOIN first_lines f ON f.source = l.source AND f.asset_key = l.asset_key
+                           AND f.line = l.line
+), {per_source},
+b AS (SELECT DISTINCT asset_key FROM record_links WHERE link_tier = 'register')
+SELECT b.asset_key, {", ".join(picks)},
+    {last_seen} AS last_seen,
+    CASE {last_seen_source} END AS last_seen_source,
+    concat_ws(',', {sources_list}) AS sources
+FROM b {joins}
+"""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -167,7 +168,16 @@ def load_counts(
             raise RunError(f"count input {path} does not exist")
         digest = sha256_file(path)
         if path.suffix.lower() == ".parquet":
-            relation, names = _text_relation(con, path)
+            names = [
+                str(r[0])
+                for r in con.execute(
+                    "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
+                ).fetchall()
+            ]
+            relation = (
+                f"(SELECT *, file_row_number + 1 AS {LINE_COLUMN} "
+                f"FROM read_parquet({lit(str(path))}, file_row_number = true))"
+            )
             bad: list[BadRow] = []
             manifest_path = path.with_suffix(".json")
             scope: list[str] = []
@@ -198,14 +208,29 @@ def load_counts(
                 f"{path}: a count needs a 'location' column and one of "
                 f"{', '.join(COUNT_IDENTIFIERS)}; it has {[n for n in names if n != LINE_COLUMN]}"
             )
-        select = ", ".join(
-            f"{ident(keys[header_key(c)])} AS {c}"
-            if header_key(c) in keys
-            else f"CAST(NULL AS VARCHAR) AS {c}"
-            for c in COUNT_COLUMNS
+        parts = []
+        for c in COUNT_COLUMNS:
+            col = ident(keys[header_key(c)]) if header_key(c) in keys else None
+            if c in {"first_seen", "last_seen"}:
+                if col is None:
+                    parts.append(f"CAST(NULL AS TIMESTAMPTZ) AS {c}")
+                elif kind == "session":
+                    parts.append(f"TRY_CAST({col} AS TIMESTAMPTZ) AS {c}")
+                else:
+                    parts.append(f"ts_parse(blank({col})) AS {c}")
+            else:
+                parts.append(
+                    f"CAST({col} AS VARCHAR) AS {c}" if col else f"CAST(NULL AS VARCHAR) AS {c}"
+                )
+        last_seen_col = ident(keys[header_key("last_seen")]) if "lastseen" in keys else None
+        parts.append(
+            f"blank({last_seen_col}) AS last_seen_text"
+            if kind == "sheet" and last_seen_col
+            else "CAST(NULL AS VARCHAR) AS last_seen_text"
         )
         relation = (
-            f"(SELECT {lit(path.name)} AS file, {LINE_COLUMN} AS line, {select} FROM {relation})"
+            f"(SELECT {lit(path.name)} AS file, CAST({LINE_COLUMN} AS BIGINT) AS line, "
+            f"{', '.join(parts)} FROM {relation})"
         )
         rows_row = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0]
         inputs.append(
@@ -246,6 +271,9 @@ def reconcile(
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    # Every output is written with an ORDER BY on a unique key, and every aggregate is
+    # order-independent, so stage tables need not keep insertion order (3x cheaper).
+    con.execute("SET preserve_insertion_order = false")
     if memory_limit:
         con.execute(f"SET memory_limit = {lit(memory_limit)}")
     if threads:
@@ -281,6 +309,7 @@ def _reconcile(
     debug_dir: Path | None,
     on_stage: Callable[[Stage], None] | None,
 ) -> RunResult:
+    con.execute(normalize.MACROS)
     sources, baseline_info, bad_rows, warnings = load_sources(con, baseline)
     count_inputs = load_counts(con, counts, tmp_dir)
     for c in count_inputs:
@@ -288,7 +317,11 @@ def _reconcile(
     if count_inputs:
         count_sql = " UNION ALL ".join(f"SELECT * FROM {c.relation}" for c in count_inputs)
     else:
-        cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COUNT_COLUMNS)
+        cols = ", ".join(
+            f"CAST(NULL AS {'TIMESTAMPTZ' if c in {'first_seen', 'last_seen'} else 'VARCHAR'})"
+            f" AS {c}"
+            for c in (*COUNT_COLUMNS, "last_seen_text")
+        )
         count_sql = (
             f"SELECT CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS line, {cols} "
             "WHERE false"
@@ -315,9 +348,7 @@ def _reconcile(
         con, RunContext(settings, date(1970, 1, 1), "", run_scope, date.min, date.min, sources)
     )
     if as_of is None:
-        row = con.execute(
-            "SELECT max(ts_parse(last_seen)), max(ts_parse(first_seen)) FROM count_rows"
-        ).fetchall()[0]
+        row = con.execute("SELECT max(last_seen), max(first_seen) FROM count_rows").fetchall()[0]
         latest = (row[0] or row[1]) if row else None
         if latest is None and baseline_info["kind"] == "snapshot":
             latest = max(
@@ -366,14 +397,13 @@ def _reconcile(
         sla_urgent=add_business_days(as_of, settings.sla_business_days_urgent, settings.holidays),
         sources=sources,
     )
-    con.execute(match.epc_macros(ctx))
     runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage)
     runner.run(normalize.stages(ctx))
     runner.run(match.stages(ctx))
     runner.run(classify.stages(ctx))
 
     # Bad rows found by the stages join those found by freeze and count sheet parsing.
-    for table, source in (("source_records_all", "source"), ("people", "source")):
+    for table, source in (("source_records", "source"), ("people", "source")):
         for src, file, line, reason in con.execute(
             f"SELECT {source}, file, line, bad_reason FROM {table} "
             "WHERE bad_reason IS NOT NULL ORDER BY source, line"
@@ -393,13 +423,21 @@ def _reconcile(
             f"({labels}); add them to [engine.status_map]"
         )
 
+    started = time.perf_counter()
     write_variance_log(con, out_dir)
+    runner.timings["out:variance_log"] = time.perf_counter() - started
+    started = time.perf_counter()
     write_register(con, out_dir)
+    runner.timings["out:register"] = time.perf_counter() - started
+    started = time.perf_counter()
     write_matches(con, out_dir)
+    runner.timings["out:matches"] = time.perf_counter() - started
+    started = time.perf_counter()
     register_source = next(
         (s.name for s in sources if s.role in settings.register_roles), "register"
     )
     corrections = write_corrections(con, out_dir, register_source)
+    runner.timings["out:corrections"] = time.perf_counter() - started
     bad_rows.sort(key=lambda b: (b.source, b.file, b.line, b.reason))
     with (out_dir / "bad_rows.csv").open("w", encoding="utf-8", newline="") as fh:
         import csv

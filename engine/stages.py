@@ -39,6 +39,8 @@ class Stage:
     group: str
     sql: str
     doc: str = ""
+    #: False: a view (a cheap projection read once); still written by ``--debug-dir``
+    materialize: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,8 @@ class StageRunner:
             self.on_stage(stage)
         start = time.perf_counter()
         try:
-            self.con.execute(f"CREATE OR REPLACE TABLE {ident(stage.name)} AS {stage.sql}")
+            kind = "TABLE" if stage.materialize else "VIEW"
+            self.con.execute(f"CREATE OR REPLACE {kind} {ident(stage.name)} AS {stage.sql}")
         except duckdb.Error as exc:
             raise RuntimeError(f"stage {stage.group}/{stage.name} failed: {exc}") from exc
         self.timings[stage.name] = time.perf_counter() - start
