@@ -1,4 +1,4 @@
-"""Reconciliation throughput: N register rows × N counted items through the engine,
+"""Reconciliation throughput: N register rows x N counted items through the engine,
 next to a straightforward pandas implementation of the same classification.
 
 Inputs imitate a large data-centre count: a Snipe-IT export (CSV) of N assets across
@@ -6,7 +6,7 @@ Inputs imitate a large data-centre count: a Snipe-IT export (CSV) of N assets ac
 1 % retired, 1 % recorded stolen, 0.1 % duplicated records; and an RFID session file
 of N GIAI-96 observations: 91 % of the assets (2 % of them in another room), plus 9 %
 stray tags with no record. The engine's time covers ``reconcile run`` from the frozen
-snapshot to every output file (variance log ×3, register, matches, corrections,
+snapshot to every output file (variance log in three formats, register, matches, corrections,
 reports, manifest); freezing the CSV is timed separately. The pandas baseline reads the
 same frozen snapshot and session file, normalizes, decodes EPCs with the reference
 codec, merges, classifies the same variance types and writes the variance log as CSV
