@@ -8,8 +8,9 @@ What it lacks for a gateway that must never silently stop reading is added here:
 * **framing we control** (:mod:`tagsweep.drivers.llrp_wire`): sllurp's reader thread
   calls our ``raw_data_received``; frames are length-bounded and resynchronised, so one
   bad frame costs that frame and nothing after it. RO_ACCESS_REPORTs go through our
-  numpy decoder (about 40 times sllurp's per-tag dicts, validated against sllurp on every report
-  in the tests and live with ``validate=1``); all other messages are decoded by sllurp
+  numpy decoder (tens of times faster than sllurp's per-tag dicts, see
+  ``benchmarks/bench_llrp.py``; validated against sllurp on every report in the tests and
+  live with ``validate=1``); all other messages are decoded by sllurp
   and drive its state machine. Any exception while handling one frame is counted and
   logged; it never reaches the thread's loop, which sllurp would silently end.
 * **a keepalive watchdog**: the reader is configured to send KEEPALIVE every
@@ -31,7 +32,8 @@ What it lacks for a gateway that must never silently stop reading is added here:
 Options (URL query, or the ``options`` mapping from the configuration; the URL wins):
 ``antennas``, ``keepalive_s``, ``watchdog_intervals``, ``tx_power`` (dBm; default the
 reader's maximum), ``report_n`` (reads per report), ``session``, ``tag_population``,
-``mode_identifier``, ``impinj`` (request Impinj phase/RSSI/Doppler), ``rospec_id``,
+``mode_identifier``, ``search_mode`` (Impinj target: 1 single, 2 dual, 3 single with
+suppression), ``impinj`` (request Impinj phase/RSSI/Doppler), ``rospec_id``,
 ``connect_timeout_s``, ``max_report_bytes``, ``validate`` (cross-check every report with
 sllurp) and ``decoder`` (``fast`` or ``sllurp``).
 """
@@ -88,6 +90,7 @@ class LlrpSettings:
     session: int = 2
     tag_population: int = 4
     mode_identifier: int | None = None
+    search_mode: int | None = None  # Impinj InventorySearchMode (1 single, 2 dual target…)
     impinj: bool = False
     rospec_id: int = 1
     connect_timeout_s: float = 10.0
@@ -99,7 +102,7 @@ class LlrpSettings:
     _KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "antennas", "keepalive_s", "watchdog_intervals", "tx_power", "tx_power_dbm",
-            "report_n", "session", "tag_population", "mode_identifier", "impinj",
+            "report_n", "session", "tag_population", "mode_identifier", "search_mode", "impinj",
             "rospec_id", "connect_timeout_s", "max_report_bytes", "max_pending_reads",
             "validate", "decoder",
         }
@@ -159,6 +162,7 @@ class LlrpSettings:
             ("session", int, 0, 3),
             ("tag_population", int, 1, 65535),
             ("mode_identifier", int, 0, 2**32 - 1),
+            ("search_mode", int, 0, 6),
             ("rospec_id", int, 1, 2**32 - 1),
             ("connect_timeout_s", float, 0.1, 300),
             ("max_report_bytes", int, 1024, 1 << 30),
@@ -205,6 +209,8 @@ class LlrpSettings:
         }
         if self.tx_power_dbm is not None:
             config["tx_power_dbm"] = float(self.tx_power_dbm)
+        if self.search_mode is not None:
+            config["impinj_search_mode"] = self.search_mode
         if self.impinj:
             config["impinj_tag_content_selector"] = {
                 "EnableRFPhaseAngle": True,
@@ -541,6 +547,10 @@ class LlrpDriver(Driver):
         except (OSError, ReaderConfigurationError) as exc:
             self.counters.fault("connect")
             raise DriverError(f"cannot connect to {settings.host}:{settings.port}: {exc}") from exc
+        if self._client is not client:  # closed while the socket was connecting
+            client.stop()
+            await asyncio.to_thread(client.join, 5.0)
+            return
         deadline = loop.time() + settings.connect_timeout_s
         while True:
             bridge.ready.clear()
@@ -551,6 +561,8 @@ class LlrpDriver(Driver):
                     self._early.extend(items[index + 1 :])
                     return
                 if isinstance(item, _Signal) and item.kind == "lost":
+                    if self.closing:
+                        return
                     self.counters.fault("connect")
                     raise DriverError(f"reader session failed before inventory: {item.detail}")
                 self._early.append(item)

@@ -511,6 +511,7 @@ class ROSpecRequest:
     ai_stop_trigger: int = 0  # 0 Null (continuous), 1 Duration, 2 GPI, 3 Tag observation
     tx_power_index: dict[int, int] = field(default_factory=dict)  # antenna → table index
     session: dict[int, int] = field(default_factory=dict)  # antenna → Gen2 session
+    search_mode: dict[int, int] = field(default_factory=dict)  # antenna → Impinj mode
     raw: bytes = field(default=b"", repr=False)
 
 
@@ -546,6 +547,18 @@ def parse_add_rospec(body: bytes) -> ROSpecRequest:
     return request
 
 
+def _parse_inventory_command(command: Param, antenna: int, request: ROSpecRequest) -> None:
+    for part in command.children(1):
+        if part.type == 336 and part.body:  # C1G2SingulationControl: session in 2 bits
+            request.session[antenna] = part.body[0] >> 6
+        elif _is_impinj(part, 23) and len(part.body) >= 2:  # ImpinjInventorySearchMode
+            request.search_mode[antenna] = struct.unpack_from(">H", part.body)[0]
+
+
+def _is_impinj(param: Param, subtype: int) -> bool:
+    return param.type == TYPE_CUSTOM and param.vendor == VENDOR_IMPINJ and param.subtype == subtype
+
+
 def _parse_aispec(aispec: Param, request: ROSpecRequest) -> None:
     count = struct.unpack_from(">H", aispec.body)[0]
     request.antennas += struct.unpack_from(f">{count}H", aispec.body, 2)
@@ -561,9 +574,7 @@ def _parse_aispec(aispec: Param, request: ROSpecRequest) -> None:
                     if item.type == 224 and len(item.body) >= 6:  # RFTransmitter
                         request.tx_power_index[antenna] = struct.unpack_from(">H", item.body, 4)[0]
                     elif item.type == 330:  # C1G2InventoryCommand: u8 flags, then params
-                        control = item.find(336, 1)  # C1G2SingulationControl
-                        if control is not None and control.body:
-                            request.session[antenna] = control.body[0] >> 6
+                        _parse_inventory_command(item, antenna, request)
 
 
 def parse_keepalive_ms(set_reader_config_body: bytes) -> int | None:

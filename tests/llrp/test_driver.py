@@ -147,6 +147,7 @@ async def test_every_read_arrives_with_its_values_and_shutdown_is_clean() -> Non
     assert (rospec.report_trigger, rospec.report_n) == (2, 37)
     assert rospec.tx_power_index == {1: 41, 2: 41}
     assert rospec.session == {1: 1, 2: 1}
+    assert rospec.search_mode == {}
     # everything the driver needs, nothing it does not (no ROSpecID, no Impinj extras)
     assert rospec.selector == ContentSelector(rospec_id=None, impinj=False)
     assert log.reports == 12 * 2  # 50-read batches cut into reports of at most 37
@@ -292,11 +293,13 @@ async def test_a_slow_consumer_pushes_back_on_the_reader_without_losing_reads() 
 async def test_impinj_phase_rssi_and_doppler_arrive() -> None:
     source = random_tags(30, 3000, antennas=(1, 2), impinj=True, limit=600, seed=4)
     async with LlrpSimulator(port=0, tag_source=source) as sim:
-        driver = LlrpDriver(llrp_url(sim, impinj=1), backoff=FAST)
+        driver = LlrpDriver(llrp_url(sim, impinj=1, search_mode=2), backoff=FAST)
         got = await collect(driver, everything_from(sim, 0))
     sent = sim.connections[0].sent_reads()
     log = sim.connections[0]
     assert log.requests[0] == MessageType.CUSTOM_MESSAGE  # IMPINJ_ENABLE_EXTENSIONS
+    assert log.rospecs[0].selector.impinj
+    assert log.rospecs[0].search_mode == {1: 2, 2: 2}  # dual target
     assert len(got) == len(sent) == 600
     order_got = np.argsort(got, order=["first_seen_us", "epc", "antenna"], kind="stable")
     order_sent = np.argsort(sent, order=["first_seen_us", "epc", "antenna"], kind="stable")
