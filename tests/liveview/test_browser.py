@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 from selenium import webdriver
@@ -13,9 +14,18 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tagsweep.config import parse_config
 from tagsweep.daemon.live import LiveView, live_count_from_register_file
+from tagsweep.daemon.livefeed import attach_live_view
 from tagsweep.daemon.location import LocationAttributor
+from tagsweep.daemon.supervisor import Gateway
 from tagsweep.daemon.web import LiveWebServer
+from tagsweep.domain import now_us
+from tagsweep.simulators.llrp import LlrpSimulator
+from tagsweep.simulators.scanner import ScannerSimulator
+from tagsweep.simulators.world import ReplayClock, scan_lines, tag_source
+from tests.conftest import free_port
+from tests.daemon.conftest import config_data
 from tests.liveview.walk import feed, make_scenario, steps
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -106,4 +116,83 @@ async def test_page_follows_the_walk_without_reloading(tmp_path: Path) -> None:
     assert len(set(shown)) >= 4  # it fell several times during the walk, not once
     assert len(rows) == len(count.not_yet_seen(walk[-1].context))
     assert "handheld (reader): inventorying" in health
+    assert screenshot.stat().st_size > 10_000
+
+
+SPEED = 25.0
+
+
+async def test_page_on_the_gateway_during_a_walk(tmp_path: Path, short_dir: Path) -> None:
+    """The same, end to end: the gateway serves the page while a walk is replayed over
+    LLRP and scanner sockets; the browser watches the count fall on its own."""
+    sc = make_scenario(tmp_path, seed=11)
+    walk = sc.walk
+    driver = await asyncio.to_thread(start_chromium, tmp_path / "chromium-profile")
+    try:
+        clock = ReplayClock(walk.start_us, speed=SPEED)
+        # the walk begins once the session is open and the page is showing
+        clock.start(now_us() + 3_000_000)
+        async with (
+            LlrpSimulator(port=0, tag_source=tag_source(walk.reads, clock, batch_s=0.05)) as reader,
+            ScannerSimulator(mode="tcp", script=scan_lines(walk.scans, clock)) as scanner,
+        ):
+            data = config_data(
+                tmp_path,
+                short_dir,
+                readers=[
+                    {
+                        "name": "handheld",
+                        "url": f"llrp://127.0.0.1:{reader.port}?antennas=1",
+                        "keepalive_s": 1.0,
+                    }
+                ],
+                scanners=[
+                    {"name": "scanner", "url": scanner.url, "asset_tag_pattern": r"^AST-\d+$"}
+                ],
+                window_s=2.0 / SPEED,
+            )
+            data["web"] = {"enabled": True, "listen": f"127.0.0.1:{free_port()}"}
+            gw = Gateway(parse_config(data), control_socket=False)
+            feed = attach_live_view(gw)
+            async with gw:
+                session = await gw.start_session(
+                    operator="jdoe", scope=[sc.scope], expected=str(sc.register)
+                )
+                assert feed.server is not None
+                await asyncio.to_thread(
+                    driver.get, f"{feed.server.url}/sessions/{session.session_id}"
+                )
+                await asyncio.to_thread(wait_for_text, driver, "connection", "live")
+                await asyncio.to_thread(driver.execute_script, "window.loadedOnce = 'yes';")
+                assert clock.to_world(now_us()) < walk.start_us, "page too slow to load"
+                end_wall_s = int(clock.to_wall(walk.end_us)) / 1e6
+                shown: list[int] = []
+                while time.time() < end_wall_s + 1.0:
+                    value = int(await asyncio.to_thread(text_of, driver, "nys-total"))
+                    if not shown or value != shown[-1]:
+                        shown.append(value)
+                    await asyncio.sleep(0.1)
+                await gw.sync()
+                final = gw.live.progress() if gw.live else {}
+                await asyncio.to_thread(
+                    wait_for_text, driver, "nys-total", str(final["totals"]["not_yet_seen"])
+                )
+                still_loaded = await asyncio.to_thread(
+                    driver.execute_script, "return window.loadedOnce;"
+                )
+                context = await asyncio.to_thread(text_of, driver, "context")
+                ARTIFACTS.mkdir(exist_ok=True)
+                screenshot = ARTIFACTS / "liveview-gateway.png"
+                assert await asyncio.to_thread(driver.save_screenshot, str(screenshot))
+                await scanner.finished()
+                await gw.stop_session()
+                await asyncio.to_thread(wait_for_text, driver, "connection", "session closed")
+    finally:
+        await asyncio.to_thread(driver.quit)
+    assert still_loaded == "yes"
+    assert shown == sorted(shown, reverse=True), shown
+    assert len(shown) >= 4, shown  # fell step by step while the walk went on
+    # the register: the world's assets, less the unrecorded one, plus the ghost record
+    assert shown[0] == len(sc.world.assets)
+    assert context == walk.contexts[-1][1]
     assert screenshot.stat().st_size > 10_000
