@@ -315,13 +315,14 @@ class _Session(LLRPClient):  # type: ignore[misc]  # sllurp ships no type inform
         rospec["ROReportSpec"]["N"] = self.settings.report_n
         return rospec
 
+    # N802/N803 below: overrides must keep sllurp's camelCase method and argument names
     def stopPolitely(self, onCompletion: Any = None, disconnect: bool = False) -> None:  # noqa: N802,N803
         """Delete only our own ROSpec (sllurp deletes every client's ROSpecs)."""
         if disconnect:
             self.disconnecting = True
         self.stopAllROSpecs(onCompletion)
 
-    def stopAllROSpecs(self, onCompletion: Any = None) -> None:  # noqa: N802,N803
+    def stopAllROSpecs(self, onCompletion: Any = None) -> None:  # noqa: N802,N803  (as above)
         self.sendMessage({"DELETE_ROSPEC": {"ROSpecID": self.settings.rospec_id}})
         self.setState(SllurpState.STATE_SENT_DELETE_ROSPEC)
 
