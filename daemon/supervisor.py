@@ -41,10 +41,11 @@ import math
 import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from tagsweep import __version__
 from tagsweep.config.schema import ReaderSection, ScannerSection, TagsweepConfig
@@ -56,6 +57,7 @@ from tagsweep.daemon.sessions import (
     ClosedSession,
     ReaderRole,
     SessionError,
+    build_observations,
     close_session,
     session_from_row,
     session_to_json,
@@ -81,6 +83,8 @@ TimingListener = Callable[[str, float], None]
 
 #: Pending reads above which a flush runs at once instead of waiting for the interval.
 EAGER_FLUSH_READS = 500_000
+#: How often raw reads older than their retention are deleted (when they are kept).
+PRUNE_INTERVAL_S = 60.0
 
 
 @dataclass(slots=True)
@@ -451,12 +455,19 @@ class Gateway:
 
     async def _flush_loop(self) -> None:
         interval = self.config.dedup.flush_interval_s
+        next_prune = time.monotonic() + PRUNE_INTERVAL_S
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), timeout=interval)
             self._flush_now.clear()
             try:
                 await self._flush_once()
+                if self.config.store.keep_raw_reads and time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_INTERVAL_S
+                    assert self.store is not None
+                    pruned = await self.store.call(self.store.prune_raw_reads)
+                    if pruned:
+                        self.log.info("raw_reads_pruned", reads=pruned)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep ingesting; the log says what broke
@@ -709,7 +720,7 @@ class Gateway:
                 operator=operator.strip(),
                 scope=scope_locs,
                 started_us=started,
-                location_context=start_loc or (scope_locs[0] if scope_locs else Location(site)),
+                location_context=start_loc or self._start_context(site, scope_locs),
             )
             await store.call(
                 store.insert_session,
@@ -746,6 +757,34 @@ class Gateway:
             ]
         )
         return session
+
+    def _start_context(self, site: str, scope: tuple[Location, ...]) -> Location:
+        """Without --location: a label scanned just before the start, else the scope."""
+        idle = self._idle_context
+        if idle is not None and idle.site == site:
+            return idle
+        return scope[0] if scope else Location(site)
+
+    async def observations(self) -> pa.Table:
+        """What the open session's file would hold if it stopped now (live views)."""
+        store = self._store()
+        session = self._session
+        if session is None:
+            raise SessionError("no count session is open")
+        snapshot = replace(session, ended_us=now_us())
+        roles = {d.name: d.role for d in self.devices if d.kind == "reader"}
+
+        def build() -> pa.Table:
+            assert snapshot.ended_us is not None
+            return build_observations(
+                session=snapshot,
+                sightings=store.session_sightings(snapshot.started_us, snapshot.ended_us),
+                contexts=store.contexts(snapshot.session_id),
+                scans=store.session_scans(snapshot.session_id),
+                roles=roles,
+            )
+
+        return await store.call(build)
 
     async def set_location(
         self, location: str, *, source: str = "operator", ts_us: int | None = None

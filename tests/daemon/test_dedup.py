@@ -66,7 +66,7 @@ def _assert_same(got: list[tuple[object, ...]], want: list[tuple[object, ...]]) 
             assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-5)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(reads=reads_streams(), cuts=st.lists(st.integers(0, 10_000), max_size=6))
 def test_kernel_matches_reference_however_split(reads: ReadBatch, cuts: list[int]) -> None:
     want = reference_dedup(reads, WINDOW)

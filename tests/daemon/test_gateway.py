@@ -105,5 +105,10 @@ async def test_bad_session_commands_are_refused_and_gateway_keeps_running(
         with pytest.raises(SessionError, match="unknown session"):
             await gw.sessions("cs-nope")
         await wait_until(lambda: gw.counters.reads > 100, what="reads")
+        live = await gw.observations()  # what the file would hold right now
+        assert live.num_rows == 5
+        assert set(live.column("location").to_pylist()) == {"DC1/Room 302"}
         closed = await gw.stop_session(session.session_id)
         assert closed.row_count == 5
+        with pytest.raises(SessionError, match="no count session"):
+            await gw.observations()
