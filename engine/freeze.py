@@ -153,6 +153,7 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
     encoding = _detect_encoding(path)
     readable = _csv_to_utf8(path, encoding, tmp_dir)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         con.execute(
             "CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true, header=true, "

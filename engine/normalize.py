@@ -372,6 +372,7 @@ FROM (
             "normalize",
             SOURCE_RECORDS,
             "normalized export rows, with the reason a row is kept out",
+            False,  # read once, by record_links, which keeps the bad rows too
         )
     )
     roles = ", ".join(lit(r) for r in settings.register_roles)
@@ -384,7 +385,7 @@ FROM (
             "record_links",
             "normalize",
             f"""
-WITH good AS (SELECT * EXCLUDE (bad_reason) FROM source_records WHERE bad_reason IS NULL),
+WITH good AS (SELECT * FROM source_records WHERE bad_reason IS NULL),
 reg AS (SELECT *, {register_key} AS asset_key FROM good WHERE role IN ({roles})),
 tags AS (SELECT DISTINCT asset_tag, asset_key FROM reg WHERE asset_tag IS NOT NULL),
 serials AS (SELECT serial, min(asset_key) AS asset_key FROM reg
@@ -409,8 +410,12 @@ LEFT JOIN uuids u ON t.asset_key IS NULL AND s.asset_key IS NULL
                      AND u.hardware_uuid = o.hardware_uuid
 LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key IS NULL
                     AND m.mac = o.mac
+UNION ALL BY NAME
+SELECT *, CAST(NULL AS VARCHAR) AS asset_key, 'bad' AS link_tier
+FROM source_records WHERE bad_reason IS NOT NULL
 """,
-            "usable records linked to register assets: tag, then serial, UUID, MAC",
+            "records linked to register assets (tag, then serial, UUID, MAC); rows kept "
+            "out have link_tier 'bad' and a bad_reason",
         )
     )
     out.append(
@@ -427,14 +432,18 @@ LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key 
 def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> str:
     """One column-wise coalesce per field over per-source rows, in precedence order.
 
-    Each source contributes at most one record per asset (its first by line), so the
-    register is a chain of joins on the asset key instead of a million-group aggregate.
+    Each source contributes at most one record per asset (its first by line; later
+    duplicates are anti-joined away), so the register is a chain of joins on the asset
+    key instead of a million-group aggregate.
     """
     if not sources:
         return "SELECT CAST(NULL AS VARCHAR) AS asset_key WHERE false"
     alias = {name: f"p{i}" for i, (name, _) in enumerate(sources)}
     per_source = ",\n".join(
-        f"{alias[name]} AS (SELECT * FROM firsts WHERE source = {lit(name)})" for name, _ in sources
+        f"{alias[name]} AS (SELECT l.* FROM record_links l ANTI JOIN losers x "
+        f"ON x.source = l.source AND x.asset_key = l.asset_key AND x.line = l.line "
+        f"WHERE l.source = {lit(name)} AND l.asset_key IS NOT NULL)"
+        for name, _ in sources
     )
     picks: list[str] = []
     for f in REGISTER_PICKED:
@@ -457,13 +466,14 @@ def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> st
     )
     joins = " ".join(f"LEFT JOIN {a} ON {a}.asset_key = b.asset_key" for a in alias.values())
     return f"""
-WITH first_lines AS (
-    SELECT source, asset_key, min(line) AS line FROM record_links
-    WHERE asset_key IS NOT NULL GROUP BY source, asset_key
-), firsts AS (
-    SELECT l.* FROM record_links l
-    SEMI JOIN first_lines f ON f.source = l.source AND f.asset_key = l.asset_key
-                           AND f.line = l.line
+WITH repeated AS (
+    SELECT source, asset_key, min(line) AS first_line FROM record_links
+    WHERE asset_key IS NOT NULL GROUP BY source, asset_key HAVING count(*) > 1
+), losers AS (
+    -- later records of a source for an asset it already holds (duplicates): not picked
+    SELECT l.source, l.asset_key, l.line FROM record_links l
+    JOIN repeated r ON r.source = l.source AND r.asset_key = l.asset_key
+    WHERE l.line > r.first_line
 ), {per_source},
 b AS (SELECT DISTINCT asset_key FROM record_links WHERE link_tier = 'register')
 SELECT b.asset_key, {", ".join(picks)},
