@@ -186,7 +186,7 @@ def run_pandas(snapshot: str, session: str, out: str, q: Any) -> None:
     add(found[found["status"].isin(FOUND_BAD)], "status_condition_mismatch")
     active = reg[~reg["status"].isin(RETIRED) & reg["serial"].notna()]
     dup = active[active.duplicated(["manufacturer", "serial"], keep=False)]
-    firsts = dup.groupby(["manufacturer", "serial"], as_index=False)["asset_tag"].min()
+    firsts = dup.groupby(["manufacturer", "serial"])["asset_tag"].min().reset_index()
     add(firsts, "duplicate_record")
     cutoff = pd.Timestamp("2026-11-24", tz="UTC") - pd.Timedelta(days=180)
     stale = reg_only[
