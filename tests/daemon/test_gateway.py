@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import stat
@@ -112,3 +113,49 @@ async def test_bad_session_commands_are_refused_and_gateway_keeps_running(
         assert closed.row_count == 5
         with pytest.raises(SessionError, match="no count session"):
             await gw.observations()
+
+
+async def test_hook_points_for_outputs(tmp_path: Path, short_dir: Path) -> None:
+    """What the MQTT outbox, metrics and sd_notify attach to: sinks, services, ready, timings."""
+    cfg = make_config(
+        tmp_path,
+        short_dir,
+        readers=[{"name": "hh1", "url": "sim://hh?tags=5&rate=1000&seed=3", "role": "handheld"}],
+    )
+    gw = Gateway(cfg, control_socket=False)
+    stopped = asyncio.Event()
+    calls: list[str] = []
+
+    async def service() -> None:
+        calls.append("service started")
+        await stopped.wait()
+        calls.append("service stopped")
+
+    class FailingSink:
+        async def emit(self, events: object) -> None:
+            raise RuntimeError("broker down")
+
+    sink = EventList()
+    gw.add_sink(FailingSink())  # a failing sink is logged and skipped
+    gw.add_sink(sink)
+    gw.add_service("outbox-publisher", service, stop=stopped.set)
+    gw.on_ready(lambda: calls.append("ready"))
+    timings: list[str] = []
+    gw.on_timing(lambda what, seconds: timings.append(what))
+    async with gw:
+        assert gw.store is not None
+        # other components open cursors on the store's connection for tables of their own
+        cursor = gw.store.connection.cursor()
+        assert cursor.execute("SELECT count(*) FROM sessions").fetchall() == [(0,)]
+        cursor.close()
+        await wait_until(lambda: "sighting_opened" in sink.kinds(), what="sighting events")
+        await wait_until(lambda: "store_write" in timings and "dedup" in timings, what="timings")
+        with pytest.raises(RuntimeError, match="before the gateway runs"):
+            gw.add_service("late", service)
+    assert calls == ["service started", "ready", "service stopped"] or calls == [
+        "ready",
+        "service started",
+        "service stopped",
+    ]
+    assert gw.counters.sink_errors > 0
+    assert "sighting_closed" in sink.kinds()  # shutdown closed the open sightings
