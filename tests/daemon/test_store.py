@@ -72,3 +72,44 @@ def test_raw_reads_are_pruned_after_their_retention(tmp_path: Path) -> None:
     assert kept_off.query("SELECT count(*) FROM reads") == [(0,)]
     assert kept_off.prune_raw_reads(now) == 0
     kept_off.close()
+
+
+async def test_gateway_finishes_closing_a_session_cut_by_a_crash(tmp_path: Path) -> None:
+    """A crash between `session stop` and the written file: the restart redoes the close."""
+    import json
+    import shutil
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from tagsweep.daemon.supervisor import Gateway
+
+    from .conftest import make_config
+
+    sock_dir = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))
+    try:
+        cfg = make_config(tmp_path, sock_dir)
+        store = Store(cfg.store.path, reader_names=["hh1"])
+        store.insert_session("cs-crashed", "DC1", "jdoe", ["DC1/Room 302"], 1_000)
+        store.set_session_state("cs-crashed", "stopping", ended_us=90_000_000)
+        dedup = Deduplicator(2_000_000)
+        result = dedup.process(_reads(50, 2_000))
+        store.write(
+            WriteBatch(
+                closed=[(result.closed, result.closed_ids)],
+                open_snapshot=dedup.open_sightings(),
+                contexts=[("cs-crashed", 1_000, "DC1/Room 302/Rack A04", "start")],
+            )
+        )
+        store.close()
+        async with Gateway(cfg, control_socket=False) as gw:
+            assert gw.session is None  # nothing left open: the stopping one was closed
+            rows = await gw.sessions("cs-crashed")
+        assert rows[0]["state"] == "closed"
+        manifest = json.loads((cfg.store.session_dir / "cs-crashed.json").read_text())
+        table = pq.read_table(cfg.store.session_dir / "cs-crashed.parquet")
+        assert manifest["row_count"] == table.num_rows == 7
+        assert set(table.column("location").to_pylist()) == {"DC1/Room 302/Rack A04"}
+        assert sum(table.column("read_count").to_pylist()) == 50
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
