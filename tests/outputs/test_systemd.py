@@ -20,7 +20,8 @@ SERVICES = ["tagsweep.service", "tagsweep-reconcile.service"]
 def directives(unit: str) -> dict[str, list[str]]:
     """Key → values (in order) of a unit file; keys may repeat, as systemd allows."""
     out: dict[str, list[str]] = {}
-    for raw in (UNITS / unit).read_text().splitlines():
+    text = (UNITS / unit).read_text().replace("\\\n", " ")  # line continuations
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith(("#", ";", "[")):
             continue
@@ -99,7 +100,8 @@ def test_reconcile_timer_runs_the_reconcile_service() -> None:
     assert timer["Persistent"] == ["yes"]
     assert timer["OnCalendar"]
     assert service["Type"] == ["oneshot"]
-    assert "reconcile run" in service["ExecStart"][0]
+    assert f"{INSTALLED} reconcile run --config " in service["ExecStart"][0]
+    assert "--count" in service["ExecStart"][0]
     # the same dynamic user as the gateway, so the session files are readable
     assert service["User"] == directives("tagsweep.service")["User"]
     assert service["PrivateNetwork"] == ["yes"]
