@@ -166,9 +166,14 @@ class ControlServer:
                     f"another daemon is already listening on {self.path}; stop it first"
                 )
             self.path.unlink()  # stale socket of a daemon that died
-        self._server = await asyncio.start_unix_server(
-            self._on_client, path=str(self.path), limit=MAX_LINE
-        )
+        # The socket is created with the right mode (no window with wider permissions).
+        old_umask = os.umask(0o777 & ~self.mode)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._on_client, path=str(self.path), limit=MAX_LINE
+            )
+        finally:
+            os.umask(old_umask)
         os.chmod(self.path, self.mode)
         self.log.info("control_listening", mode=oct(self.mode))
 

@@ -83,6 +83,8 @@ TimingListener = Callable[[str, float], None]
 
 #: Pending reads above which a flush runs at once instead of waiting for the interval.
 EAGER_FLUSH_READS = 500_000
+#: Batches at least this large are deduplicated on a worker thread.
+THREAD_DEDUP_READS = 50_000
 #: How often raw reads older than their retention are deleted (when they are kept).
 PRUNE_INTERVAL_S = 60.0
 
@@ -480,7 +482,10 @@ class Gateway:
             self._pending_reads, self._pending_count = [], 0
             batch = np.concatenate(reads) if reads else np.zeros(0, dtype=READ_DTYPE)
             results: list[DedupResult] = []
-            if len(batch):
+            if len(batch) >= THREAD_DEDUP_READS:
+                # numpy releases the GIL in the heavy parts: keep the loop responsive.
+                results.append(await asyncio.to_thread(self.dedup.process, batch))
+            elif len(batch):
                 results.append(self.dedup.process(batch))
             results.append(
                 self.dedup.flush() if final else self.dedup.expire(self._reader_clocks())

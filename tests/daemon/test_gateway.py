@@ -159,3 +159,28 @@ async def test_hook_points_for_outputs(tmp_path: Path, short_dir: Path) -> None:
     ]
     assert gw.counters.sink_errors > 0
     assert "sighting_closed" in sink.kinds()  # shutdown closed the open sightings
+
+
+async def test_large_batches_are_deduplicated_off_the_event_loop(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    total = 300_000
+    cfg = make_config(
+        tmp_path,
+        short_dir,
+        readers=[
+            {
+                "name": "portal-burst",
+                "url": f"sim://b?tags=500&rate=400000&interval=0.25&antennas=1,2&limit={total}",
+                "role": "fixed",
+                "location": "DC1/Room 302",
+            }
+        ],
+    )
+    async with Gateway(cfg, control_socket=False) as gw:
+        await wait_until(lambda: gw.counters.reads >= total, what="the burst")
+        await gw.sync()
+        assert gw.counters.dedup_flushes > 0
+    with duckdb.connect(str(cfg.store.path), read_only=True) as con:
+        assert con.execute("SELECT sum(read_count) FROM sightings").fetchall() == [(total,)]
+        assert con.execute("SELECT count(DISTINCT epc) FROM sightings").fetchall() == [(500,)]
