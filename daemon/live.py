@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -714,6 +714,9 @@ class LiveView:
         self._counts: dict[str, LiveCount] = {}
         self._health: dict[str, SourceHealth] = {}
         self._health_version = 0
+        #: Called before health is read, so a producer that counts reads elsewhere (the
+        #: gateway's counters) can bring reads/s up to date even when nothing else moved.
+        self.refresh_health: Callable[[], None] | None = None
 
     #: Closed sessions kept for review after they stop (the oldest go first).
     KEEP_CLOSED: Final = 5
@@ -759,6 +762,8 @@ class LiveView:
         health.last_read_us = now_us()
 
     def health(self) -> list[dict[str, Any]]:
+        if self.refresh_health is not None:
+            self.refresh_health()
         now = time.monotonic()
         return [h.to_json(now) for _, h in sorted(self._health.items())]
 

@@ -87,6 +87,7 @@ class LiveFeed:
         self._reads_seen: dict[str, int] = {}
         for device in gateway.devices:
             self.view.set_source_state(device.name, device.kind, device.driver.state.value)
+        self.view.refresh_health = self._count_reads
 
     # -- before a session opens --------------------------------------------------------
 
@@ -168,12 +169,27 @@ class LiveFeed:
         self._count = self.view.add(count)
         self._attributor = LocationAttributor()
         self._on_context(payload, ts_us)
+        self._seed_open_sightings(count)
         log.info(
             "live_count_started",
             session=count.session_id,
             expected=count.expected_count(),
             register=str(expected),
         )
+
+    def _seed_open_sightings(self, count: LiveCount) -> None:
+        """Tags being read right now whose sightings opened before the session did (the
+        reader was already on): they are here, and no "opened" event will say so."""
+        rows, _ = self.gateway.dedup.open_sightings()
+        names = [d.name for d in self.gateway.devices]
+        for row in rows:
+            index = int(row["reader"])
+            name = names[index] if index < len(names) else ""
+            role, location = self._roles.get(name, ("handheld", None))
+            if role == "portal":
+                continue
+            epc = bytes(row["epc"]).decode("ascii")
+            count.observe_epc(epc, location if role == "fixed" else None)
 
     def _on_context(self, payload: Mapping[str, Any], ts_us: int) -> None:
         count = self._count
