@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
+from tagsweep.engine.stages import lit
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = 1
@@ -206,7 +207,9 @@ def read_xlsx(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
             cells = [_cell_text(v) for v in row]
             if header is None:
                 if any(cells):
-                    header = [c or f"column{i + 1}" for i, c in enumerate(cells)]
+                    # read-only sheets pad every row to the widest one: drop empty tails
+                    width = max(i for i, c in enumerate(cells) if c) + 1
+                    header = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
                     columns = {h: [] for h in header}
                 continue
             if not any(cells):
@@ -293,10 +296,10 @@ def read_parquet(path: Path) -> pa.Table:
             for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
         ]
         cols = ", ".join(f'CAST("{n}" AS VARCHAR) AS "{n}"' for n in names if n != LINE_COLUMN)
-        return con.execute(
-            f"SELECT {cols}, CAST(row_number() OVER () AS BIGINT) AS {LINE_COLUMN} "
-            "FROM read_parquet(?)",
-            [str(path)],
+        return con.sql(
+            f"SELECT {cols}, CAST(file_row_number + 1 AS BIGINT) AS {LINE_COLUMN} "
+            f"FROM read_parquet({lit(str(path))}, file_row_number = true) "
+            "ORDER BY file_row_number"
         ).to_arrow_table()
     except duckdb.Error as exc:
         raise FreezeError(f"{path}: cannot read as Parquet: {exc}") from None

@@ -310,8 +310,9 @@ def resolve_columns(
     for name, candidates in preset.fields.items():
         for cand in candidates:
             if isinstance(cand, tuple):
+                # the first column must be there; the others refine it when present
                 found = [by_key[header_key(c)] for c in cand if header_key(c) in by_key]
-                if found:
+                if header_key(cand[0]) in by_key:
                     out[name] = found if len(found) > 1 else found[0]
                     break
             elif cand.startswith("="):

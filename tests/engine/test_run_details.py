@@ -1,0 +1,212 @@
+"""Run details: formula escaping, EPC decoding in SQL vs the codec, golden-register
+baseline, count input checks, business days, configuration errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from tagsweep.cli import app
+from tagsweep.config.engine import EngineSection
+from tagsweep.domain import SESSION_FILE_COLUMNS
+from tagsweep.engine import match, normalize
+from tagsweep.engine.freeze import SourceSpec, freeze
+from tagsweep.engine.run import COUNT_COLUMNS, RunError, add_business_days, reconcile
+from tagsweep.engine.stages import RunContext, StageRunner
+from tagsweep.epc import asset_tag_for_epc, encode_ascii, encode_giai96
+
+REGISTER = """\
+asset_tag,serial,manufacturer,model,location,status,custodian
+AST-000001,SN0001,Dell,=cmd|' /C calc'!A0,Room 1,Active,@SUM(A1)
+AST-000002,SN0002,Dell,Latitude,Room 1,Active,Ana
+AST-000003,SN0003,Dell,Latitude,Room 2,Active,Ben
+"""
+SHEET = """\
+location,asset_tag,serial
+Room 1,AST-000002,SN0002
+Room 1,AST-000003,SN0003
+Room 1,-2+3,
+"""
+
+
+def _snapshot(tmp_path: Path) -> Path:
+    (tmp_path / "register.csv").write_text(REGISTER, encoding="utf-8")
+    (tmp_path / "sheet.csv").write_text(SHEET, encoding="utf-8")
+    freeze([SourceSpec("itam", tmp_path / "register.csv")], tmp_path / "snap", EngineSection())
+    return tmp_path / "snap"
+
+
+def test_csv_escapes_formula_injection_parquet_keeps_raw(tmp_path: Path) -> None:
+    snap = _snapshot(tmp_path)
+    run = reconcile(snap, [tmp_path / "sheet.csv"], EngineSection(), tmp_path / "run")
+    with (run.out_dir / "variances.csv").open(encoding="utf-8", newline="") as fh:
+        rows = {r["asset_key"]: r for r in csv.DictReader(fh)}
+    assert rows["AST-000001"]["model"] == "'=cmd|' /C calc'!A0"
+    assert rows["'-2+3"]["asset_tag"] == "'-2+3"
+    raw = {r["asset_key"]: r for r in pq.read_table(run.out_dir / "variances.parquet").to_pylist()}
+    assert raw["AST-000001"]["model"] == "=cmd|' /C calc'!A0"
+    with (run.out_dir / "corrections" / "itam.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            assert all(not v.startswith(("=", "+", "-", "@")) for v in row.values())
+
+
+def test_golden_register_as_baseline_keeps_variance_ids(tmp_path: Path) -> None:
+    snap = _snapshot(tmp_path)
+    sheet = tmp_path / "sheet.csv"
+    first = reconcile(snap, [sheet], EngineSection(), tmp_path / "run1")
+    second = reconcile(
+        first.out_dir / "register.parquet", [sheet], EngineSection(), tmp_path / "r2"
+    )
+    one = pq.read_table(first.out_dir / "variances.parquet").to_pylist()
+    two = pq.read_table(second.out_dir / "variances.parquet").to_pylist()
+    assert {(v["variance_id"], v["variance_type"]) for v in one} == {
+        (v["variance_id"], v["variance_type"]) for v in two
+    }
+    assert {v["variance_type"] for v in one} == {"missing", "unrecorded", "location_mismatch"}
+    assert first.run_id != second.run_id
+    assert second.manifest["inputs"]["baseline"]["kind"] == "register"
+
+
+def test_count_without_location_column_stops(tmp_path: Path) -> None:
+    snap = _snapshot(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("asset_tag\nAST-000001\n", encoding="utf-8")
+    with pytest.raises(RunError, match="needs a 'location' column"):
+        reconcile(snap, [bad], EngineSection(), tmp_path / "run")
+    result = CliRunner().invoke(
+        app, ["reconcile", "run", "--snapshot", str(snap), "--count", str(bad), "--out",
+              str(tmp_path / "run2")],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "location" in result.output
+
+
+def _session_file(path: Path, rows: list[dict[str, object]], sha: str | None = None) -> None:
+    types = {
+        "string": pa.string(),
+        "timestamp[us, UTC]": pa.timestamp("us", tz="UTC"),
+        "int64": pa.int64(),
+        "float32": pa.float32(),
+    }
+    table = pa.table(
+        {c: pa.array([r.get(c) for r in rows], types[t]) for c, t in SESSION_FILE_COLUMNS.items()}
+    )
+    pq.write_table(table, path)
+    import hashlib
+
+    digest = sha or hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(
+        json.dumps({"session_id": "cs-1", "scope": ["Room 1"], "sha256": digest}),
+        encoding="utf-8",
+    )
+
+
+def test_session_file_manifest_scope_and_tamper_check(tmp_path: Path) -> None:
+    snap = _snapshot(tmp_path)
+    session = tmp_path / "cs-1.parquet"
+    epc = encode_giai96("0614141", 2)
+    _session_file(
+        session,
+        [{"session_id": "cs-1", "method": "rfid", "location": "Room 1", "epc": epc,
+          "last_seen": 1_795_000_000_000_000, "read_count": 4}],
+    )  # fmt: skip
+    run = reconcile(snap, [session], EngineSection(), tmp_path / "run")
+    assert run.manifest["scope"] == ["Room 1"]
+    log = pq.read_table(run.out_dir / "variances.parquet").to_pylist()
+    # Room 2 is out of this session's scope: AST-000003 is not missing, AST-000001 is;
+    # and nothing has ever seen AST-000003, so its record is stale
+    assert {(v["variance_type"], v["asset_key"]) for v in log} == {
+        ("missing", "AST-000001"),
+        ("stale_record", "AST-000003"),
+    }
+    _session_file(session, [{"location": "Room 1", "epc": epc}], sha="0" * 64)
+    with pytest.raises(RunError, match="must not change"):
+        reconcile(snap, [session], EngineSection(), tmp_path / "run2")
+
+
+def _decode_in_sql(epcs: list[str], settings_: EngineSection) -> list[str | None]:
+    con = duckdb.connect()
+    ctx = RunContext(settings_, date(2026, 11, 24), "R", [], date.min, date.min, [])
+    normalize.create_lookup_tables(con, ctx)
+    con.execute("CREATE TABLE person_keys (key VARCHAR, person_key VARCHAR, leaver BOOLEAN)")
+    con.execute("CREATE TABLE epc_map (epc VARCHAR, asset_tag VARCHAR)")
+    cols = ", ".join(
+        f"CAST(NULL AS {'TIMESTAMPTZ' if c in {'first_seen', 'last_seen'} else 'VARCHAR'}) AS {c}"
+        for c in COUNT_COLUMNS
+        if c not in {"epc", "location"}
+    )
+    con.execute(
+        f"CREATE TABLE count_rows AS SELECT 'f' AS file, i AS line, e AS epc, 'L' AS location, "
+        f"{cols}, CAST(NULL AS VARCHAR) AS last_seen_text "
+        "FROM (SELECT unnest(?) AS e, generate_subscripts(?, 1) AS i)",
+        [epcs, epcs],
+    )
+    StageRunner(con).run(match.stages(ctx)[:1])
+    rows = con.execute("SELECT line, asset_tag FROM observations_all ORDER BY line").fetchall()
+    return [r[1] for r in rows]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    refs=st.lists(st.integers(0, 2**40), min_size=1, max_size=20),
+    prefix=st.sampled_from(["0614141", "061414", "000123456789", "12345678"]),
+    junk=st.lists(st.binary(min_size=12, max_size=12).map(lambda b: b.hex().upper()), max_size=5),
+)
+def test_sql_epc_decode_matches_the_codec(refs: list[int], prefix: str, junk: list[str]) -> None:
+    epcs = [encode_giai96(prefix, r, filter_value=r % 8) for r in refs] + junk
+    for configured in ("0614141", None):
+        s = EngineSection.model_validate(
+            {"giai_company_prefix": configured, "giai_asset_tag_format": "IT-{ref:08d}"}
+        )
+        expected = [
+            asset_tag_for_epc(e, "giai96", company_prefix=configured, tag_format="IT-{ref:08d}")
+            for e in epcs
+        ]
+        assert _decode_in_sql(epcs, s) == expected
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    tags=st.lists(
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=12),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_sql_ascii_decode_matches_the_codec(tags: list[str]) -> None:
+    epcs = [encode_ascii(t) for t in tags] + [encode_giai96("0614141", 7)]
+    s = EngineSection(epc_scheme="ascii")
+    expected = [None if (t := asset_tag_for_epc(e, "ascii")) is None else t.upper() for e in epcs]
+    assert _decode_in_sql(epcs, s) == expected
+
+
+def test_business_days_skip_weekends_and_holidays() -> None:
+    friday = date(2026, 11, 27)
+    assert add_business_days(friday, 1) == date(2026, 11, 30)
+    assert add_business_days(friday, 5) == date(2026, 12, 4)
+    assert add_business_days(friday, 1, [date(2026, 11, 30)]) == date(2026, 12, 1)
+
+
+def test_engine_configuration_errors_are_precise() -> None:
+    with pytest.raises(ValidationError, match=r"only the fields \{ref\}"):
+        EngineSection(giai_asset_tag_format="AST-{serial}")
+    with pytest.raises(ValidationError, match="needs epc_mapping_file"):
+        EngineSection(epc_scheme="mapping")
+    with pytest.raises(ValidationError, match="unknown variance type"):
+        EngineSection.model_validate({"priorities": {"lost": "P1"}})
+    with pytest.raises(ValidationError, match="not in the lifecycle"):
+        EngineSection.model_validate({"status_map": {"Gone": "vanished"}})
+    settings_ = EngineSection.model_validate({"field_precedence": {"location": ["mdm"]}})
+    assert settings_.field_precedence["location"] == ["mdm"]
+    assert settings_.field_precedence["status"][0] == "itam"
