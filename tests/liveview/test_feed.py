@@ -16,7 +16,7 @@ from tagsweep.daemon.sessions import SessionError
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.drivers import open_driver
 from tagsweep.simulators.sim_driver import SimDriver
-from tests.daemon.conftest import config_data
+from tests.liveview.harness import config_data
 
 URL = "sim://random?tags=20&rate=400&interval=0.02&seed=3"
 RACK = "DC1/Room 302/Rack A04"

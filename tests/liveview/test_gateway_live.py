@@ -28,7 +28,7 @@ from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.scanner import ScannerSimulator
 from tagsweep.simulators.world import ReplayClock, scan_lines, tag_source
 from tests.conftest import free_port
-from tests.daemon.conftest import config_data
+from tests.liveview.harness import config_data
 from tests.liveview.walk import make_scenario
 
 SPEED = 25.0
