@@ -14,7 +14,7 @@ import pytest
 from tagsweep.daemon.control import ControlError, ControlServer, call
 from tagsweep.daemon.supervisor import Gateway
 
-from .conftest import make_config, wait_until
+from .harness import make_config, wait_until
 
 
 async def _ask(

@@ -19,7 +19,7 @@ from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.scanner import ScannerSimulator
 from tagsweep.simulators.world import ReplayClock, build_world, scan_lines, tag_source, walk_through
 
-from .conftest import EventList, make_config, wait_until
+from .harness import EventList, make_config, wait_until
 
 SPEED = 25.0
 

@@ -16,7 +16,7 @@ from tagsweep.daemon.sessions import SESSION_FILE_SCHEMA, SessionError
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.domain import SESSION_FILE_COLUMNS, SESSION_MANIFEST_KEYS
 
-from .conftest import EventList, make_config, wait_until
+from .harness import EventList, make_config, wait_until
 
 READS = 3000
 

@@ -16,7 +16,7 @@ from tagsweep.drivers import Backoff, Driver, DriverEvent
 from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.world import ReplayClock, portal_traffic, score_passes, tag_source
 
-from .conftest import EventList, make_config, wait_until
+from .harness import EventList, make_config, wait_until
 
 
 class CrashingDriver(Driver):

@@ -5,65 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tagsweep.daemon.control import ControlError, call
-
-from .conftest import config_data, write_toml
-
-CLI = [sys.executable, "-m", "tagsweep.cli"]
-
-
-class Daemon:
-    """A ``tagsweep run`` subprocess with its log in a file."""
-
-    def __init__(self, config: Path, socket: Path, log: Path) -> None:
-        self.config = config
-        self.socket = socket
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*CLI, "run", "--config", str(self.config)], stdout=out, stderr=out
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                call(self.socket, "ping", timeout_s=2)
-            except ControlError:
-                time.sleep(0.05)
-            else:
-                return
-        raise AssertionError(f"daemon did not start:\n{self.log.read_text()}")
-
-    def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = call(self.socket, "status")
-        return result
-
-    def wait_for(self, predicate: Any, what: str, timeout_s: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status = self.status()
-            if predicate(status):
-                return status
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=20)
+from .harness import CLI, Daemon, config_data, write_toml
 
 
 @pytest.fixture

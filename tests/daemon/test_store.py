@@ -84,7 +84,7 @@ async def test_gateway_finishes_closing_a_session_cut_by_a_crash(tmp_path: Path)
 
     from tagsweep.daemon.supervisor import Gateway
 
-    from .conftest import make_config
+    from .harness import make_config
 
     sock_dir = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))
     try:
