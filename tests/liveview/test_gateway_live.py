@@ -18,7 +18,9 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from tagsweep.cli import app
 from tagsweep.config import parse_config
 from tagsweep.daemon.control import ControlError, call
 from tagsweep.daemon.livefeed import attach_live_view
@@ -154,6 +156,13 @@ async def test_live_count_through_the_gateway(
             assert health["handheld"]["state"] == "inventorying"
             unexpected = {u["asset_tag"]: u["reason"] for u in progress["unexpected"]}
             assert unexpected.get(sc.unregistered_tag) == "not_in_register"
+            # the terminal view of the same, over the control socket
+            result = await asyncio.to_thread(
+                CliRunner().invoke, app, ["session", "progress", "--socket", str(sock)]
+            )
+            assert result.exit_code == 0, result.output
+            assert f"{len(truth_end)} not yet seen" in result.output
+            assert sc.ghost_tag in result.output
 
             await gw.stop_session()
             status, snap = await get(http, api)
