@@ -91,6 +91,20 @@ class OutboxRow:
     created_us: int
 
 
+@dataclass(slots=True)
+class _PendingEmit:
+    """One emit's rows, waiting for the group commit that takes them."""
+
+    event_ids: list[str]
+    kinds: list[str]
+    ts_us: list[int]
+    created_us: list[int]
+    topics: list[str]
+    payloads: list[str]
+    done: bool = False
+    error: Exception | None = None
+
+
 class Outbox:
     """The durable, ordered, bounded queue of events waiting for the broker.
 
@@ -128,6 +142,9 @@ class Outbox:
         self.log = get_logger("mqtt.outbox")
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._queued: list[_PendingEmit] = []
+        #: Transactions that appended events (fewer than emits when commits group).
+        self.commits = 0
         #: Rows just committed, handed to the publisher without reading them back from
         #: the database (the common, caught-up case); bounded, the database is the truth.
         self._recent: deque[OutboxRow] = deque()
@@ -184,44 +201,74 @@ class Outbox:
 
     # -- the sink -------------------------------------------------------------------------
     async def emit(self, events: Sequence[GatewayEvent]) -> None:
-        """Commit events to the outbox (in the given order) and wake the publisher."""
+        """Commit events to the outbox (in the given order) and wake the publisher.
+
+        Group commit: emits that arrive while a commit is running are committed together
+        by the next one, in arrival order, so a slow disk (an fsync stall) costs one
+        extra commit rather than one per waiting emit.
+        """
         if not events:
             return
         created = now_us()
-        kinds = [e.kind.value for e in events]
-        columns = [
-            pa.array([e.event_id for e in events], pa.string()),
-            pa.array(kinds, pa.string()),
-            pa.array([e.ts_us for e in events], pa.int64()),
-            pa.array([created] * len(events), pa.int64()),
-            pa.array(
-                [event_topic(self.topic_prefix, self.site, self.gateway, k) for k in kinds],
-                pa.string(),
-            ),
-            pa.array([e.to_json(gateway=self.gateway, site=self.site) for e in events]),
-            pa.nulls(len(events), pa.int64()),
-        ]
+        batch = _PendingEmit(
+            event_ids=[e.event_id for e in events],
+            kinds=[e.kind.value for e in events],
+            ts_us=[e.ts_us for e in events],
+            created_us=[created] * len(events),
+            topics=[
+                event_topic(self.topic_prefix, self.site, self.gateway, e.kind.value)
+                for e in events
+            ],
+            payloads=[e.to_json(gateway=self.gateway, site=self.site) for e in events],
+        )
+        self._queued.append(batch)
         async with self._lock:
-            await self._in_thread(self._insert, columns, created)
+            if not batch.done:
+                group, self._queued = self._queued, []
+                try:
+                    await self._in_thread(self._insert, group)
+                except Exception as exc:
+                    for member in group:
+                        member.error = exc
+                finally:
+                    for member in group:
+                        member.done = True
+        if batch.error is not None:
+            raise batch.error
         self._wake.set()
 
-    def _insert(self, columns: list[pa.Array], created: int) -> None:
-        count = len(columns[0])
+    def _insert(self, group: list[_PendingEmit]) -> None:
+        def column(name: str) -> list[Any]:
+            return [value for member in group for value in getattr(member, name)]
+
+        topics, payloads, created = column("topics"), column("payloads"), column("created_us")
+        count = len(topics)
         first = self._next_seq
-        seq = pa.array(range(first, first + count), pa.int64())
-        table = pa.Table.from_arrays([seq, *columns], schema=_ARROW_SCHEMA)
+        table = pa.Table.from_arrays(
+            [
+                pa.array(range(first, first + count), pa.int64()),
+                pa.array(column("event_ids"), pa.string()),
+                pa.array(column("kinds"), pa.string()),
+                pa.array(column("ts_us"), pa.int64()),
+                pa.array(created, pa.int64()),
+                pa.array(topics, pa.string()),
+                pa.array(payloads, pa.string()),
+                pa.nulls(count, pa.int64()),
+            ],
+            schema=_ARROW_SCHEMA,
+        )
         self._db.from_arrow(table).insert_into(OUTBOX_TABLE)
+        self.commits += 1
         self._next_seq = first + count
         if len(self._recent) + count > self.recent_max:
             self._recent.clear()  # the publisher is far behind: it reads from the database
         else:
-            topics, payloads = columns[4].to_pylist(), columns[5].to_pylist()
             self._recent.extend(
-                OutboxRow(first + i, topics[i], payloads[i], created) for i in range(count)
+                OutboxRow(first + i, topics[i], payloads[i], created[i]) for i in range(count)
             )
         self.depth += count
         if self.oldest_created_us is None:
-            self.oldest_created_us = created
+            self.oldest_created_us = created[0]
         if self.depth > self.max_rows:
             self._drop_oldest(self.depth - self.max_rows, reason="max_rows")
 

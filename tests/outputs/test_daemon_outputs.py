@@ -17,7 +17,6 @@ import pytest
 
 from tagsweep.daemon.control import call
 from tests.conftest import MosquittoBroker, free_port
-from tests.daemon.conftest import config_data, write_toml
 from tests.outputs.conftest import Subscriber, subscribed
 from tests.outputs.test_metrics import PROMTOOL, http, sample
 from tests.outputs.test_notify import NotifySocket
@@ -48,17 +47,45 @@ async def test_daemon_notifies_ready_and_watchdog_publishes_and_serves_metrics(
     tmp_path: Path, short_dir: Path, mosquitto: MosquittoBroker
 ) -> None:
     metrics_port = free_port()
-    data = config_data(
-        tmp_path,
-        short_dir,
-        readers=[{"name": "hh1", "url": "sim://hh?tags=30&rate=3000&interval=0.05&seed=3"}],
-        window_s=0.3,
-        flush_s=0.05,
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f"""
+[gateway]
+id = "gw-test"
+site = "DC1"
+
+[logging]
+level = "info"
+json = true
+
+[store]
+path = "{tmp_path / "gateway.duckdb"}"
+session_dir = "{tmp_path / "sessions"}"
+
+[dedup]
+window_s = 0.3
+flush_interval_s = 0.05
+
+[[readers]]
+name = "hh1"
+url = "sim://hh?tags=30&rate=3000&interval=0.05&seed=3"
+
+[[locations]]
+path = "DC1/Room 302"
+
+[mqtt]
+enabled = true
+host = "{mosquitto.host}"
+port = {mosquitto.port}
+
+[metrics]
+enabled = true
+listen = "127.0.0.1:{metrics_port}"
+
+[control]
+socket = "{short_dir / "control.sock"}"
+"""
     )
-    data["metrics"] = {"enabled": True, "listen": f"127.0.0.1:{metrics_port}"}
-    data["mqtt"] = {"enabled": True, "host": mosquitto.host, "port": mosquitto.port}
-    data["logging"] = {"level": "info", "json": True}
-    config = write_toml(tmp_path / "gateway.toml", data)
     notify = NotifySocket(str(short_dir / "notify"))
     env = {"NOTIFY_SOCKET": str(short_dir / "notify"), "WATCHDOG_USEC": "400000"}
     try:

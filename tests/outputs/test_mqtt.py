@@ -238,6 +238,17 @@ async def test_unsent_events_survive_a_restart_and_go_out_in_order(
     db.close()
 
 
+async def test_concurrent_emits_commit_together_in_arrival_order(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "gw.duckdb", site=SITE, gateway=GATEWAY)
+    await asyncio.gather(*(outbox.emit([sighting(2 * i), sighting(2 * i + 1)]) for i in range(40)))
+    assert outbox.depth == 80
+    assert outbox.commits < 40, "emits waiting for a commit are grouped into the next one"
+    rows = await outbox.fetch(after=0, limit=1000)
+    assert [r.seq for r in rows] == list(range(1, 81))
+    assert [json.loads(r.payload)["n"] for r in rows] == list(range(80))
+    outbox.close()
+
+
 async def test_outbox_is_bounded_and_says_so(tmp_path: Path) -> None:
     metrics = GatewayMetrics(gateway=GATEWAY, site=SITE, process=False)
     outbox = Outbox(
