@@ -47,6 +47,32 @@ def version() -> None:
     console.print(f"tagsweep {__version__}")
 
 
+@app.command()
+def demo(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Empty folder for everything (default: a new temp dir)."),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.5, max=100.0, help="Replay speed of the world.")
+    ] = 12.0,
+    assets: Annotated[int, typer.Option("--assets", min=20, help="Tagged assets.")] = 2000,
+    racks: Annotated[int, typer.Option("--racks", min=2, help="Racks over 2 rooms.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="World and exports seed.")] = 1,
+) -> None:
+    """Count a simulated data centre with the real gateway (LLRP handheld, door portal,
+    barcode scanner), reconcile it against generated exports and open the cases."""
+    from tagsweep.simulators.demo import DemoOptions, print_summary, run_demo
+
+    options = DemoOptions(out=out, speed=speed, assets=assets, racks=racks, seed=seed)
+    try:
+        result = run_demo(options, err_console)
+    except ValueError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=2) from None
+    print_summary(result, console)
+
+
 @config_app.command("check")
 def config_check(
     file: Annotated[Path, typer.Argument(help="TOML configuration file to validate.")],
