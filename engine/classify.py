@@ -147,7 +147,7 @@ WITH ret AS (
 ), unlinked AS (
     SELECT *, coalesce(asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial,
                        'HW:' || coalesce(hardware_uuid, mac)) AS key
-    FROM record_links WHERE asset_key IS NULL AND link_tier IS NULL
+    FROM record_links WHERE asset_key IS NULL
 )
 SELECT 'retired_but_active', r.asset_key, '', r.asset_tag, r.serial, f.epc, r.manufacturer,
     r.model, 'Status: ' || ret.labels,

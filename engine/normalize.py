@@ -372,7 +372,6 @@ FROM (
             "normalize",
             SOURCE_RECORDS,
             "normalized export rows, with the reason a row is kept out",
-            False,  # read once, by record_links, which keeps the bad rows too
         )
     )
     roles = ", ".join(lit(r) for r in settings.register_roles)
@@ -385,7 +384,7 @@ FROM (
             "record_links",
             "normalize",
             f"""
-WITH good AS (SELECT * FROM source_records WHERE bad_reason IS NULL),
+WITH good AS (SELECT * EXCLUDE (bad_reason) FROM source_records WHERE bad_reason IS NULL),
 reg AS (SELECT *, {register_key} AS asset_key FROM good WHERE role IN ({roles})),
 tags AS (SELECT DISTINCT asset_tag, asset_key FROM reg WHERE asset_tag IS NOT NULL),
 serials AS (SELECT serial, min(asset_key) AS asset_key FROM reg
@@ -410,12 +409,8 @@ LEFT JOIN uuids u ON t.asset_key IS NULL AND s.asset_key IS NULL
                      AND u.hardware_uuid = o.hardware_uuid
 LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key IS NULL
                     AND m.mac = o.mac
-UNION ALL BY NAME
-SELECT *, CAST(NULL AS VARCHAR) AS asset_key, 'bad' AS link_tier
-FROM source_records WHERE bad_reason IS NOT NULL
 """,
-            "records linked to register assets (tag, then serial, UUID, MAC); rows kept "
-            "out have link_tier 'bad' and a bad_reason",
+            "usable records linked to register assets: tag, then serial, UUID, MAC",
         )
     )
     out.append(

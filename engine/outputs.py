@@ -81,7 +81,10 @@ def escape_formula_sql(column: str) -> str:
     """SQL expression: the column's text, prefixed with ' when a spreadsheet would
     evaluate it."""
     col = ident(column)
-    return f"CASE WHEN regexp_matches({col}, '^[=+\\-@\\t\\r]') THEN '''' || {col} ELSE {col} END"
+    return (
+        f"CASE WHEN left({col}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+        f"THEN '''' || {col} ELSE {col} END"
+    )
 
 
 def variance_select(escape: bool) -> str:

@@ -404,7 +404,7 @@ def _reconcile(
     runner.run(classify.stages(ctx))
 
     # Bad rows found by the stages join those found by freeze and count sheet parsing.
-    for table, source in (("record_links", "source"), ("people", "source")):
+    for table, source in (("source_records", "source"), ("people", "source")):
         for src, file, line, reason in con.execute(
             f"SELECT {source}, file, line, bad_reason FROM {table} "
             "WHERE bad_reason IS NOT NULL ORDER BY source, line"
@@ -417,7 +417,7 @@ def _reconcile(
         bad_rows.append(BadRow("count", str(file), int(line), str(reason)))
     for src, n, labels in con.execute(
         "SELECT source, count(*), string_agg(DISTINCT status_label, ', ' ORDER BY status_label) "
-        "FROM record_links WHERE status_unmapped GROUP BY source ORDER BY source"
+        "FROM source_records WHERE status_unmapped GROUP BY source ORDER BY source"
     ).fetchall():
         warnings.append(
             f"source {src}: {n} record(s) with status labels not in the translation table "
