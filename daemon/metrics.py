@@ -339,13 +339,29 @@ class MetricsServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def serve_forever(self) -> None:
-        """Run as a supervisor task: serve until :meth:`stop` (or cancellation)."""
-        await self.start()
-        try:
-            await self._stopped.wait()
-        finally:
-            await self.close()
+    async def serve_forever(self, retry_s: float = 30.0) -> None:
+        """Run as a supervisor task: serve until :meth:`stop` (or cancellation).
+
+        An address that cannot be bound (in use, not local) is logged and retried: the
+        gateway keeps reading without its metrics rather than not at all.
+        """
+        while not self._stopped.is_set():
+            try:
+                await self.start()
+            except OSError as exc:
+                self.log.warning(
+                    "metrics_listen_failed",
+                    listen=f"{self.url_host}:{self.port}",
+                    error=str(exc),
+                    retry_in_s=retry_s,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), timeout=retry_s)
+                continue
+            try:
+                await self._stopped.wait()
+            finally:
+                await self.close()
 
     def stop(self) -> None:
         self._stopped.set()

@@ -536,6 +536,8 @@ class MqttPublisher:
                     await self._session()
                 except (aiomqtt.MqttError, _ConnectionLostError, OSError) as exc:
                     self.log.warning("mqtt_disconnected", error=str(exc), attempt=attempt)
+                except Exception as exc:  # a bug here must not stop the gateway's reading
+                    self.log.exception("mqtt_publisher_failed", error=repr(exc), attempt=attempt)
                 finally:
                     self.current_client = None
                     self._set_connected(False)

@@ -130,8 +130,11 @@ async def run_watchdog(
         now = loop.time()
         text = None
         if status is not None and now - last_status >= status_every_s:
-            text = status()
             last_status = now
+            try:
+                text = status()
+            except Exception as exc:  # a status bug must not silence the watchdog
+                log.exception("status_text_failed", error=repr(exc))
         if interval and (healthy is None or healthy()):
             notifier.watchdog(text)
         elif interval:

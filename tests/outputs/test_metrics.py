@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from tagsweep.config.schema import MetricsSection
 from tagsweep.daemon.events import EventKind, GatewayEvent
@@ -187,3 +189,26 @@ def test_status_line_reports_rate_states_and_session() -> None:
     assert 4000 < rate <= 5000
     metrics.session_started("s-1", site="DC1", location="DC1/Room 1", operator="op", started_s=1)
     assert "session s-1 at DC1/Room 1" in metrics.status_line()
+
+
+async def test_a_taken_port_is_retried_and_never_stops_the_gateway() -> None:
+    metrics = GatewayMetrics(gateway="gw-01", site="DC1", process=False)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    server = MetricsServer(metrics.registry, f"127.0.0.1:{port}")
+    with capture_logs() as logs:
+        task = asyncio.create_task(server.serve_forever(retry_s=0.05), name="metrics-server")
+        async with asyncio.timeout(5):
+            while not any(e["event"] == "metrics_listen_failed" for e in logs):
+                await asyncio.sleep(0.01)
+        assert not task.done()
+        squatter.close()  # the port frees up: the next attempt binds it
+        async with asyncio.timeout(5):
+            while server._server is None:
+                await asyncio.sleep(0.01)
+        assert "tagsweep_gateway_info" in await scrape(server)
+        server.stop()
+        await asyncio.wait_for(task, 5)
+    assert server._server is None
