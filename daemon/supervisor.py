@@ -25,6 +25,9 @@ Hook points for outputs (they never need to reach inside):
   a failing sink is logged and never stops the gateway;
 * :meth:`Gateway.add_service` — a named long-running coroutine under the TaskGroup,
   with an optional ``stop`` callback called before the gateway's shutdown waits for it;
+* :meth:`Gateway.on_start` — called with the gateway once the store is open, before the
+  tasks start (build the MQTT outbox on ``store.connection`` here, then ``add_sink`` and
+  ``add_service`` it);
 * :meth:`Gateway.on_ready` — called once readers are configured and the control socket
   listens (``READY=1``);
 * :meth:`Gateway.on_timing` — ``("dedup", seconds)`` per dedup flush and
@@ -152,6 +155,7 @@ class Gateway:
         self._sinks: list[EventSink] = list(sinks)
         self._services: list[Service] = []
         self._ready_callbacks: list[Callable[[], Any]] = []
+        self._start_callbacks: list[Callable[[Gateway], Any]] = []
         self._timing: list[TimingListener] = []
         self.devices: list[Device] = []
         for reader in config.readers:
@@ -180,6 +184,7 @@ class Gateway:
         )
         self._write_error: str | None = None
         self._running = False
+        self._started = False  # tasks are running: no more services
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self.live: LiveFeed | None = None  # set by livefeed.attach_live_view
 
@@ -231,11 +236,20 @@ class Gateway:
         At shutdown ``stop()`` is called (if given) after the store has committed, then
         the task gets a few seconds to end before it is cancelled.
         """
-        if self._running:
-            raise RuntimeError("add services before the gateway runs")
+        if self._started:
+            raise RuntimeError("add services before the gateway runs (or from on_start)")
         self._services.append(Service(name, run, stop))
 
+    def on_start(self, callback: Callable[[Gateway], Any]) -> None:
+        """Call ``callback(gateway)`` once the store is open and recovered, before any
+        task starts: the place to build what needs :attr:`store` (the MQTT outbox on
+        ``store.connection``) and register it with :meth:`add_sink`/:meth:`add_service`.
+        A coroutine result is awaited; an exception stops the start (it is a setup error).
+        """
+        self._start_callbacks.append(callback)
+
     def on_ready(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` once readers are configured and the control socket listens."""
         self._ready_callbacks.append(callback)
 
     def on_timing(self, listener: TimingListener) -> None:
@@ -278,6 +292,10 @@ class Gateway:
                 int(cfg.dedup.window_s * 1e6), next_sighting_id=recovery.next_sighting_id
             )
             await self._recover_sessions()
+            for start in self._start_callbacks:
+                result = start(self)
+                if asyncio.iscoroutine(result):
+                    await result
             control = None
             if self.control_socket:
                 from tagsweep.daemon.control import ControlServer
@@ -295,6 +313,7 @@ class Gateway:
             self.log.info("gateway_stopped")
 
     async def _supervise(self, control: Any) -> None:
+        self._started = True
         async with asyncio.TaskGroup() as tg:
             device_tasks = [
                 tg.create_task(self._device_task(d), name=d.task_name) for d in self.devices

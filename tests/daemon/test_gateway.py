@@ -142,6 +142,20 @@ async def test_hook_points_for_outputs(tmp_path: Path, short_dir: Path) -> None:
     gw.on_ready(lambda: calls.append("ready"))
     timings: list[str] = []
     gw.on_timing(lambda what, seconds: timings.append(what))
+
+    async def on_start(gateway: Gateway) -> None:
+        # the store is open: build what needs it and register it, as the outbox does
+        assert gateway.store is not None
+        cursor = gateway.store.connection.cursor()
+        cursor.execute("CREATE TABLE IF NOT EXISTS extra_outbox (seq BIGINT)")
+        cursor.close()
+        gateway.add_service("late-but-allowed", service_two)
+        calls.append("start")
+
+    async def service_two() -> None:
+        await stopped.wait()
+
+    gw.on_start(on_start)
     async with gw:
         assert gw.store is not None
         # other components open cursors on the store's connection for tables of their own
@@ -150,13 +164,14 @@ async def test_hook_points_for_outputs(tmp_path: Path, short_dir: Path) -> None:
         cursor.close()
         await wait_until(lambda: "sighting_opened" in sink.kinds(), what="sighting events")
         await wait_until(lambda: "store_write" in timings and "dedup" in timings, what="timings")
+        assert "extra_outbox" in {
+            row[0] for row in gw.store.query("SELECT table_name FROM information_schema.tables")
+        }
         with pytest.raises(RuntimeError, match="before the gateway runs"):
             gw.add_service("late", service)
-    assert calls == ["service started", "ready", "service stopped"] or calls == [
-        "ready",
-        "service started",
-        "service stopped",
-    ]
+    assert calls[0] == "start"
+    assert sorted(calls[1:3]) == ["ready", "service started"]
+    assert calls[3] == "service stopped"
     assert gw.counters.sink_errors > 0
     assert "sighting_closed" in sink.kinds()  # shutdown closed the open sightings
 
