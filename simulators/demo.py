@@ -113,7 +113,8 @@ class DemoResult:
     location_accuracy: float
     located: int
     mqtt: str | None
-    metrics_url: str | None
+    mqtt_published: int
+    mqtt_unsent: int
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -271,7 +272,7 @@ async def _count(
     options: DemoOptions,
     progress: Progress,
     mqtt: str | None,
-) -> tuple[ClosedSession, _Watch, ReplayClock, str | None]:
+) -> tuple[ClosedSession, _Watch, ReplayClock]:
     """Run the gateway against the simulators for one count session; return its file."""
     clock = ReplayClock(min(walk.start_us, traffic.start_us), options.speed)
     end_us = max(walk.end_us, traffic.end_us)
@@ -311,7 +312,7 @@ async def _count_in(
     end_us: int,
     metrics_port: int | None,
     watch: _Watch,
-) -> tuple[ClosedSession, _Watch, ReplayClock, str | None]:
+) -> tuple[ClosedSession, _Watch, ReplayClock]:
     async with (
         LlrpSimulator(port=0, tag_source=tag_source(walk.reads, clock, batch_s=0.05)) as hh,
         LlrpSimulator(port=0, tag_source=tag_source(traffic.reads, clock, batch_s=0.05)) as door,
@@ -329,6 +330,13 @@ async def _count_in(
         )
         gw = Gateway(cfg, sinks=[watch])
         attach_outputs(gw, environ={})
+        metrics = f", metrics http://{cfg.metrics.listen}/metrics" if cfg.metrics.enabled else ""
+        progress.console.print(
+            f"gateway config {work / 'gateway.json'}; while it counts: "
+            f"tagsweep status --socket {cfg.control.socket}{metrics}",
+            markup=False,
+            highlight=False,
+        )
         # The operator starts walking shortly after the session opens; anchoring the
         # shared clock ahead of time means a reader that connects in the meantime
         # still gets every read from the first one on.
@@ -367,8 +375,7 @@ async def _count_in(
             progress.update(task, description="closing the count session")
             closed = await gw.stop_session()
             progress.update(task, completed=span_s, description="count session closed")
-    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None
-    return closed, watch, clock, metrics_url
+    return closed, watch, clock
 
 
 def found_truth(walk: WalkThrough, traffic: PortalTraffic) -> set[str]:
@@ -385,6 +392,18 @@ def found_truth(walk: WalkThrough, traffic: PortalTraffic) -> set[str]:
 def storage_tags(traffic: PortalTraffic) -> list[str]:
     """Asset tags of the laptops that live behind the portal door."""
     return [f"AST-{PORTAL_FIRST_ASSET + i:06d}" for i in range(len(traffic.final_side))]
+
+
+def _outbox_counts(store: Path) -> tuple[int, int]:
+    """(published, still unsent) events in the gateway's MQTT outbox."""
+    import duckdb
+
+    with duckdb.connect(str(store), read_only=True) as con:
+        row = con.execute(
+            "SELECT count(*) FILTER (sent_us IS NOT NULL), count(*) FILTER (sent_us IS NULL) "
+            "FROM mqtt_outbox"
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult:
@@ -438,7 +457,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
 
         t0 = time.monotonic()
         with _logs_to(out / "gateway.log"):
-            closed, watch, clock, metrics_url = asyncio.run(
+            closed, watch, clock = asyncio.run(
                 _count(
                     work=out,
                     walk=walk,
@@ -488,6 +507,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     on_racks = {e: loc for e, loc in located.items() if e in walk.truth}
     right = sum(walk.truth[e] == loc for e, loc in on_racks.items())
     detected = [(epc, clock.to_world(t), d) for epc, t, d in watch.passes]
+    published, unsent = _outbox_counts(out / "gateway.duckdb") if mqtt else (0, 0)
     timings["total"] = time.monotonic() - started
     return DemoResult(
         out_dir=out,
@@ -506,7 +526,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         location_accuracy=right / len(on_racks) if on_racks else 0.0,
         located=len(on_racks),
         mqtt=mqtt,
-        metrics_url=metrics_url,
+        mqtt_published=published,
+        mqtt_unsent=unsent,
         timings=timings,
     )
 
@@ -538,6 +559,8 @@ def print_summary(result: DemoResult, console: Console) -> None:
         f"  location accuracy {result.location_accuracy:.1%} of {result.located:,} "
         "RFID-counted assets at their true rack"
     )
+    files = ", ".join(path.name for _, path in result.exports.sources.values())
+    console.print(f"[bold]Exports[/bold]  {result.exports.directory}: {files}", markup=True)
     rate = float(counts["variance_rate_percent"])
     table = Table(title=f"Variances: {counts['variances']}, rate {rate:.1f} % ({band(rate)})")
     table.add_column("variance type")
@@ -556,7 +579,8 @@ def print_summary(result: DemoResult, console: Console) -> None:
     console.print(f"  cases opened {result.cases_opened}  (store {result.out_dir / 'cases'})")
     if result.mqtt:
         console.print(
-            f"  MQTT: events published to mqtt://{result.mqtt} under tagsweep/{SITE}/demo-gw/#"
+            f"  MQTT: {result.mqtt_published:,} events published to mqtt://{result.mqtt} "
+            f"under tagsweep/{SITE}/demo-gw/# ({result.mqtt_unsent} left in the outbox)"
         )
     else:
         console.print("  MQTT: no broker on 127.0.0.1:1883, publishing skipped")
