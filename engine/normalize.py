@@ -279,7 +279,10 @@ SELECT s2.source, s2.role, s2.file, s2.line,
         WHEN blank(s2.last_seen_raw) IS NOT NULL AND s2.last_seen0 IS NULL
         THEN 'last seen ''' || trim(s2.last_seen_raw) || ''' is not a date'
     END AS bad_reason,
-    blank(s2.status_raw) IS NOT NULL AND st.status IS NULL AS status_unmapped
+    blank(s2.status_raw) IS NOT NULL AND st.status IS NULL AS status_unmapped,
+    CASE WHEN s2.role IN (REGISTER_ROLES) THEN coalesce(
+        asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial,
+        'HW:' || coalesce(hardware_uuid, mac)) END AS asset_key
 FROM s2
 LEFT JOIN mfr_d m ON m.raw = s2.manufacturer_raw
 LEFT JOIN model_d mo ON mo.raw = s2.model_raw
@@ -366,36 +369,33 @@ FROM (
         "CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS line",
     )
     out.append(Stage("source_rows", "normalize", rows_sql, "export rows mapped to fields", False))
+    roles = ", ".join(lit(r) for r in settings.register_roles)
     out.append(
         Stage(
             "source_records",
             "normalize",
-            SOURCE_RECORDS,
+            SOURCE_RECORDS.replace("REGISTER_ROLES", roles),
             "normalized export rows, with the reason a row is kept out",
         )
     )
-    roles = ", ".join(lit(r) for r in settings.register_roles)
-    register_key = (
-        "coalesce(asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial, "
-        "'HW:' || coalesce(hardware_uuid, mac))"
-    )
     out.append(
         Stage(
-            "record_links",
+            "other_links",
             "normalize",
             f"""
-WITH good AS (SELECT * EXCLUDE (bad_reason) FROM source_records WHERE bad_reason IS NULL),
-reg AS (SELECT *, {register_key} AS asset_key FROM good WHERE role IN ({roles})),
-tags AS (SELECT DISTINCT asset_tag, asset_key FROM reg WHERE asset_tag IS NOT NULL),
+WITH reg AS (
+    SELECT * FROM source_records WHERE bad_reason IS NULL AND role IN ({roles})
+), tags AS (SELECT DISTINCT asset_tag, asset_key FROM reg WHERE asset_tag IS NOT NULL),
 serials AS (SELECT serial, min(asset_key) AS asset_key FROM reg
             WHERE serial IS NOT NULL GROUP BY serial),
 uuids AS (SELECT hardware_uuid, min(asset_key) AS asset_key FROM reg
           WHERE hardware_uuid IS NOT NULL GROUP BY hardware_uuid),
 macs AS (SELECT mac, min(asset_key) AS asset_key FROM reg
          WHERE mac IS NOT NULL GROUP BY mac),
-others AS (SELECT * FROM good WHERE role NOT IN ({roles}))
-SELECT r.*, 'register' AS link_tier FROM reg r
-UNION ALL BY NAME
+others AS (
+    SELECT * EXCLUDE (bad_reason, asset_key) FROM source_records
+    WHERE bad_reason IS NULL AND role NOT IN ({roles})
+)
 SELECT o.*,
     coalesce(t.asset_key, s.asset_key, u.asset_key, m.asset_key) AS asset_key,
     CASE WHEN t.asset_key IS NOT NULL THEN 'asset_tag'
@@ -410,7 +410,22 @@ LEFT JOIN uuids u ON t.asset_key IS NULL AND s.asset_key IS NULL
 LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key IS NULL
                     AND m.mac = o.mac
 """,
-            "usable records linked to register assets: tag, then serial, UUID, MAC",
+            "records of the other sources linked to register assets: tag, then serial, "
+            "UUID, MAC (asset_key NULL: the register lacks the device)",
+        )
+    )
+    out.append(
+        Stage(
+            "record_links",
+            "normalize",
+            f"""
+SELECT * EXCLUDE (bad_reason), 'register' AS link_tier FROM source_records
+WHERE bad_reason IS NULL AND role IN ({roles})
+UNION ALL BY NAME
+SELECT * FROM other_links
+""",
+            "every usable record with the register asset it belongs to",
+            False,  # a union of two tables: scanning it is as cheap as storing it
         )
     )
     out.append(
@@ -459,6 +474,12 @@ def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> st
     sources_list = ", ".join(
         f"CASE WHEN {alias[n]}.asset_key IS NOT NULL THEN {lit(n)} END" for n in names
     )
+    register_aliases = [alias[n] for n, role in sources if role in settings.register_roles]
+    if len(register_aliases) == 1:
+        # one register source: its (deduplicated) records are the assets
+        base = f"b AS (SELECT asset_key FROM {register_aliases[0]})"
+    else:
+        base = "b AS (SELECT DISTINCT asset_key FROM record_links WHERE link_tier = 'register')"
     joins = " ".join(f"LEFT JOIN {a} ON {a}.asset_key = b.asset_key" for a in alias.values())
     return f"""
 WITH repeated AS (
@@ -470,7 +491,7 @@ WITH repeated AS (
     JOIN repeated r ON r.source = l.source AND r.asset_key = l.asset_key
     WHERE l.line > r.first_line
 ), {per_source},
-b AS (SELECT DISTINCT asset_key FROM record_links WHERE link_tier = 'register')
+{base}
 SELECT b.asset_key, {", ".join(picks)},
     {last_seen} AS last_seen,
     CASE {last_seen_source} END AS last_seen_source,
