@@ -115,9 +115,15 @@ def _epc_words(epc: npt.NDArray[np.bytes_]) -> list[U64]:
     array row-wise is an order of magnitude slower in numpy than doing it per column.
     """
     words = np.ascontiguousarray(epc).view(np.uint64).reshape(len(epc), _WORDS)
-    used = _WORDS
-    while used > 1 and not words[:, used - 1].any():
-        used -= 1
+    # EPCs are non-NUL text padded with NULs: once a word is zero in every row, so is
+    # every later word. 96-bit EPCs (24 hex digits) fill exactly three words.
+    used = min(3, _WORDS)
+    if words[:, used].any():
+        while used < _WORDS and words[:, used].any():
+            used += 1
+    else:
+        while used > 1 and not words[:, used - 1].any():
+            used -= 1
     return [words[:, k] for k in range(used)]
 
 
@@ -305,7 +311,7 @@ def _aggregate(
     n = len(order)
     start = np.ones(n, dtype=bool)
     start[1:] = ~same_key
-    first = cols["first_seen_us"][order]
+    first = cols["_first_sorted"] if "_first_sorted" in cols else cols["first_seen_us"][order]
     last = first if cols["last_seen_us"] is cols["first_seen_us"] else cols["last_seen_us"][order]
     # Latest last_seen of the run so far: plain `last` when it never decreases.
     if last is not first and n > 1 and not np.all((last[1:] >= last[:-1]) | start[1:]):
@@ -374,6 +380,7 @@ def _fast_order(
     fs = cols["first_seen_us"][order]
     if np.any(same_key & (fs[1:] < fs[:-1])):
         return None  # some key's reads are out of time order in this batch
+    cols["_first_sorted"] = fs  # the aggregation needs exactly this gather
     return order, same_key, h
 
 
