@@ -210,3 +210,24 @@ def test_engine_configuration_errors_are_precise() -> None:
     settings_ = EngineSection.model_validate({"field_precedence": {"location": ["mdm"]}})
     assert settings_.field_precedence["location"] == ["mdm"]
     assert settings_.field_precedence["status"][0] == "itam"
+
+
+def test_mapping_scheme_resolves_epcs_through_the_table(tmp_path: Path) -> None:
+    snap = _snapshot(tmp_path)
+    mapping = tmp_path / "epc_map.csv"
+    mapping.write_text("epc,asset_tag\nE2801160600002095A7B1C2D,ast-000002\n", encoding="utf-8")
+    sheet = tmp_path / "rfid.csv"
+    sheet.write_text(
+        "location,epc\nRoom 1,e2801160600002095a7b1c2d\nRoom 1,E2801160600002095A7B1C2E\n",
+        encoding="utf-8",
+    )
+    settings_ = EngineSection.model_validate(
+        {"epc_scheme": "mapping", "epc_mapping_file": str(mapping), "scope": ["Room 1"]}
+    )
+    run = reconcile(snap, [sheet], settings_, tmp_path / "run")
+    log = {(v["variance_type"], v["asset_key"]) for v in pq.read_table(
+        run.out_dir / "variances.parquet").to_pylist()}  # fmt: skip
+    assert ("unrecorded", "EPC:E2801160600002095A7B1C2E") in log
+    assert ("missing", "AST-000001") in log
+    assert not any(key == "AST-000002" for _, key in log)
+    assert run.manifest["inputs"]["epc_mapping_sha256"]
