@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.table import markdown_table
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 
@@ -45,7 +47,8 @@ def main() -> int:
         "failed": failed,
     }
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    print(f"summary: {RESULTS / 'summary.json'}")
+    print(f"summary: {RESULTS / 'summary.json'}\n")
+    print(markdown_table(summary))
     return 1 if failed else 0
 
 
