@@ -145,11 +145,6 @@ def create_lookup_tables(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> Non
     con.executemany(
         "INSERT INTO placeholder_serials VALUES (?)", [(p,) for p in sorted(placeholders)]
     )
-    con.execute("CREATE OR REPLACE TABLE scope_prefixes (prefix VARCHAR)")
-    if ctx.scope:
-        con.executemany(
-            "INSERT INTO scope_prefixes SELECT lower(loc_clean(?))", [(s,) for s in ctx.scope]
-        )
 
 
 def _column_expr(mapping: dict[str, list[str] | str], name: str) -> str:

@@ -8,6 +8,7 @@ run id, the same variance ids and byte-identical files.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import tempfile
@@ -441,8 +442,6 @@ def _reconcile(
     runner.timings["out:corrections"] = time.perf_counter() - started
     bad_rows.sort(key=lambda b: (b.source, b.file, b.line, b.reason))
     with (out_dir / "bad_rows.csv").open("w", encoding="utf-8", newline="") as fh:
-        import csv
-
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["source", "file", "line", "reason"])
         for b in bad_rows:
