@@ -288,6 +288,36 @@ LEFT JOIN st_d st ON st.source = s2.source AND st.raw = s2.status_raw
 """
 
 
+OTHER_LINKS = """
+WITH reg AS (
+    SELECT * FROM source_records WHERE bad_reason IS NULL AND role IN (REGISTER_ROLES)
+), tags AS (SELECT DISTINCT asset_tag, asset_key FROM reg WHERE asset_tag IS NOT NULL),
+serials AS (SELECT serial, min(asset_key) AS asset_key FROM reg
+            WHERE serial IS NOT NULL GROUP BY serial),
+uuids AS (SELECT hardware_uuid, min(asset_key) AS asset_key FROM reg
+          WHERE hardware_uuid IS NOT NULL GROUP BY hardware_uuid),
+macs AS (SELECT mac, min(asset_key) AS asset_key FROM reg
+         WHERE mac IS NOT NULL GROUP BY mac),
+others AS (
+    SELECT * EXCLUDE (bad_reason, asset_key) FROM source_records
+    WHERE bad_reason IS NULL AND role NOT IN (REGISTER_ROLES)
+)
+SELECT o.*,
+    coalesce(t.asset_key, s.asset_key, u.asset_key, m.asset_key) AS asset_key,
+    CASE WHEN t.asset_key IS NOT NULL THEN 'asset_tag'
+         WHEN s.asset_key IS NOT NULL THEN 'serial'
+         WHEN u.asset_key IS NOT NULL THEN 'hardware_uuid'
+         WHEN m.asset_key IS NOT NULL THEN 'mac' END AS link_tier
+FROM others o
+LEFT JOIN tags t ON t.asset_tag = o.asset_tag
+LEFT JOIN serials s ON t.asset_key IS NULL AND s.serial = o.serial
+LEFT JOIN uuids u ON t.asset_key IS NULL AND s.asset_key IS NULL
+                     AND u.hardware_uuid = o.hardware_uuid
+LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key IS NULL
+                    AND m.mac = o.mac
+"""
+
+
 def _empty(columns: tuple[str, ...], head: str) -> str:
     nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {f}_raw" for f in columns)
     return f"SELECT {head}, {nulls} WHERE false"
@@ -373,38 +403,16 @@ FROM (
             "normalized export rows, with the reason a row is kept out",
         )
     )
+    has_others = any(src.role not in settings.register_roles for src in asset_sources)
     out.append(
         Stage(
             "other_links",
             "normalize",
-            f"""
-WITH reg AS (
-    SELECT * FROM source_records WHERE bad_reason IS NULL AND role IN ({roles})
-), tags AS (SELECT DISTINCT asset_tag, asset_key FROM reg WHERE asset_tag IS NOT NULL),
-serials AS (SELECT serial, min(asset_key) AS asset_key FROM reg
-            WHERE serial IS NOT NULL GROUP BY serial),
-uuids AS (SELECT hardware_uuid, min(asset_key) AS asset_key FROM reg
-          WHERE hardware_uuid IS NOT NULL GROUP BY hardware_uuid),
-macs AS (SELECT mac, min(asset_key) AS asset_key FROM reg
-         WHERE mac IS NOT NULL GROUP BY mac),
-others AS (
-    SELECT * EXCLUDE (bad_reason, asset_key) FROM source_records
-    WHERE bad_reason IS NULL AND role NOT IN ({roles})
-)
-SELECT o.*,
-    coalesce(t.asset_key, s.asset_key, u.asset_key, m.asset_key) AS asset_key,
-    CASE WHEN t.asset_key IS NOT NULL THEN 'asset_tag'
-         WHEN s.asset_key IS NOT NULL THEN 'serial'
-         WHEN u.asset_key IS NOT NULL THEN 'hardware_uuid'
-         WHEN m.asset_key IS NOT NULL THEN 'mac' END AS link_tier
-FROM others o
-LEFT JOIN tags t ON t.asset_tag = o.asset_tag
-LEFT JOIN serials s ON t.asset_key IS NULL AND s.serial = o.serial
-LEFT JOIN uuids u ON t.asset_key IS NULL AND s.asset_key IS NULL
-                     AND u.hardware_uuid = o.hardware_uuid
-LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key IS NULL
-                    AND m.mac = o.mac
-""",
+            OTHER_LINKS.replace("REGISTER_ROLES", roles)
+            if has_others
+            # nothing to link: skip building the tag/serial/UUID/MAC indexes
+            else "SELECT * EXCLUDE (bad_reason), CAST(NULL AS VARCHAR) AS link_tier "
+            "FROM source_records WHERE false",
             "records of the other sources linked to register assets: tag, then serial, "
             "UUID, MAC (asset_key NULL: the register lacks the device)",
         )
@@ -425,10 +433,28 @@ SELECT * FROM other_links
     )
     out.append(
         Stage(
+            "register_duplicates",
+            "normalize",
+            """
+WITH repeated AS (
+    SELECT source, asset_key, min(line) AS first_line FROM record_links
+    WHERE asset_key IS NOT NULL GROUP BY source, asset_key HAVING count(*) > 1
+)
+SELECT l.source, l.asset_key, l.line FROM record_links l
+JOIN repeated r ON r.source = l.source AND r.asset_key = l.asset_key
+WHERE l.line > r.first_line
+""",
+            "later records of a source for an asset it already holds: never picked",
+        )
+    )
+    out.append(
+        Stage(
             "register",
             "normalize",
             _register_sql(settings, [(s.name, s.role) for s in asset_sources]),
             "one row per asset, each field from its source of truth, with provenance",
+            # one source: a projection of its records, cheaper to scan than to copy
+            materialize=len(asset_sources) > 1,
         )
     )
     return out
@@ -445,7 +471,7 @@ def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> st
         return "SELECT CAST(NULL AS VARCHAR) AS asset_key WHERE false"
     alias = {name: f"p{i}" for i, (name, _) in enumerate(sources)}
     per_source = ",\n".join(
-        f"{alias[name]} AS (SELECT l.* FROM record_links l ANTI JOIN losers x "
+        f"{alias[name]} AS (SELECT l.* FROM record_links l ANTI JOIN register_duplicates x "
         f"ON x.source = l.source AND x.asset_key = l.asset_key AND x.line = l.line "
         f"WHERE l.source = {lit(name)} AND l.asset_key IS NOT NULL)"
         for name, _ in sources
@@ -477,15 +503,7 @@ def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> st
         base = "b AS (SELECT DISTINCT asset_key FROM record_links WHERE link_tier = 'register')"
     joins = " ".join(f"LEFT JOIN {a} ON {a}.asset_key = b.asset_key" for a in alias.values())
     return f"""
-WITH repeated AS (
-    SELECT source, asset_key, min(line) AS first_line FROM record_links
-    WHERE asset_key IS NOT NULL GROUP BY source, asset_key HAVING count(*) > 1
-), losers AS (
-    -- later records of a source for an asset it already holds (duplicates): not picked
-    SELECT l.source, l.asset_key, l.line FROM record_links l
-    JOIN repeated r ON r.source = l.source AND r.asset_key = l.asset_key
-    WHERE l.line > r.first_line
-), {per_source},
+WITH {per_source},
 {base}
 SELECT b.asset_key, {", ".join(picks)},
     {last_seen} AS last_seen,
