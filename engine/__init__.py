@@ -2,7 +2,21 @@
 
 The five steps of the seed method (000) as named DuckDB SQL stages
 (:mod:`~tagsweep.engine.stages`); ``tagsweep reconcile run --debug-dir DIR`` writes
-every stage's table to ``DIR/<group>.<stage>.parquet``.
+every stage's table to ``DIR/<group>.<stage>.parquet``. In order:
+
+* freeze (``tagsweep reconcile freeze``, :mod:`~tagsweep.engine.freeze`): exports →
+  snapshot; the run only reads snapshots.
+* normalize (:mod:`~tagsweep.engine.normalize`): ``people``, ``person_keys`` (HR,
+  leavers), ``source_rows`` (preset column mapping), ``source_records`` (serials,
+  placeholders, aliases, lifecycle, custodians, bad rows), ``other_links`` (MDM/finance
+  records → register assets by tag, serial, UUID, MAC), ``record_links``,
+  ``register_duplicates``, ``register`` (per-field source of truth + provenance).
+* match (:mod:`~tagsweep.engine.match`): ``observations_all`` (count rows, EPC →
+  asset tag), ``observed_items`` (one per counted item), ``matches`` (tiered).
+* classify (:mod:`~tagsweep.engine.classify`): ``register_scoped``, ``found_assets``,
+  ``variance_candidates`` (one SELECT per variance type), ``variances`` (ids,
+  priority, SLA).
+* outputs (:mod:`~tagsweep.engine.outputs`, :mod:`~tagsweep.engine.report`).
 
 Public surface:
 
