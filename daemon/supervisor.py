@@ -494,7 +494,15 @@ class Gateway:
             except Exception as exc:  # keep ingesting; the log says what broke
                 self.log.exception("flush_failed", error=repr(exc))
 
-    async def _flush_once(self, *, final: bool = False) -> None:
+    async def _flush_once(self, *, final: bool = False, close_open: bool = False) -> None:
+        """Dedup the pending reads and hand the results to the store writer.
+
+        ``final`` closes everything (shutdown); ``close_open`` closes the open sightings
+        but leaves the portal trackers alone — used when the location context changes,
+        so a tag read without a break across the change (a neighbour rack, the trigger
+        held while walking on) leaves one sighting per context instead of one that
+        straddles both and could only be split by time.
+        """
         async with self._flush_lock:
             started = time.perf_counter()
             reads = self._pending_reads
@@ -507,7 +515,9 @@ class Gateway:
             elif len(batch):
                 results.append(self.dedup.process(batch))
             results.append(
-                self.dedup.flush() if final else self.dedup.expire(self._reader_clocks())
+                self.dedup.flush()
+                if final or close_open
+                else self.dedup.expire(self._reader_clocks())
             )
             elapsed = time.perf_counter() - started
             events = self._pending_events
@@ -832,6 +842,8 @@ class Gateway:
                 return None
             if loc.site != session.site:
                 raise SessionError(f"location {loc} is not at the session's site {session.site}")
+            if loc != session.location_context:
+                await self._flush_once(close_open=True)
             await store.call(
                 store.write, WriteBatch(contexts=[(session.session_id, ts, loc.path, source)])
             )

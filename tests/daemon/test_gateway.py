@@ -199,3 +199,28 @@ async def test_large_batches_are_deduplicated_off_the_event_loop(
     with duckdb.connect(str(cfg.store.path), read_only=True) as con:
         assert con.execute("SELECT sum(read_count) FROM sightings").fetchall() == [(total,)]
         assert con.execute("SELECT count(DISTINCT epc) FROM sightings").fetchall() == [(500,)]
+
+
+async def test_location_change_closes_open_sightings(tmp_path: Path, short_dir: Path) -> None:
+    """A tag read without a break across a location change must not keep one sighting
+    that straddles both contexts (it would be attributed by time alone): the change
+    closes every open sighting, and the reads after it open new ones."""
+    cfg = make_config(
+        tmp_path,
+        short_dir,
+        readers=[{"name": "hh1", "url": "sim://hh?tags=10&rate=4000&seed=9", "role": "handheld"}],
+    )
+    async with Gateway(cfg, sinks=[], control_socket=False) as gw:
+        await gw.start_session(operator="jdoe", location="DC1/Room 302/Rack A01")
+        await wait_until(lambda: gw.dedup.open_count > 0, what="open sightings")
+        closed_before = gw.counters.sightings_closed
+        await gw.set_location("DC1/Room 302/Rack A02")
+        # Every sighting open at the change was closed by it (the window is 2 s, so
+        # none would have expired on its own in this short time).
+        assert gw.counters.sightings_closed - closed_before >= 10
+        await wait_until(lambda: gw.dedup.open_count == 10, what="new sightings")
+        # Setting the same context again does not split anything.
+        closed_mid = gw.counters.sightings_closed
+        await gw.set_location("DC1/Room 302/Rack A02")
+        assert gw.counters.sightings_closed == closed_mid
+        await gw.stop_session()
