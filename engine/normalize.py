@@ -453,8 +453,6 @@ WHERE l.line > r.first_line
             "normalize",
             _register_sql(settings, [(s.name, s.role) for s in asset_sources]),
             "one row per asset, each field from its source of truth, with provenance",
-            # one source: a projection of its records, cheaper to scan than to copy
-            materialize=len(asset_sources) > 1,
         )
     )
     return out
