@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 setup:
 	@bash deploy/bootstrap.sh
 
-## demo: set up, then run the main job on embedded defaults (no broker, no hardware)
-demo: setup  # grows into the full count → reconcile story
+## demo: set up, then count a simulated data centre with the real gateway and reconcile it
+## (embedded defaults, no broker, no hardware; about a minute on two cores)
+demo: setup
 	@$(BIN)/tagsweep demo
 
 ## test: install everything (system packages included) and run the full test suite
