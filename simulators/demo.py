@@ -88,7 +88,9 @@ class DemoOptions:
     seed: int = 1
     per_type: int | None = None  # injected variances of each type (default: by size)
     portal_items: int | None = None  # default: one per door trip
-    dead_labels: float = 0.01  # share of assets whose RFID label never answers
+    #: share of assets whose RFID label never answers (default: 1 %, or enough for the
+    #: paper spot check to find a few look-alike serials in a small world)
+    dead_labels: float | None = None
     mqtt_probe: str | None = "127.0.0.1:1883"  # publish there if a broker answers
     metrics: bool = True
 
@@ -416,10 +418,11 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     console = console or Console(stderr=True)
     started = time.monotonic()
     timings: dict[str, float] = {}
+    shape = layout(options.assets, options.racks, options.rooms)  # refuse bad options early
+    if options.out is not None and options.out.exists() and any(options.out.iterdir()):
+        raise ValueError(f"{options.out} is not empty: the demo writes a fresh store and snapshot")
     out = options.out or Path(tempfile.mkdtemp(prefix="tagsweep-demo-"))
     out.mkdir(parents=True, exist_ok=True)
-    if any(out.iterdir()):
-        raise ValueError(f"{out} is not empty: the demo writes a fresh store and snapshot")
     mqtt = options.mqtt_probe if broker_answers(options.mqtt_probe) else None
 
     columns = (
@@ -430,10 +433,11 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     )
     with Progress(*columns, console=console, transient=False) as progress:
         step = progress.add_task("building the world", total=None)
+        per_type = options.per_type or min(4, max(1, options.assets // 400))
         world = build_world(
             options.seed,
-            dead_tag_fraction=options.dead_labels,
-            **layout(options.assets, options.racks, options.rooms),
+            dead_tag_fraction=options.dead_labels or max(0.01, 4 * per_type / options.assets),
+            **shape,
         )
         walk = walk_through(world, options.seed)
         span_s = (walk.end_us - walk.start_us) / 1e6
@@ -477,7 +481,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             found=found_truth(walk, traffic),
             storage_tags=storage_tags(traffic),
             storage_zone=STORAGE_ZONE,
-            per_type=options.per_type or min(4, max(1, options.assets // 400)),
+            per_type=per_type,
             seed=options.seed,
             now=datetime.now(UTC),
         )

@@ -10,6 +10,7 @@ session file really put at another rack than the world did.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
         dead_labels=0.05,
         mqtt_probe=None,
     )
-    return run_demo(options, Console(file=(out.parent / "progress.txt").open("w"), width=100))
+    return run_demo(options, Console(file=io.StringIO(), width=100))
 
 
 def _session_rows(demo: DemoResult) -> list[dict[str, object]]:
@@ -124,4 +125,4 @@ def test_report_cases_and_summary(demo: DemoResult) -> None:
 def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     (tmp_path / "old.txt").write_text("x")
     with pytest.raises(ValueError, match="not empty"):
-        run_demo(DemoOptions(out=tmp_path), Console(file=(tmp_path / "p.txt").open("w")))
+        run_demo(DemoOptions(out=tmp_path), Console(file=io.StringIO()))
