@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from tagsweep.config import TagsweepConfig, parse_config
 from tagsweep.daemon.events import GatewayEvent
@@ -346,7 +346,7 @@ async def _count_in(
         async with gw:
             await gw.start_session(operator="demo", site=SITE, scope=[SITE])
             span_s = (end_us - clock.world_start_us) / 1e6
-            task = progress.add_task("count", total=span_s)
+            task = progress.add_task("count", total=span_s, info="")
             total_reads = walk.reads.size + traffic.reads.size
             last_reads, quiet_since = -1, time.monotonic()
             while True:
@@ -357,9 +357,9 @@ async def _count_in(
                 progress.update(
                     task,
                     completed=min(max(world_s, 0.0), span_s),
-                    description=(
-                        f"counting  reads {reads:>7,}  scans {gw.counters.scans:>3}"
-                        f"  passes {len(watch.passes):>3}  at {watch.location}"
+                    info=(
+                        f"reads {reads:>7,}  scans {gw.counters.scans:>3}  "
+                        f"passes {len(watch.passes):>3}  at {watch.location}"
                     ),
                 )
                 # Done when the world has played out and the reads have arrived (or
@@ -374,9 +374,11 @@ async def _count_in(
                 if gw.counters.scans >= len(walk.scans):
                     break
                 await asyncio.sleep(0.05)
-            progress.update(task, description="closing the count session")
+            progress.update(task, info="closing the count session")
             closed = await gw.stop_session()
-            progress.update(task, completed=span_s, description="count session closed")
+            progress.update(
+                task, completed=span_s, info=f"session file: {closed.row_count:,} observations"
+            )
     return closed, watch, clock
 
 
@@ -425,14 +427,16 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     out.mkdir(parents=True, exist_ok=True)
     mqtt = options.mqtt_probe if broker_answers(options.mqtt_probe) else None
 
+    fixed = Column(no_wrap=True)
     columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
+        TextColumn("[progress.description]{task.description:<9}", table_column=fixed),
+        BarColumn(bar_width=24, table_column=Column(no_wrap=True, min_width=24)),
+        TextColumn("{task.percentage:>3.0f}%", table_column=fixed),
+        TimeElapsedColumn(table_column=fixed),
+        TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, ratio=1)),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        step = progress.add_task("building the world", total=None)
+    with Progress(*columns, console=console, expand=True) as progress:
+        step = progress.add_task("world", total=None, info="building")
         per_type = options.per_type or min(4, max(1, options.assets // 400))
         world = build_world(
             options.seed,
@@ -454,7 +458,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             step,
             total=1,
             completed=1,
-            description=f"world: {len(world.assets):,} assets in {len(world.racks)} racks, "
+            info=f"{len(world.assets):,} assets in {len(world.racks)} racks, "
             f"{walk.reads.size:,} handheld reads, {len(traffic.passes)} door passes",
         )
         timings["world"] = time.monotonic() - started
@@ -474,7 +478,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         timings["count"] = time.monotonic() - t0
 
         t0 = time.monotonic()
-        step = progress.add_task("exports with injected variances", total=None)
+        step = progress.add_task("reconcile", total=None, info="exports, injected variances")
         exports = generate_for_world(
             out / "exports",
             world,
@@ -486,23 +490,23 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             now=datetime.now(UTC),
         )
         settings = EngineSection()
-        progress.update(step, description="reconcile freeze")
+        progress.update(step, info="reconcile freeze")
         freeze(
             [SourceSpec(name, path, preset) for name, (preset, path) in exports.sources.items()],
             out / "snapshot",
             settings,
         )
-        progress.update(step, description="reconcile run")
+        progress.update(step, info="reconcile run")
         run = reconcile(
             out / "snapshot",
             [closed.parquet, *exports.counts],
             settings,
             out / "run",
-            on_stage=lambda s: progress.update(step, description=f"reconcile {s.name}"),
+            on_stage=lambda s: progress.update(step, info=f"reconcile run: {s.name}"),
         )
-        progress.update(step, description="cases open")
+        progress.update(step, info="cases open")
         summary = CaseStore(out / "cases", settings.cases).import_run(run.out_dir, actor="demo")
-        progress.update(step, total=1, completed=1, description="reconciled, cases opened")
+        progress.update(step, total=1, completed=1, info=f"{len(summary.opened)} cases opened")
         timings["reconcile"] = time.monotonic() - t0
 
     variances: list[dict[str, Any]] = pq.read_table(run.out_dir / "variances.parquet").to_pylist()
