@@ -20,6 +20,7 @@ from rich.console import Console
 
 from tagsweep.domain import VarianceType
 from tagsweep.simulators.demo import DemoOptions, DemoResult, print_summary, run_demo
+from tests.conftest import MosquittoBroker
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +127,20 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     (tmp_path / "old.txt").write_text("x")
     with pytest.raises(ValueError, match="not empty"):
         run_demo(DemoOptions(out=tmp_path), Console(file=io.StringIO()))
+
+
+def test_publishes_to_a_broker_that_answers_and_says_where(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    where = f"{mosquitto.host}:{mosquitto.port}"
+    options = DemoOptions(
+        out=tmp_path / "out", assets=100, racks=2, speed=20.0, per_type=1, mqtt_probe=where
+    )
+    result = run_demo(options, Console(file=io.StringIO()))
+    assert result.mqtt == where
+    # every event of the count reached the broker (PUBACK), none is left behind
+    assert result.mqtt_published > result.session.row_count
+    assert result.mqtt_unsent == 0
+    console = Console(record=True, width=160)
+    print_summary(result, console)
+    assert f"published to mqtt://{where} under tagsweep/DC1/demo-gw/#" in console.export_text()
