@@ -328,7 +328,8 @@ def _reconcile(
             f"SELECT CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS line, {cols} "
             "WHERE false"
         )
-    con.execute(f"CREATE TABLE count_rows AS {count_sql}")
+    # A view: observations_all reads it once; copying a million rows first costs time.
+    con.execute(f"CREATE VIEW count_rows AS {count_sql}")
     con.execute("CREATE TABLE epc_map (epc VARCHAR, asset_tag VARCHAR)")
     epc_map_hash = None
     if settings.epc_scheme == "mapping" and settings.epc_mapping_file is not None:
