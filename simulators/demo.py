@@ -423,7 +423,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     shape = layout(options.assets, options.racks, options.rooms)  # refuse bad options early
     if options.out is not None and options.out.exists() and any(options.out.iterdir()):
         raise ValueError(f"{options.out} is not empty: the demo writes a fresh store and snapshot")
-    out = options.out or Path(tempfile.mkdtemp(prefix="tagsweep-demo-"))
+    out = (options.out or Path(tempfile.mkdtemp(prefix="tagsweep-demo-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
     mqtt = options.mqtt_probe if broker_answers(options.mqtt_probe) else None
 
