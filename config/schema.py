@@ -200,7 +200,6 @@ class MqttSection(Section):
     password_env: str | None = None
     password_file: Path | None = None
     tls: TlsSection | None = None
-    qos: Literal[0, 1, 2] = 1
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     retain_status: bool = True
     outbox_max_rows: int = Field(default=1_000_000, ge=1000)

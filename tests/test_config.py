@@ -90,7 +90,7 @@ INVALID: list[tuple[str, str, str]] = [
         "greater than 0",
     ),
     ("[mqtt]\nport=70000\n", "mqtt.port", "less than or equal to 65535"),
-    ("[mqtt]\nqos=3\n", "mqtt.qos", "0, 1 or 2"),
+    ("[mqtt]\nkeepalive_s=1\n", "mqtt.keepalive_s", "greater than or equal to 5"),
     ("[mqtt]\npassword='hunter2'\n", "mqtt.password", "not accepted inline"),
     ("[mqtt.tls]\ncert_file='/c.pem'\n", "mqtt.tls", "go together"),
     ("[metrics]\nlisten='9464'\n", "metrics.listen", "HOST:PORT"),
@@ -132,12 +132,12 @@ def test_distinct_invalid_cases() -> None:
 
 
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
-    file = write(tmp_path, "[mqtt]\nport=0\nqos=9\n[dedup]\nwindow_s=0\n[typo]\n")
+    file = write(tmp_path, "[mqtt]\nport=0\nkeepalive_s=1\n[dedup]\nwindow_s=0\n[typo]\n")
     with pytest.raises(ConfigError) as info:
         load_config(file)
     assert {p.key_path for p in info.value.problems} == {
         "mqtt.port",
-        "mqtt.qos",
+        "mqtt.keepalive_s",
         "dedup.window_s",
         "typo",
     }
