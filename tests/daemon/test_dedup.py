@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tagsweep.daemon import dedup as dedup_module
 from tagsweep.daemon.dedup import Deduplicator, reference_dedup, sightings_as_tuples
 from tagsweep.domain import READ_DTYPE, SIGHTING_DTYPE, ReadBatch, empty_reads
 
@@ -147,3 +149,105 @@ def test_rejects_foreign_dtype() -> None:
     with pytest.raises(TypeError, match="READ_DTYPE"):
         Deduplicator(WINDOW).process(np.zeros(1, dtype=SIGHTING_DTYPE))
     assert READ_DTYPE.names is not None
+
+
+def _wide_stream(draw: st.DrawFn) -> ReadBatch:
+    """Like :func:`_stream`, with EPCs of every length class (up to all 64 hex digits)."""
+    batch = _stream(draw)
+    epcs = [b"E2", b"E200AA01", b"3034F8" + b"0" * 18, b"E2" * 16, b"AB" * 31, b"3" * 64]
+    picks = draw(st.lists(st.sampled_from(epcs), min_size=len(batch), max_size=len(batch)))
+    batch["epc"] = picks
+    return batch
+
+
+wide_streams = st.composite(_wide_stream)
+
+
+def _run_split_with(dedup: Deduplicator, reads: ReadBatch, cuts: list[int]) -> np.ndarray:
+    out = []
+    bounds = [0, *sorted(c % (len(reads) + 1) for c in cuts), len(reads)]
+    for a, b in itertools.pairwise(bounds):
+        out.append(dedup.process(reads[a:b]).closed)
+        if b and b % 3 == 0:  # now and then, close what a reader clock has left behind
+            out.append(dedup.expire(int(reads["last_seen_us"][:b].max()) - WINDOW).closed)
+    out.append(dedup.flush().closed)
+    return np.concatenate(out)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    reads=wide_streams(),
+    cuts=st.lists(st.integers(0, 10_000), max_size=6),
+    weak_hash=st.booleans(),
+)
+def test_exact_however_keys_collide_and_the_registry_is_pruned(
+    reads: ReadBatch, cuts: list[int], weak_hash: bool
+) -> None:
+    """Key ids stay exact when every key hashes alike, over EPCs of every length, with the
+    key registry pruned after every batch."""
+    dedup = Deduplicator(WINDOW, compact_keys=1)
+    if weak_hash:
+        with mock.patch.object(dedup_module, "_hash", _weak_hash):
+            got = _run_split_with(dedup, reads, cuts)
+    else:
+        got = _run_split_with(dedup, reads, cuts)
+    _assert_same(list(sightings_as_tuples(got)), list(reference_dedup(reads, WINDOW)))
+
+
+def _weak_hash(words: np.ndarray, port: np.ndarray, columns: int) -> np.ndarray:
+    """Two hash values for all keys: every table slot is shared."""
+    return (port & 1).astype(np.uint64) << np.uint64(63)
+
+
+def test_weak_hash_takes_extra_rounds_and_exact_lookups() -> None:
+    reads = empty_reads(6)
+    reads["epc"] = [b"E2001", b"E2002", b"E2003", b"E2001", b"E2002", b"E2003"]
+    reads["antenna"] = 2
+    reads["first_seen_us"] = np.arange(6) * 10
+    reads["last_seen_us"] = reads["first_seen_us"]
+    dedup = Deduplicator(WINDOW)
+    with mock.patch.object(dedup_module, "_hash", _weak_hash):
+        dedup.process(reads)
+    assert dedup._local.rounds >= 2  # three keys in one slot: one settles per round
+    assert dedup._keys.exact_lookups >= 1  # three keys share one whole hash
+    closed = dedup.flush().closed
+    assert sorted(bytes(e) for e in closed["epc"]) == [b"E2001", b"E2002", b"E2003"]
+    assert closed["read_count"].tolist() == [2, 2, 2]
+
+
+def test_registry_is_pruned_to_open_sightings_and_ids_survive() -> None:
+    dedup = Deduplicator(WINDOW, compact_keys=8)
+    reads = empty_reads(40)
+    reads["epc"] = [f"E2{i:06X}".encode() for i in range(40)]
+    reads["antenna"] = 1
+    reads["first_seen_us"] = 0
+    reads["last_seen_us"] = 0
+    opened = dedup.process(reads).opened_ids
+    assert dedup.registered_keys == 40
+    # 38 of them close by the reader clock; then a batch with the other two prunes.
+    keep = reads[:2].copy()
+    keep["first_seen_us"] = keep["last_seen_us"] = 2 * WINDOW
+    dedup._keys.last[3:41] = -WINDOW  # (38 keys ended long ago)
+    assert len(dedup.expire(WINDOW // 2).closed) == 38
+    assert dedup.process(keep).closed.size == 2  # the gap closed the first two too
+    assert dedup.registered_keys == 2
+    _, ids = dedup.open_sightings()
+    assert len(ids) == 2
+    assert not set(ids.tolist()) & set(opened.tolist())
+
+
+def test_longer_epcs_widen_the_registry_mid_stream() -> None:
+    dedup = Deduplicator(WINDOW)
+    short = empty_reads(2)
+    short["epc"] = [b"E2001", b"3034F8" + b"0" * 18]
+    dedup.process(short)
+    long = empty_reads(2)
+    long["epc"] = [b"AB" * 32, b"E2001"]
+    long["first_seen_us"] = long["last_seen_us"] = 5
+    dedup.process(long)
+    rows, _ = dedup.open_sightings()
+    assert sorted(bytes(e) for e in rows["epc"]) == sorted(
+        [b"E2001", b"3034F8" + b"0" * 18, b"AB" * 32]
+    )
+    e2001 = rows[rows["epc"] == b"E2001"][0]
+    assert int(e2001["read_count"]) == 2  # the short key kept its open sighting
