@@ -25,6 +25,32 @@ reconcile_app = typer.Typer(
     no_args_is_help=True,
 )
 
+COUNT_SUFFIXES = (".parquet", ".csv")
+
+
+def expand_count_paths(paths: list[Path]) -> list[Path]:
+    """Resolve ``--count`` arguments: files as given, folders to the session files and
+    count sheets in them, and quoted globs (one folder per gateway, e.g.
+    ``sessions/*/*.parquet``) to their matches, sorted so a run is reproducible."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in COUNT_SUFFIXES)
+            if not found:
+                raise ValueError(f"--count {path}: no .parquet or .csv files in this folder")
+            out.extend(found)
+        elif not path.exists() and any(ch in str(path) for ch in "*?["):
+            anchor = Path(path.anchor or ".")
+            pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(path)
+            found = sorted(p for p in anchor.glob(pattern) if p.is_file())
+            if not found:
+                raise ValueError(f"--count {path}: the pattern matches no file")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -124,7 +150,11 @@ def run_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run output directory.")],
     count: Annotated[
         list[Path] | None,
-        typer.Option("--count", help="Session file (.parquet) or manual count sheet (.csv)."),
+        typer.Option(
+            "--count",
+            help="Session file (.parquet), manual count sheet (.csv), a folder of them, or a "
+            "quoted glob such as 'sessions/*/*.parquet'; repeat for more.",
+        ),
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config.")] = None,
     as_of: Annotated[
@@ -152,6 +182,11 @@ def run_command(
 
     settings = _settings(config)
     run_date = date.fromisoformat(as_of) if as_of else None
+    try:
+        counts = expand_count_paths(count or [])
+    except ValueError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("reconcile", total=None)
 
@@ -161,7 +196,7 @@ def run_command(
         try:
             result = reconcile(
                 snapshot,
-                count or [],
+                counts,
                 settings,
                 out,
                 as_of=run_date,
