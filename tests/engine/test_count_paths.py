@@ -34,7 +34,7 @@ def test_relative_glob(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_nothing_matched_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no .parquet or .csv files"):
+    with pytest.raises(ValueError, match=r"no \.parquet or \.csv files"):
         expand_count_paths([tmp_path / "empty"])
     with pytest.raises(ValueError, match="matches no file"):
         expand_count_paths([tmp_path / "nope" / "*.parquet"])
