@@ -6,21 +6,25 @@ A *sighting* is a run of reads of one EPC on one reader antenna whose gaps stay 
 report covering many inventory rounds) counts as covering its whole time span.
 
 Why a vectorised kernel: a handheld reports thousands of reads per second and a portal
-many more; a Python loop over reads would be the slowest part of the gateway. Each read
-is reduced once to a small integer *key id* — the row of its (reader, antenna, EPC) key
-in a key registry — and everything after that works on key ids: one value sort of
-packed (key id, arrival) integers, run boundaries with array comparisons, aggregation
-with ``ufunc.reduceat``.
+many more; a Python loop over reads would be the slowest part of the gateway. The
+kernel pulls the EPC words and the numeric fields out of the 100-byte records in two
+block copies, then reduces each read once to a dense integer *key id* of its (reader,
+antenna, EPC) key within the batch: the key's hash picks a slot of a scratch table, one
+read per slot leads, and every read's EPC words and port are compared with its lead's
+exactly (a hash only chooses where to look; it never decides that two keys are the
+same). Everything after that works on key ids. A key whose reads cannot hold a gap ≥
+window (no empty half-window time slice between its first and last read) is one run,
+aggregated with ``bincount`` and ``ufunc.at``, no sort; the other keys' reads take one
+value sort of packed (key id, arrival) integers, run boundaries from array comparisons
+and ``ufunc.reduceat``.
 
-The key registry is an open-addressing hash table in numpy: a read's key hash picks a
-slot, the slot holds a key id, and the read's EPC words and port are compared with that
-key's exactly (a hash only chooses where to look; it never decides that two keys are
-the same). Reads of keys not yet registered claim free slots in vectorised rounds.
+Only the leads are looked up in the persistent key registry, an open-addressing hash
+table in numpy whose rows also hold each key's open sighting as columns.
 
 Why carry-over: a sighting that is still open when a batch ends (no gap ≥ window
 observed yet) must continue in the next batch, or results would depend on how the
-stream happened to be cut. The open sighting of each key lives in columns indexed by
-key id, and the first run of a key in the next batch joins it if the gap allows, so the
+stream happened to be cut. The open sighting of each key lives in the registry row of
+the key, and the key's first run in the next batch joins it if the gap allows, so the
 result is identical however the stream is split — provided, as readers do, that each
 key's reads arrive in time order. (A read older than its key's open sighting still
 joins it, through the exact path; it never raises.)
@@ -68,10 +72,20 @@ _MIX: Final = np.array(
     dtype=np.uint64,
 )
 _MIX_PORT: Final = np.uint64(0xA0761D6478BD642F)
+# Hash tables are sized to 1/16 load (so few keys share a slot), at most about 1 M slots
+# while that keeps 1/4 load; a registry table is rebuilt beyond 1/8 load, and grown at
+# once beyond 1/4 while keys are being added.
 _MIN_TABLE_BITS: Final = 12
-LOAD = 8
-GROW = 4
-SPARE = 16
+_SPARE: Final = 16
+_REBUILD_LOAD: Final = 8
+_GROW_LOAD: Final = 4
+
+
+def _table_bits(count: int) -> int:
+    """Bits of a hash table for ``count`` keys."""
+    slots = min(_SPARE * count, max(4 * count, 1 << 20))
+    return max(_MIN_TABLE_BITS, (slots - 1).bit_length())
+
 
 _FIELDS = READ_DTYPE.fields
 assert _FIELDS is not None
@@ -98,7 +112,7 @@ _KEY_VIEWS: Final = tuple(_key_view(w) for w in range(1, _WORDS + 1))
 _TAIL: Final = np.dtype(
     {
         "names": ["port", "rssi", "first", "last", "seen"],
-        "formats": ["<u4", "<f4", "<i8", "<i8", "<u4"],
+        "formats": ["u4", "f4", "i8", "i8", "u4"],
         "offsets": [
             _FIELDS[name][1] - _PORT_AT
             for name in ("reader", "rssi", "first_seen_us", "last_seen_us", "seen_count")
@@ -111,7 +125,7 @@ assert _PORT_AT + _TAIL.itemsize <= _ITEM
 assert _TAIL.fields is not None
 assert all(_TAIL.fields[f][1] % 8 == 0 for f in ("first", "last"))
 _WORD_VIEWS: Final = tuple(
-    np.dtype({"names": ["w"], "formats": ["<u8"], "offsets": [_EPC_AT + 8 * k], "itemsize": _ITEM})
+    np.dtype({"names": ["w"], "formats": ["u8"], "offsets": [_EPC_AT + 8 * k], "itemsize": _ITEM})
     for k in range(_WORDS)
 )
 _TAIL_VIEW: Final = np.dtype(
@@ -199,8 +213,8 @@ def _width_for(used: int) -> int:
 class _Registry:
     """The (reader, antenna, EPC) keys in play, and the open sighting of each.
 
-    Row 0 is a sentinel (an empty table slot points at it); keys are rows 1…count-1.
-    EPC words are stored column-wise, ``words[k, row]``; ``table`` is an open-addressing
+    Row 0 is a sentinel (an empty table slot points at it); keys are rows 1…count-1,
+    ``words[row]`` their EPC words (and the guard word). ``table`` is an open-addressing
     hash table (linear probing) of row ids, 0 = free.
     """
 
@@ -269,8 +283,8 @@ class _Registry:
         every read is compared with its key exactly; should two keys ever share a hash,
         the batch is looked up again comparing EPC words at every probe.
         """
-        if LOAD * (self.count + 1) > len(self.table):
-            self._rehash(self._bits_for(self.count))
+        if _REBUILD_LOAD * (self.count + 1) > len(self.table):
+            self._rehash(_table_bits(self.count))
         slot = (h >> self.shift).astype(np.intp)
         kid = np.take(self.table, slot).astype(np.intp)
         hit = np.take(self.hash, kid) == h
@@ -322,8 +336,8 @@ class _Registry:
                 won = pf[self.claim[sf] == pf]
                 rows = self._add(words[won], port[won], h[won])
                 self.table[slot[won]] = rows
-                if GROW * self.count > len(self.table):
-                    self._rehash(self._bits_for(self.count))
+                if _GROW_LOAD * self.count > len(self.table):
+                    self._rehash(_table_bits(self.count))
                     slot[pending] = (h[pending] >> self.shift).astype(np.intp)
                     continue
                 c[free] = self.table[sf]
@@ -365,10 +379,6 @@ class _Registry:
         for new, column in zip(self._columns(), old, strict=True):
             new[: len(column)] = column
 
-    @staticmethod
-    def _bits_for(count: int) -> int:
-        return max(_MIN_TABLE_BITS, (SPARE * count - 1).bit_length())
-
     def _rehash(self, bits: int) -> None:
         """Rebuild the table for rows 1…count-1 (distinct keys: only free slots matter)."""
         self._set_table(bits)
@@ -400,7 +410,7 @@ class _Registry:
         self.words[: self.count] = words[:, : self.width]
         for new, column in zip(self._columns(), old, strict=True):
             new[: self.count] = column
-        self._rehash(self._bits_for(self.count))
+        self._rehash(_table_bits(self.count))
 
     def open_keys(self) -> Index:
         return np.flatnonzero(self.sid[: self.count])
@@ -476,7 +486,7 @@ class _LocalKeys:
     def ids(self, words: U64, port: U32, h: U64) -> tuple[Index, Index]:
         """(id of every read, the lead read of every id)."""
         n = len(h)
-        bits = max(_MIN_TABLE_BITS, (16 * min(n, self._expect) - 1).bit_length())
+        bits = _table_bits(min(n, self._expect))
         if bits != self._bits:
             self._bits = bits
             self._lead = np.zeros(1 << bits, dtype=np.intp)
