@@ -251,3 +251,18 @@ def test_longer_epcs_widen_the_registry_mid_stream() -> None:
     )
     e2001 = rows[rows["epc"] == b"E2001"][0]
     assert int(e2001["read_count"]) == 2  # the short key kept its open sighting
+
+
+def test_many_keys_in_one_batch_use_the_wide_sort() -> None:
+    """More keys and reads than fit a 32-bit packed sort key, with gaps inside the batch."""
+    rng = np.random.default_rng(11)
+    n = 70_000
+    reads = empty_reads(n)
+    epcs = np.array([f"3034{i:020X}".encode() for i in range(40_000)], dtype="S64")
+    reads["epc"] = epcs[rng.integers(0, len(epcs), n)]
+    reads["antenna"] = rng.integers(1, 3, n)
+    reads["first_seen_us"] = np.sort(rng.integers(0, 400 * WINDOW, n))
+    reads["last_seen_us"] = reads["first_seen_us"]
+    reads["rssi"] = rng.normal(-60, 5, n)
+    got = sightings_as_tuples(_run_split(reads, []))  # one batch: 17 + 16 bits
+    _assert_same(list(got), list(reference_dedup(reads, WINDOW)))
