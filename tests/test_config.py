@@ -244,7 +244,10 @@ def test_logs_redact_secret_keys(capsys: pytest.CaptureFixture[str]) -> None:
     from tagsweep.logs import configure_logging, get_logger
 
     configure_logging(json=True)
-    get_logger("t").info("connect", password="do-not-log", host="h")
-    out = capsys.readouterr().out
+    try:
+        get_logger("t").info("connect", password="do-not-log", host="h")
+        out = capsys.readouterr().out
+    finally:
+        configure_logging(json=True, level="debug")  # as tests/conftest.py set it
     assert "do-not-log" not in out
     assert '"password": "***"' in out

@@ -50,7 +50,10 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        # No file argument: each logger takes sys.stdout when it is created, so a
+        # logger made after stdout was swapped (test capture, a daemonising wrapper)
+        # never writes to a stream that has since been closed.
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
