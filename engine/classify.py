@@ -82,13 +82,24 @@ WITH ret AS (
       AND last_seen >= TIMESTAMPTZ '{active_since} 00:00:00+00'
     GROUP BY asset_key
 ), regrec AS (
-    SELECT * FROM record_links WHERE link_tier = 'register'
+    -- narrow: the duplicate checks read it four times
+    SELECT source, asset_key, asset_tag, serial, manufacturer_key, status, line,
+        CASE WHEN serial IS NOT NULL AND coalesce(status, '') NOT IN {retired}
+             THEN hash(source, coalesce(manufacturer_key, ''), serial) END AS serial_hash,
+    FROM record_links WHERE link_tier = 'register'
 ), dup_serial_keys AS (
+    -- repeated hashes first (an integer group), then the exact keys among those few
     SELECT source, coalesce(manufacturer_key, '') AS mk, serial FROM regrec
-    WHERE serial IS NOT NULL AND coalesce(status, '') NOT IN {retired}
+    SEMI JOIN (SELECT serial_hash FROM regrec WHERE serial_hash IS NOT NULL
+               GROUP BY serial_hash HAVING count(*) > 1) h ON h.serial_hash = regrec.serial_hash
     GROUP BY ALL HAVING count(*) > 1
 ), dup_tag_keys AS (
-    SELECT source, asset_tag FROM regrec WHERE asset_tag IS NOT NULL
+    -- a tag held twice by one source is an asset key held twice: register_duplicates
+    -- already lists those few, so only their records are counted again
+    SELECT source, asset_tag FROM regrec
+    SEMI JOIN (SELECT DISTINCT source, asset_key FROM register_duplicates) d
+        ON d.source = regrec.source AND d.asset_key = regrec.asset_tag
+    WHERE asset_tag IS NOT NULL
     GROUP BY ALL HAVING count(*) > 1
 ), dup AS (
     SELECT r.source, 'serial:' || k.mk || '|' || r.serial AS dkey,

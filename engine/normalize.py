@@ -95,7 +95,7 @@ CREATE OR REPLACE MACRO text_key(x) AS lower(regexp_replace(trim(x), '\\s+', ' '
 CREATE OR REPLACE MACRO loc_clean(x) AS nullif(regexp_replace(regexp_replace(
     trim(x), '\\s*/\\s*', '/', 'g'), '\\s+', ' ', 'g'), '');
 CREATE OR REPLACE MACRO loc_within(a, b) AS
-    lower(a) = lower(b) OR starts_with(lower(a), lower(b) || '/')
+    a = b OR lower(a) = lower(b) OR starts_with(lower(a), lower(b) || '/')
     OR starts_with(lower(b), lower(a) || '/');
 CREATE OR REPLACE MACRO condition_key(x) AS nullif(lower(trim(regexp_extract(x, '^[^(]*'))), '');
 """
@@ -495,17 +495,26 @@ def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> st
     )
     register_aliases = [alias[n] for n, role in sources if role in settings.register_roles]
     if len(register_aliases) == 1:
-        # one register source: its (deduplicated) records are the assets
-        base = f"b AS (SELECT asset_key FROM {register_aliases[0]})"
+        # one register source: its (deduplicated) records, one per asset, are the
+        # assets; the other sources join to them (no self-join of the largest table)
+        key = f"{register_aliases[0]}.asset_key"
+        base = register_aliases[0]
+        joined = [a for a in alias.values() if a != base]
+        head = f"WITH {per_source}"
     else:
-        base = "b AS (SELECT DISTINCT asset_key FROM record_links WHERE link_tier = 'register')"
-    joins = " ".join(f"LEFT JOIN {a} ON {a}.asset_key = b.asset_key" for a in alias.values())
+        key = "b.asset_key"
+        base = "b"
+        joined = list(alias.values())
+        head = (
+            f"WITH {per_source},\n"
+            "b AS (SELECT DISTINCT asset_key FROM record_links WHERE link_tier = 'register')"
+        )
+    joins = " ".join(f"LEFT JOIN {a} ON {a}.asset_key = {key}" for a in joined)
     return f"""
-WITH {per_source},
-{base}
-SELECT b.asset_key, {", ".join(picks)},
+{head}
+SELECT {key} AS asset_key, {", ".join(picks)},
     {last_seen} AS last_seen,
     CASE {last_seen_source} END AS last_seen_source,
     concat_ws(',', {sources_list}) AS sources
-FROM b {joins}
+FROM {base} {joins}
 """

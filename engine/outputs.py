@@ -1,8 +1,13 @@
 """Stage 5, outputs: the files a run leaves behind, byte-identical on a re-run.
 
-Everything is sorted on a total order and written by DuckDB with fixed settings, and
-nothing records wall-clock time, so the same snapshot, counts and configuration give the
-same bytes: an auditor can re-run a reconciliation and compare hashes.
+Everything is sorted on a total order and written with fixed settings, and nothing
+records wall-clock time, so the same snapshot, counts and configuration give the same
+bytes: an auditor can re-run a reconciliation and compare hashes.
+
+The million-row Parquet files (register, matches, variance log) are streamed from
+DuckDB's sorted result as Arrow batches into pyarrow's writer (zstd level 1, no bloom
+filters): about three times cheaper than DuckDB's own Parquet writer on wide text
+tables.
 
 The CSV variance log escapes formula injection (OWASP): a text cell starting with
 ``=``, ``+``, ``-``, ``@``, tab or carriage return is prefixed with ``'`` so a
@@ -15,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from tagsweep.domain import VARIANCE_LOG_COLUMNS
 from tagsweep.engine.stages import ident, lit
@@ -87,6 +93,26 @@ def escape_formula_sql(column: str) -> str:
     )
 
 
+#: Rows per Arrow batch and Parquet row group when streaming an output file.
+BATCH_ROWS = 1 << 20
+
+
+def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
+    """Stream the result of ``sql`` (sorted by the caller) into a Parquet file."""
+    reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+    with pq.ParquetWriter(
+        path,
+        reader.schema,
+        compression="zstd",
+        compression_level=1,
+        # the file describes itself with Parquet types only, as DuckDB's writer did
+        store_schema=False,
+    ) as writer:
+        for batch in reader:
+            if batch.num_rows:
+                writer.write_batch(batch, row_group_size=BATCH_ROWS)
+
+
 def variance_select(escape: bool) -> str:
     parts = []
     for name, kind in VARIANCE_LOG_COLUMNS.items():
@@ -101,7 +127,7 @@ def variance_select(escape: bool) -> str:
 def write_variance_log(con: duckdb.DuckDBPyConnection, out: Path) -> None:
     raw = variance_select(escape=False)
     esc = variance_select(escape=True)
-    con.execute(f"COPY ({raw}) TO {lit(str(out / 'variances.parquet'))} (FORMAT PARQUET)")
+    write_parquet(con, raw, out / "variances.parquet")
     con.execute(f"COPY ({raw}) TO {lit(str(out / 'variances.jsonl'))} (FORMAT JSON)")
     con.execute(
         f"COPY ({esc}) TO {lit(str(out / 'variances.csv'))} "
@@ -116,18 +142,20 @@ def write_register(con: duckdb.DuckDBPyConnection, out: Path) -> None:
         for f in PROVENANCE_FIELDS
     )
     cols = ", ".join(ident(c) for c in REGISTER_COLUMNS)
-    con.execute(
-        f"COPY (SELECT {cols}, {prov}, sources FROM register ORDER BY asset_key) "
-        f"TO {lit(str(out / 'register.parquet'))} (FORMAT PARQUET)"
+    write_parquet(
+        con,
+        f"SELECT {cols}, {prov}, sources FROM register ORDER BY asset_key",
+        out / "register.parquet",
     )
 
 
 def write_matches(con: duckdb.DuckDBPyConnection, out: Path) -> None:
-    con.execute(
-        "COPY (SELECT asset_key, obs_key, tier, match_status, session_id, observed_asset_tag, "
+    write_parquet(
+        con,
+        "SELECT asset_key, obs_key, tier, match_status, session_id, observed_asset_tag, "
         "observed_serial, epc, found_location, methods FROM matches "
-        "ORDER BY asset_key, obs_key) "
-        f"TO {lit(str(out / 'matches.parquet'))} (FORMAT PARQUET)"
+        "ORDER BY asset_key, obs_key",
+        out / "matches.parquet",
     )
 
 
