@@ -394,13 +394,16 @@ WITH c AS (
     SELECT * FROM matches WHERE match_status = 'confirmed'
 ), k AS (
     SELECT asset_key, count(*) AS n FROM c GROUP BY asset_key
+), repeated AS (
+    -- the few assets counted more than once: joins against this set are cheap
+    SELECT asset_key FROM k WHERE n > 1
 ), multi AS (
     SELECT *, (coalesce(last_seen, TIMESTAMPTZ '1970-01-01 00:00:00+00'), obs_key) AS ord
-    FROM c SEMI JOIN (SELECT asset_key FROM k WHERE n > 1) s ON s.asset_key = c.asset_key
+    FROM c SEMI JOIN repeated s ON s.asset_key = c.asset_key
 )
 SELECT asset_key, found_location, found_custodian, found_custodian_key, found_condition,
     found_condition_key, observed_serial, epc, session_id, methods, last_seen
-FROM c SEMI JOIN (SELECT asset_key FROM k WHERE n = 1) s ON s.asset_key = c.asset_key
+FROM c ANTI JOIN repeated s ON s.asset_key = c.asset_key
 UNION ALL
 SELECT asset_key,
     arg_max(found_location, ord) AS found_location,
@@ -446,7 +449,6 @@ SELECT
     high_value, high_risk, detail, CAST(evidence AS VARCHAR) AS evidence,
     CASE variance_type {type_order} END AS type_order, category
 FROM v
-ORDER BY priority, type_order, asset_key, variance_id
 """,
             f"the variance log as of {as_of}: ids stable across runs, priority, SLA",
         ),

@@ -142,14 +142,17 @@ WITH o AS (
     FROM observations_all WHERE bad_reason IS NULL
 ), k AS (
     SELECT obs_key, count(*) AS n FROM o GROUP BY obs_key
+), repeated AS (
+    -- the few items seen more than once: joins against this set are cheap
+    SELECT obs_key FROM k WHERE n > 1
 ), single AS (
     SELECT o.obs_key, o.asset_tag, o.serial, o.epc, o.location, o.custodian, o.custodian_key,
         o.condition, o.condition_key, o.session_id, o.method AS methods, o.last_seen,
         o.read_count, CAST(1 AS BIGINT) AS observation_count
-    FROM o SEMI JOIN (SELECT obs_key FROM k WHERE n = 1) s ON s.obs_key = o.obs_key
+    FROM o ANTI JOIN repeated s ON s.obs_key = o.obs_key
 ), multi AS (
     SELECT *, (coalesce(last_seen, TIMESTAMPTZ '1970-01-01 00:00:00+00'), file, line) AS ord
-    FROM o SEMI JOIN (SELECT obs_key FROM k WHERE n > 1) s ON s.obs_key = o.obs_key
+    FROM o SEMI JOIN repeated s ON s.obs_key = o.obs_key
 )
 SELECT * FROM single
 UNION ALL

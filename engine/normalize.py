@@ -85,7 +85,7 @@ CREATE OR REPLACE MACRO num_parse(x) AS
 CREATE OR REPLACE MACRO blank(x) AS nullif(trim(x), '');
 CREATE OR REPLACE MACRO serial_clean(x) AS upper(regexp_replace(trim(x), '\\s+', '', 'g'));
 CREATE OR REPLACE MACRO serial_repeated(s) AS
-    length(s) > 0 AND (regexp_full_match(s, '0+') OR length(replace(s, left(s, 1), '')) = 0);
+    length(s) > 0 AND length(replace(s, left(s, 1), '')) = 0;
 CREATE OR REPLACE MACRO lookalike(s) AS translate(s, 'OISBZ', '01582');
 CREATE OR REPLACE MACRO mfr_key(m) AS trim(regexp_replace(regexp_replace(regexp_replace(
     lower(m), '[^a-z0-9]+', ' ', 'g'),
