@@ -180,7 +180,9 @@ WITH reg AS (
     SELECT asset_tag, min(asset_key) AS asset_key FROM reg WHERE asset_tag IS NOT NULL
     GROUP BY asset_tag
 ), sn AS (
-    SELECT serial, min(asset_key) AS asset_key FROM reg WHERE serial IS NOT NULL
+    -- only serials some counted item carries (an RFID count carries none)
+    SELECT serial, min(asset_key) AS asset_key FROM reg
+    WHERE serial IN (SELECT serial FROM observed_items WHERE serial IS NOT NULL)
     GROUP BY serial
 ), m0 AS (
     SELECT o.*, coalesce(t.asset_key, s.asset_key) AS ak,
