@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
-from tagsweep.engine.stages import lit
+from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, lit
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = 1
@@ -399,7 +399,9 @@ def freeze(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSection) 
             copy_name = f"exports/{spec.name}{spec.path.suffix.lower()}"
             shutil.copyfile(spec.path, out_dir / copy_name)
             frozen = f"{spec.name}.parquet"
-            pq.write_table(table, out_dir / frozen, compression="zstd")
+            pq.write_table(
+                table, out_dir / frozen, compression="zstd", row_group_size=PARQUET_ROW_GROUP_ROWS
+            )
             bad_rows.extend(bad)
             sources.append(
                 FrozenSource(

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from tagsweep.domain import VARIANCE_LOG_COLUMNS
-from tagsweep.engine.stages import ident, lit
+from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
 
 _SQL_TYPES = {
     "string": "VARCHAR",
@@ -93,7 +93,7 @@ def escape_formula_sql(column: str) -> str:
     )
 
 
-#: Rows per Arrow batch and Parquet row group when streaming an output file.
+#: Rows per Arrow batch when streaming an output file.
 BATCH_ROWS = 1 << 20
 
 
@@ -110,7 +110,7 @@ def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
     ) as writer:
         for batch in reader:
             if batch.num_rows:
-                writer.write_batch(batch, row_group_size=BATCH_ROWS)
+                writer.write_batch(batch, row_group_size=PARQUET_ROW_GROUP_ROWS)
 
 
 def variance_select(escape: bool) -> str:

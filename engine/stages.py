@@ -18,6 +18,10 @@ import duckdb
 
 from tagsweep.config.engine import EngineSection
 
+#: Rows per Parquet row group in the files the engine writes. DuckDB scans one row group
+#: per thread, so a million-row file written as one row group is read by one core.
+PARQUET_ROW_GROUP_ROWS = 122_880
+
 
 def lit(value: str | None) -> str:
     """A SQL string literal (or NULL)."""
