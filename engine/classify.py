@@ -425,6 +425,7 @@ FROM multi GROUP BY asset_key
             "classify",
             f"SELECT * FROM ({candidates}) AS v({cols})",
             "one row per variance, before ids, priority and SLA",
+            False,  # read once, by variances: storing it first only copies every row
         ),
         Stage(
             "variances",
