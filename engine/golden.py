@@ -30,26 +30,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tagsweep.config.engine import REGISTER_FIELDS
 from tagsweep.engine.cases import CaseStore, csv_safe, read_run, sha256_file
 
 #: Register columns that hold asset data (as opposed to provenance or bookkeeping).
-DATA_FIELDS: Final = (
-    "asset_tag",
-    "serial",
-    "manufacturer",
-    "model",
-    "category",
-    "location",
-    "status",
-    "condition",
-    "custodian",
-    "value",
-    "hardware_uuid",
-    "mac",
-    "hostname",
-    "last_seen",
-    "updated_at",
-)
+DATA_FIELDS: Final = REGISTER_FIELDS
 PROVENANCE_SUFFIXES: Final = ("_source", "_run", "_case")
 
 

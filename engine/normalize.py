@@ -172,21 +172,7 @@ def _precedence(settings: EngineSection, field: str, sources: list[tuple[str, st
     return order
 
 
-REGISTER_PICKED = (
-    "asset_tag",
-    "serial",
-    "manufacturer",
-    "model",
-    "category",
-    "location",
-    "status",
-    "condition",
-    "custodian",
-    "value",
-    "hardware_uuid",
-    "mac",
-    "hostname",
-)
+REGISTER_PICKED = tuple(f for f in REGISTER_FIELDS if f not in {"last_seen", "updated_at"})
 #: Columns that travel with a picked field (same source, same record).
 COMPANIONS = {
     "status": ("status_label",),

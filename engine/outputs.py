@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from tagsweep.config.engine import REGISTER_FIELDS
 from tagsweep.domain import VARIANCE_LOG_COLUMNS
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
 
@@ -50,22 +51,7 @@ REGISTER_COLUMNS = (
     "hostname",
     "last_seen",
 )
-PROVENANCE_FIELDS = (
-    "asset_tag",
-    "serial",
-    "manufacturer",
-    "model",
-    "category",
-    "location",
-    "status",
-    "condition",
-    "custodian",
-    "value",
-    "hardware_uuid",
-    "mac",
-    "hostname",
-    "last_seen",
-)
+PROVENANCE_FIELDS = tuple(f for f in REGISTER_FIELDS if f != "updated_at")
 
 CORRECTION_COLUMNS = (
     "variance_id",
