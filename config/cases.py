@@ -11,22 +11,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tagsweep.domain import VarianceType
+
 #: Approver placeholder meaning "whoever owns the case at approval time".
 CASE_OWNER = "@case_owner"
 
-_VARIANCE_TYPES = {
-    "retired_but_active",
-    "duplicate_record",
-    "missing",
-    "unrecorded",
-    "identity_conflict",
-    "probable_match",
-    "custodian_mismatch",
-    "location_mismatch",
-    "status_condition_mismatch",
-    "source_conflict",
-    "stale_record",
-}
+_VARIANCE_TYPES = frozenset(t.value for t in VarianceType)
 
 
 def _check_types(values: list[str]) -> list[str]:

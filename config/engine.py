@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tagsweep.config.cases import CasesSection
+from tagsweep.domain import VarianceType
 
 #: The canonical lifecycle every source status is translated into (DESIGN.md).
 LIFECYCLE: tuple[str, ...] = (
@@ -57,19 +58,7 @@ REGISTER_FIELDS: tuple[str, ...] = (
 #: Fields of an HR export.
 HR_FIELDS: tuple[str, ...] = ("person_id", "email", "name", "employment_status", "end_date")
 
-VARIANCE_TYPES: tuple[str, ...] = (
-    "retired_but_active",
-    "duplicate_record",
-    "missing",
-    "unrecorded",
-    "identity_conflict",
-    "probable_match",
-    "custodian_mismatch",
-    "location_mismatch",
-    "status_condition_mismatch",
-    "source_conflict",
-    "stale_record",
-)
+VARIANCE_TYPES: tuple[str, ...] = tuple(t.value for t in VarianceType)
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 

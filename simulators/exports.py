@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -136,6 +137,29 @@ class _Serials:
 
 def _mac(rng: random.Random) -> str:
     return ":".join(f"{rng.randrange(256):02X}" for _ in range(6))
+
+
+def write_hr_json(path: Path, people: Sequence[Person]) -> Path:
+    """The HR export as a Graph-style JSON envelope (leavers disabled and terminated)."""
+    path.write_text(
+        json.dumps(
+            {
+                "value": [
+                    {
+                        "employeeId": p.person_id,
+                        "mail": p.email,
+                        "displayName": p.name,
+                        "accountEnabled": not p.leaver,
+                        "employmentStatus": "Terminated" if p.leaver else "Active",
+                    }
+                    for p in people
+                ]
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    return path
 
 
 def generate(
@@ -440,25 +464,7 @@ def generate(
     files["finance"] = ("fixed_asset", far)
 
     # -- HR (Graph-style JSON envelope) ---------------------------------------------
-    hr = out_dir / "hr.json"
-    hr.write_text(
-        json.dumps(
-            {
-                "value": [
-                    {
-                        "employeeId": p.person_id,
-                        "mail": p.email,
-                        "displayName": p.name,
-                        "accountEnabled": not p.leaver,
-                        "employmentStatus": "Terminated" if p.leaver else "Active",
-                    }
-                    for p in people
-                ]
-            },
-            indent=1,
-        ),
-        encoding="utf-8",
-    )
+    hr = write_hr_json(out_dir / "hr.json", people)
     files["hr"] = ("hr", hr)
 
     # -- RFID count session ---------------------------------------------------------

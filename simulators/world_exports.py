@@ -25,7 +25,6 @@ rack are *not* in the key: they are errors of the count, scored separately.
 from __future__ import annotations
 
 import csv
-import json
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +39,7 @@ from tagsweep.simulators.exports import (
     GeneratedExports,
     Person,
     _mac,
+    write_hr_json,
 )
 from tagsweep.simulators.world import World
 
@@ -445,25 +445,7 @@ def generate_for_world(
                 f"{a.value:.2f}", (now - timedelta(days=400 + i % 300)).strftime("%Y-%m-%d"),
             ])  # fmt: skip
 
-    hr = out_dir / "hr.json"
-    hr.write_text(
-        json.dumps(
-            {
-                "value": [
-                    {
-                        "employeeId": p.person_id,
-                        "mail": p.email,
-                        "displayName": p.name,
-                        "accountEnabled": not p.leaver,
-                        "employmentStatus": "Terminated" if p.leaver else "Active",
-                    }
-                    for p in people
-                ]
-            },
-            indent=1,
-        ),
-        encoding="utf-8",
-    )
+    hr = write_hr_json(out_dir / "hr.json", people)
 
     sheet_path = out_dir / "count_sheet.csv"
     with sheet_path.open("w", encoding="utf-8", newline="") as fh:
