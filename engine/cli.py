@@ -51,6 +51,25 @@ def expand_count_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
+def expand_run_dirs(paths: list[Path]) -> list[Path]:
+    """Resolve ``--history`` arguments: run folders as given, and quoted globs (e.g.
+    ``'runs/*'``) to the folders they match, sorted so a run is reproducible."""
+    out: list[Path] = []
+    for path in paths:
+        if not path.exists() and any(ch in str(path) for ch in "*?["):
+            anchor = Path(path.anchor or ".")
+            pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(path)
+            found = sorted(p for p in anchor.glob(pattern) if p.is_dir())
+            if not found:
+                raise ValueError(f"--history {path}: the pattern matches no folder")
+            out.extend(found)
+        elif path.is_dir():
+            out.append(path)
+        else:
+            raise ValueError(f"--history {path}: not a run folder")
+    return out
+
+
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -171,6 +190,14 @@ def run_command(
     memory_limit: Annotated[
         str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 8GB.")
     ] = None,
+    history: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--history",
+            help="Earlier run folder, or a quoted glob such as 'runs/*'; repeat for more. "
+            "The report then shows the trends across them and this run.",
+        ),
+    ] = None,
 ) -> None:
     """Normalize, match and classify; write the variance log, register, report."""
     from rich.progress import Progress
@@ -184,6 +211,7 @@ def run_command(
     run_date = date.fromisoformat(as_of) if as_of else None
     try:
         counts = expand_count_paths(count or [])
+        earlier = expand_run_dirs(history or [])
     except ValueError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=1) from None
@@ -204,6 +232,7 @@ def run_command(
                 debug_dir=debug_dir,
                 on_stage=on_stage,
                 memory_limit=memory_limit,
+                history=earlier,
             )
         except (RunError, FreezeError) as exc:
             err_console.print(f"error: {exc}", markup=False)

@@ -219,7 +219,7 @@ First {{ review_limit }} rows by priority; the full log is `variances.csv`.
 |---|---:|
 {% for src, n in s.corrections | dictsort %}| {{ src | md }} | {{ n }} |
 {% endfor %}
-## Inputs
+{{ trends }}## Inputs
 
 | Source | Preset | Rows |
 |---|---|---:|
@@ -272,7 +272,7 @@ transit or in repair): {{ s.out_of_scope }}. Rows kept out as bad: {{ s.bad_rows
 {% for src, n in s.corrections | dictsort %}
 <tr><td>{{ src }}</td><td class="n">{{ n }}</td></tr>
 {% endfor %}</table>
-{% if s.warnings %}<h2>Warnings</h2>
+{{ trends | safe }}{% if s.warnings %}<h2>Warnings</h2>
 <ul>{% for w in s.warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
 </body></html>
 """
@@ -288,9 +288,12 @@ def _env(autoescape: bool) -> Environment:
     return env
 
 
-def render_markdown(summary: RunSummary) -> str:
+def render_markdown(summary: RunSummary, *, trends: str = "") -> str:
+    """``trends``: a Markdown section (ending in a blank line) placed before the inputs."""
     template = _env(autoescape=False).from_string(_MARKDOWN)
-    return template.render(s=summary, labels=VARIANCE_LABELS, review_limit=REVIEW_TABLE_ROWS)
+    return template.render(
+        s=summary, labels=VARIANCE_LABELS, review_limit=REVIEW_TABLE_ROWS, trends=trends
+    )
 
 
 def _esc(text: str) -> str:
@@ -344,7 +347,9 @@ def rate_chart(rate: float) -> str:
     )
 
 
-def render_html(summary: RunSummary) -> str:
+def render_html(summary: RunSummary, *, trends: str = "") -> str:
+    """``trends``: a ready HTML section (``trends.render_html_fragment``) placed after the
+    proposed corrections."""
     from markupsafe import Markup
 
     totals = [
@@ -363,4 +368,5 @@ def render_html(summary: RunSummary) -> str:
             bar_chart([(VARIANCE_LABELS[t], n) for t, n in summary.by_type], "#a5533b")
         ),
         location_svg=Markup(bar_chart(summary.by_location, "#6b3ba5")),  # noqa: S704 - escaped in bar_chart
+        trends=trends,
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -42,8 +44,10 @@ from tagsweep.engine.outputs import (
     write_variance_log,
 )
 from tagsweep.engine.presets import GENERIC, header_key, resolve_columns
-from tagsweep.engine.report import collect, render_html, render_markdown
+from tagsweep.engine.report import RunSummary, collect, render_html, render_markdown
 from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
+from tagsweep.engine.trends import TrendsError, compare_runs, render_html_fragment
+from tagsweep.engine.trends import render_markdown as render_trends_markdown
 
 #: Columns a count input may carry: the session file's, plus what a manual count sheet
 #: records beyond them (the seed's count records user and condition).
@@ -268,8 +272,12 @@ def reconcile(
     on_stage: Callable[[Stage], None] | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    history: Sequence[Path] = (),
 ) -> RunResult:
-    """Run freeze-checked normalize → match → classify → outputs into ``out_dir``."""
+    """Run freeze-checked normalize → match → classify → outputs into ``out_dir``.
+
+    ``history`` names earlier run folders: the report then carries the trends across
+    them and this run."""
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -294,6 +302,7 @@ def reconcile(
                 scope=scope,
                 debug_dir=debug_dir,
                 on_stage=on_stage,
+                history=history,
             )
     finally:
         con.close()
@@ -311,6 +320,7 @@ def _reconcile(
     scope: Sequence[str] | None,
     debug_dir: Path | None,
     on_stage: Callable[[Stage], None] | None,
+    history: Sequence[Path] = (),
 ) -> RunResult:
     con.execute(normalize.MACROS)
     sources, baseline_info, bad_rows, warnings = load_sources(con, baseline)
@@ -450,8 +460,9 @@ def _reconcile(
         counts=[(c.path.name, c.rows) for c in count_inputs],
         corrections=corrections,
     )
-    (out_dir / "report.md").write_text(render_markdown(summary), encoding="utf-8")
-    (out_dir / "report.html").write_text(render_html(summary), encoding="utf-8")
+    trends_html, trends_md = _trends_sections(out_dir, tmp_dir, summary, history)
+    (out_dir / "report.md").write_text(render_markdown(summary, trends=trends_md), encoding="utf-8")
+    (out_dir / "report.html").write_text(render_html(summary, trends=trends_html), encoding="utf-8")
 
     outputs = sorted(
         p.relative_to(out_dir).as_posix()
@@ -521,6 +532,45 @@ def _write_outputs(
     finally:
         side.close()
     return corrections
+
+
+def _trends_sections(
+    out_dir: Path, tmp_dir: Path, summary: RunSummary, history: Sequence[Path]
+) -> tuple[str, str]:
+    """The trends section (HTML, Markdown) over the ``history`` runs and this one, or
+    empty strings without history.
+
+    This run's manifest is written after the report, so the trends read this run from a
+    stand-in folder: its variance log plus the manifest fields the trends use (run id,
+    date, register size, rate), the same values the final manifest will carry. The
+    output folder itself is skipped if a glob names it (a re-run into the same folder)."""
+    here = out_dir.resolve()
+    earlier = [Path(h) for h in history if Path(h).resolve() != here]
+    if not earlier:
+        return "", ""
+    current = tmp_dir / "trends-current"
+    current.mkdir()
+    try:
+        os.symlink((out_dir / "variances.parquet").resolve(), current / "variances.parquet")
+    except OSError:
+        shutil.copyfile(out_dir / "variances.parquet", current / "variances.parquet")
+    stand_in = {
+        "run_id": summary.run_id,
+        "as_of": summary.as_of,
+        "counts": {
+            "register_assets": summary.register_assets,
+            "variance_rate_percent": round(summary.rate, 3),
+        },
+    }
+    (current / "manifest.json").write_text(json.dumps(stand_in), encoding="utf-8")
+    try:
+        trends = compare_runs([*earlier, current])
+    except TrendsError as exc:
+        raise RunError(f"--history: {exc}") from None
+    md = render_trends_markdown(trends)
+    # One level down: the trends become a section of the run's report.
+    md = "\n".join("#" + line if line.startswith("#") else line for line in md.splitlines())
+    return render_html_fragment(trends) + "\n", md + "\n\n"
 
 
 def _rows(con: duckdb.DuckDBPyConnection, source: SourceInput) -> int:
