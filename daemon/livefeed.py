@@ -20,6 +20,10 @@ of the open session:
   per-reader counters at each flush;
 * ``session_stopped`` → the page shows the final state and stops following.
 
+After a restart the gateway resumes its open session and calls :meth:`LiveFeed.resume`
+with the register the store kept for it: the register is reloaded and the session's
+committed observations replayed, so the count shows the progress it had before.
+
 The feed never blocks ingest for long: everything but ``prepare`` is dict updates and
 one vectorised attribution per flush.
 """
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from tagsweep.daemon.events import EventKind, GatewayEvent
 from tagsweep.daemon.live import (
@@ -44,7 +49,7 @@ from tagsweep.daemon.live import (
 )
 from tagsweep.daemon.location import LocationAttributor
 from tagsweep.daemon.sessions import SessionError
-from tagsweep.domain import EPC_HEX_MAX
+from tagsweep.domain import EPC_HEX_MAX, CountSession, Method
 from tagsweep.epc import EpcScheme
 from tagsweep.logs import get_logger
 
@@ -177,6 +182,54 @@ class LiveFeed:
             register=str(expected),
         )
 
+    async def resume(self, session: CountSession, expected: str) -> bool:
+        """Restore the live count of a session the gateway resumed after a restart:
+        reload its expected register and replay the session's committed evidence (the
+        observations its file would hold now), so progress picks up where it was.
+        A register that cannot be read any more only costs the live view: a warning,
+        and the count goes on without it. Returns whether the live count is back."""
+        try:
+            assets = await asyncio.to_thread(load_register, Path(expected))
+        except RegisterFileError as exc:
+            problem = str(exc)
+        else:
+            problem = "" if assets else f"{expected}: the register has no usable rows"
+        if problem:
+            log.warning(
+                "live_count_not_restored",
+                session=session.session_id,
+                register=expected,
+                error=problem,
+                hint="the count goes on; the live view has no expected register for it",
+            )
+            return False
+        scope = [str(s) for s in session.scope] or [str(session.location_context or session.site)]
+        count = LiveCount(
+            session.session_id,
+            scope,
+            assets,
+            site=session.site,
+            operator=session.operator,
+            epc_scheme=self.epc_scheme,
+            started_us=session.started_us,
+        )
+        observations = await self.gateway.observations()
+        _replay(count, observations)
+        self._count = self.view.add(count)
+        self._attributor = LocationAttributor()
+        if session.location_context is not None:
+            location = str(session.location_context)
+            count.set_location_context(location)
+            self._attributor.set_context(session.started_us, location)
+        log.info(
+            "live_count_restored",
+            session=count.session_id,
+            register=expected,
+            observations=observations.num_rows,
+            **count.totals(),
+        )
+        return True
+
     def _seed_open_sightings(self, count: LiveCount) -> None:
         """Tags being read right now whose sightings opened before the session did (the
         reader was already on): they are here, and no "opened" event will say so."""
@@ -258,6 +311,19 @@ def _sighting_rows(payloads: Sequence[Mapping[str, Any]]) -> np.ndarray:
     rows["mean_rssi"] = [_rssi(p.get("mean_rssi")) for p in payloads]
     rows["peak_rssi"] = [_rssi(p.get("peak_rssi")) for p in payloads]
     return rows
+
+
+def _replay(count: LiveCount, observations: pa.Table) -> None:
+    """Tick off what a session's observations (its file's rows) say was seen, where."""
+    last_seen = observations.column("last_seen").cast(pa.int64()).to_pylist()
+    for row, ts in zip(observations.to_pylist(), last_seen, strict=True):
+        location = row["location"] or None
+        if row["method"] == Method.RFID.value and row["epc"]:
+            count.observe_epc(str(row["epc"]), location, ts_us=ts)
+        elif row["asset_tag"] or row["serial"]:
+            count.observe_scan(
+                asset_tag=row["asset_tag"], serial=row["serial"], location=location, ts_us=ts
+            )
 
 
 def _rssi(value: Any) -> float:

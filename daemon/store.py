@@ -38,7 +38,7 @@ from tagsweep.logs import get_logger
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SIGHTING_COLUMNS = """
     sighting_id UBIGINT NOT NULL,
@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS scans (
 CREATE TABLE IF NOT EXISTS sessions (
     session_id VARCHAR PRIMARY KEY, site VARCHAR NOT NULL, operator VARCHAR NOT NULL,
     scope VARCHAR NOT NULL, started_us BIGINT NOT NULL, ended_us BIGINT,
-    state VARCHAR NOT NULL, file VARCHAR, sha256 VARCHAR, row_count BIGINT
+    state VARCHAR NOT NULL, file VARCHAR, sha256 VARCHAR, row_count BIGINT,
+    expected VARCHAR
 );
 CREATE TABLE IF NOT EXISTS location_contexts (
     session_id VARCHAR, ts_us BIGINT NOT NULL, location VARCHAR NOT NULL,
@@ -84,6 +85,12 @@ CREATE TABLE IF NOT EXISTS observations (
 CREATE TABLE IF NOT EXISTS reader_status (
     ts_us BIGINT NOT NULL, reader VARCHAR NOT NULL, state VARCHAR NOT NULL, reason VARCHAR
 );
+"""
+
+#: Columns added after version 1, for stores created by an older daemon (DuckDB's
+#: ``ADD COLUMN IF NOT EXISTS`` is a no-op on a store created by the current schema).
+_MIGRATIONS = """
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS expected VARCHAR;
 """
 
 
@@ -174,6 +181,7 @@ class Store:
         self.log = get_logger("store", path=str(self.path))
         self._executor: ThreadPoolExecutor | None = None
         self._con.execute(_SCHEMA)
+        self._con.execute(_MIGRATIONS)
         self._con.execute(
             "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
             [str(SCHEMA_VERSION)],
@@ -357,10 +365,15 @@ class Store:
         operator: str,
         scope: Sequence[str],
         started_us: int,
+        *,
+        expected: str | None = None,
     ) -> None:
+        """A new open session; ``expected`` is its register file for the live view
+        (kept so a restarted daemon can restore the live count)."""
         self._con.execute(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, NULL, 'open', NULL, NULL, NULL)",
-            [session_id, site, operator, json.dumps(list(scope)), started_us],
+            "INSERT INTO sessions (session_id, site, operator, scope, started_us, state, "
+            "expected) VALUES (?, ?, ?, ?, ?, 'open', ?)",
+            [session_id, site, operator, json.dumps(list(scope)), started_us, expected],
         )
 
     def set_session_state(
@@ -386,7 +399,7 @@ class Store:
         """Sessions, optionally one id and/or some states, oldest first."""
         cur = self._con.execute(
             "SELECT session_id, site, operator, scope, started_us, ended_us, state, file, "
-            "sha256, row_count FROM sessions WHERE ($id IS NULL OR session_id = $id) "
+            "sha256, row_count, expected FROM sessions WHERE ($id IS NULL OR session_id = $id) "
             "AND (len($states) = 0 OR list_contains($states, state)) ORDER BY started_us",
             {"id": session_id, "states": list(states)},
         )

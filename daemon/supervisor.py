@@ -695,6 +695,8 @@ class Gateway:
             contexts = await store.call(store.contexts, row["session_id"])
             self._session = session_from_row(row, contexts[-1][1] if contexts else None)
             self.log.info("session_resumed", session=row["session_id"])
+            if row.get("expected") and self.live is not None:
+                await self.live.resume(self._session, str(row["expected"]))
 
     def _close(self, session: CountSession) -> ClosedSession:
         assert self.store is not None
@@ -763,6 +765,7 @@ class Gateway:
                 session.operator,
                 [str(s) for s in scope_locs],
                 started,
+                expected=expected or None,
             )
             assert session.location_context is not None
             await store.call(

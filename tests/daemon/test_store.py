@@ -113,3 +113,34 @@ async def test_gateway_finishes_closing_a_session_cut_by_a_crash(tmp_path: Path)
         assert sum(table.column("read_count").to_pylist()) == 50
     finally:
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_store_of_the_first_schema_gains_the_expected_register_column(tmp_path: Path) -> None:
+    """A store written before sessions kept their expected register still opens: its
+    sessions read back with no register, and new ones keep theirs."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE sessions (session_id VARCHAR PRIMARY KEY, site VARCHAR NOT NULL, "
+        "operator VARCHAR NOT NULL, scope VARCHAR NOT NULL, started_us BIGINT NOT NULL, "
+        "ended_us BIGINT, state VARCHAR NOT NULL, file VARCHAR, sha256 VARCHAR, "
+        "row_count BIGINT)"
+    )
+    con.execute(
+        "INSERT INTO sessions VALUES ('cs-old', 'DC1', 'jdoe', '[\"DC1/Room 302\"]', 1000, "
+        "NULL, 'open', NULL, NULL, NULL)"
+    )
+    con.close()
+    store = Store(path)
+    store.insert_session("cs-new", "DC1", "jdoe", ["DC1/Room 302"], 2_000, expected="/r.csv")
+    rows = {r["session_id"]: r for r in store.session_rows()}
+    assert rows["cs-old"]["expected"] is None
+    assert rows["cs-old"]["scope"] == ["DC1/Room 302"]
+    assert rows["cs-new"]["expected"] == "/r.csv"
+    store.close()
+    reopened = Store(path)  # the migration is a no-op on a current store
+    assert reopened.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("2",)]
+    assert len(reopened.session_rows()) == 2
+    reopened.close()

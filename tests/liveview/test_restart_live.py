@@ -1,0 +1,131 @@
+"""The live count survives a daemon restart mid-session.
+
+The gateway resumes an open count session after a restart; the live view comes back
+with it: the session's expected register is kept in the store, reloaded on start, and
+the session's committed evidence is replayed, so progress after the restart is what it
+was before. A register that is gone by then only costs the live view (a warning); the
+count itself goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from tagsweep.config import parse_config
+from tagsweep.daemon.livefeed import LiveFeed, attach_live_view
+from tagsweep.daemon.sessions import SessionError
+from tagsweep.daemon.supervisor import Gateway
+from tagsweep.simulators.scanner import ScannerSimulator
+from tests.liveview.harness import config_data
+from tests.liveview.walk import Scenario, make_scenario
+
+
+def _gateway(tmp_path: Path, short_dir: Path, scanner_url: str) -> tuple[Gateway, LiveFeed]:
+    data = config_data(
+        tmp_path,
+        short_dir,
+        scanners=[{"name": "scanner", "url": scanner_url, "asset_tag_pattern": r"^AST-\d+$"}],
+    )
+    gw = Gateway(parse_config(data))
+    return gw, attach_live_view(gw)
+
+
+def _scanned(sc: Scenario, n: int) -> list[str]:
+    """Asset tags of ``n`` registered assets in the world (what the operator scans)."""
+    return [a.asset_tag for a in sc.world.assets if a.asset_tag != sc.unregistered_tag][:n]
+
+
+async def _wait_seen(feed: LiveFeed, seen: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while True:
+        totals: dict[str, Any] = feed.progress()["totals"]
+        if totals["seen"] >= seen or time.monotonic() > deadline:
+            return totals
+        await asyncio.sleep(0.05)
+
+
+async def test_progress_after_restart_equals_progress_before(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    sc = make_scenario(tmp_path)
+    tags = _scanned(sc, 6)
+    async with ScannerSimulator(mode="tcp", script=[*tags[:4], sc.unregistered_tag]) as scanner:
+        gw, feed = _gateway(tmp_path, short_dir, scanner.url)
+        async with gw:
+            session = await gw.start_session(
+                operator="jdoe", scope=[sc.scope], expected=str(sc.register)
+            )
+            await scanner.finished()
+            before = await _wait_seen(feed, 4)
+            await gw.sync()
+            assert before["seen"] == 4
+            assert before["not_yet_seen"] == before["expected"] - 4
+            unexpected_before = {u["asset_tag"] for u in feed.progress()["unexpected"]}
+            assert sc.unregistered_tag in unexpected_before
+        # the daemon is gone; the session stays open in the store
+
+    async with ScannerSimulator(mode="tcp", script=tags[4:]) as scanner:
+        gw, feed = _gateway(tmp_path, short_dir, scanner.url)
+        with capture_logs() as logs:
+            async with gw:
+                assert gw.session is not None
+                assert gw.session.session_id == session.session_id
+                after = feed.progress()
+                assert after["session_id"] == session.session_id
+                assert after["totals"] == before
+                assert {u["asset_tag"] for u in after["unexpected"]} == unexpected_before
+                # and the count goes on from there
+                await scanner.finished()
+                resumed = await _wait_seen(feed, 6)
+                assert resumed["seen"] == 6
+                assert resumed["not_yet_seen"] == before["expected"] - 6
+                closed = await gw.stop_session()
+        restored = [e for e in logs if e["event"] == "live_count_restored"]
+        assert restored
+        assert restored[0]["seen"] == 4
+    assert closed.row_count == 7  # 6 registered assets and the unregistered one
+
+
+async def test_missing_register_on_restart_only_warns(tmp_path: Path, short_dir: Path) -> None:
+    sc = make_scenario(tmp_path)
+    register = tmp_path / "moved" / sc.register.name
+    register.parent.mkdir()
+    shutil.copy(sc.register, register)
+    tags = _scanned(sc, 4)
+    async with ScannerSimulator(mode="tcp", script=tags[:2]) as scanner:
+        gw, feed = _gateway(tmp_path, short_dir, scanner.url)
+        async with gw:
+            session = await gw.start_session(
+                operator="jdoe", scope=[sc.scope], expected=str(register)
+            )
+            await scanner.finished()
+            assert (await _wait_seen(feed, 2))["seen"] == 2
+            await gw.sync()
+
+    shutil.rmtree(register.parent)  # the register went away while the daemon was down
+    async with ScannerSimulator(mode="tcp", script=tags[2:]) as scanner:
+        gw, feed = _gateway(tmp_path, short_dir, scanner.url)
+        with capture_logs() as logs:
+            async with gw:
+                assert gw.session is not None
+                assert gw.session.session_id == session.session_id
+                with pytest.raises(SessionError, match="no open count session"):
+                    feed.progress()
+                await scanner.finished()
+                deadline = time.monotonic() + 15
+                while gw.status()["counters"]["scans"] < 2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                closed = await gw.stop_session()
+    warnings = [e for e in logs if e["event"] == "live_count_not_restored"]
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning"
+    assert warnings[0]["session"] == session.session_id
+    assert "no such register file" in warnings[0]["error"]
+    assert closed.row_count == 4  # counting went on without the live view
