@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from tagsweep.config import parse_config
 from tagsweep.daemon.livefeed import LiveFeed, attach_live_view
 from tagsweep.daemon.sessions import SessionError
 from tagsweep.daemon.supervisor import Gateway
+from tagsweep.domain import ReadBatch, empty_reads, now_us
+from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.scanner import ScannerSimulator
 from tests.liveview.harness import config_data
 from tests.liveview.walk import Scenario, make_scenario
@@ -129,3 +132,54 @@ async def test_missing_register_on_restart_only_warns(tmp_path: Path, short_dir:
     assert warnings[0]["session"] == session.session_id
     assert "no such register file" in warnings[0]["error"]
     assert closed.row_count == 4  # counting went on without the live view
+
+
+def _reads_of(epcs: list[str]) -> Callable[[], AsyncIterator[ReadBatch]]:
+    """A handheld that reads ``epcs`` a few times, now, then nothing more."""
+
+    async def source() -> AsyncIterator[ReadBatch]:
+        for _ in range(3):
+            batch = empty_reads(len(epcs))
+            batch["epc"] = [e.encode() for e in epcs]
+            batch["antenna"] = 1
+            batch["rssi"] = -50.0
+            batch["first_seen_us"] = now_us()
+            batch["last_seen_us"] = batch["first_seen_us"]
+            batch["seen_count"] = 1
+            yield batch
+            await asyncio.sleep(0.05)
+
+    return source
+
+
+def _rfid_gateway(tmp_path: Path, short_dir: Path, port: int) -> tuple[Gateway, LiveFeed]:
+    reader = {
+        "name": "handheld",
+        "url": f"llrp://127.0.0.1:{port}?antennas=1",
+        "role": "handheld",
+        "keepalive_s": 1.0,
+    }
+    gw = Gateway(parse_config(config_data(tmp_path, short_dir, readers=[reader])))
+    return gw, attach_live_view(gw)
+
+
+async def test_rfid_progress_after_restart_equals_progress_before(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    sc = make_scenario(tmp_path)
+    epcs = [a.epc for a in sc.world.assets if a.epc and a.asset_tag != sc.unregistered_tag][:5]
+    async with LlrpSimulator(port=0, tag_source=_reads_of([str(e) for e in epcs])) as reader:
+        gw, feed = _rfid_gateway(tmp_path, short_dir, reader.port)
+        async with gw:
+            await gw.start_session(operator="jdoe", scope=[sc.scope], expected=str(sc.register))
+            await _wait_seen(feed, 5)
+            await gw.sync()
+        before = feed.progress()["totals"]  # sightings closed at shutdown are in it
+        assert before["seen"] == 5
+
+    async with LlrpSimulator(port=0, tag_source=_reads_of([])) as reader:
+        gw, feed = _rfid_gateway(tmp_path, short_dir, reader.port)
+        async with gw:
+            assert feed.progress()["totals"] == before
+            closed = await gw.stop_session()
+    assert closed.row_count == 5
