@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from tagsweep.config.engine import LIFECYCLE
+
 Candidate = str | tuple[str, ...]
 
 
@@ -268,22 +270,7 @@ PRESETS: Final[dict[str, Preset]] = {
 }
 
 #: Status labels every source may use, on top of its preset's (case-insensitive).
-COMMON_STATUS_MAP: Final[dict[str, str]] = {
-    s: s
-    for s in (
-        "planned",
-        "in_stock",
-        "staged",
-        "in_use",
-        "in_repair",
-        "defective",
-        "in_transit",
-        "pending_disposal",
-        "retired",
-        "missing",
-        "stolen",
-    )
-} | {
+COMMON_STATUS_MAP: Final[dict[str, str]] = {s: s for s in LIFECYCLE} | {
     "in stock": "in_stock",
     "in use": "in_use",
     "in repair": "in_repair",

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -137,6 +138,13 @@ class _Serials:
 
 def _mac(rng: random.Random) -> str:
     return ":".join(f"{rng.randrange(256):02X}" for _ in range(6))
+
+
+#: Columns of an Intune "All devices" CSV export, in the portal's order.
+INTUNE_COLUMNS: Final = (
+    "Device name", "Serial number", "Manufacturer", "Model", "Primary user UPN",
+    "Last check-in", "Azure AD Device ID", "Wi-Fi MAC", "OS",
+)  # fmt: skip
 
 
 def write_hr_json(path: Path, people: Sequence[Person]) -> Path:
@@ -420,10 +428,7 @@ def generate(
     intune = out_dir / "intune.csv"
     with intune.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow([
-            "Device name", "Serial number", "Manufacturer", "Model", "Primary user UPN",
-            "Last check-in", "Azure AD Device ID", "Wi-Fi MAC", "OS",
-        ])  # fmt: skip
+        writer.writerow(INTUNE_COLUMNS)
         for a in assets:
             if not a.in_mdm:
                 continue

@@ -34,6 +34,7 @@ from typing import Final
 
 from tagsweep.simulators.exports import (
     FIRST_NAMES,
+    INTUNE_COLUMNS,
     LAPTOPS,
     LAST_NAMES,
     GeneratedExports,
@@ -397,10 +398,7 @@ def generate_for_world(
     intune = out_dir / "intune.csv"
     with intune.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow([
-            "Device name", "Serial number", "Manufacturer", "Model", "Primary user UPN",
-            "Last check-in", "Azure AD Device ID", "Wi-Fi MAC", "OS",
-        ])  # fmt: skip
+        writer.writerow(INTUNE_COLUMNS)
         for a in hq:
             if not a.in_mdm:
                 continue
