@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -141,6 +142,7 @@ class Outbox:
         self.metrics = metrics
         self.log = get_logger("mqtt.outbox")
         self._lock = asyncio.Lock()
+        self._db_lock = threading.Lock()
         self._wake = asyncio.Event()
         self._queued: list[_PendingEmit] = []
         #: Transactions that appended events (fewer than emits when commits group).
@@ -191,13 +193,19 @@ class Outbox:
         interrupted); waiting for it keeps the in-memory counters and the lock
         consistent with what was committed.
         """
-        future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        future = asyncio.ensure_future(asyncio.to_thread(self._serialized, fn, *args))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await future
             raise
+
+    def _serialized(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """One database call at a time on this connection, even when a task cancelled
+        twice stopped waiting for its call (and released the asyncio lock) early."""
+        with self._db_lock:
+            return fn(*args)
 
     # -- the sink -------------------------------------------------------------------------
     async def emit(self, events: Sequence[GatewayEvent]) -> None:
