@@ -67,21 +67,98 @@ def stages(ctx: RunContext) -> list[Stage]:
         "expected, found, expected_location, found_location, source, session_id, value, "
         "category, detail, evidence"
     )
-    candidates = f"""
+    has_mdm = any(src.role == "mdm" for src in ctx.sources)
+    no_mdm = "SELECT CAST(NULL AS VARCHAR) AS asset_key"
+    mdm_active = (
+        f"""
+    SELECT asset_key, max(last_seen) AS last_seen,
+        arg_max(source, (last_seen, source)) AS source
+    FROM record_links
+    WHERE asset_key IS NOT NULL AND role = 'mdm'
+      AND last_seen >= TIMESTAMPTZ '{active_since} 00:00:00+00'
+    GROUP BY asset_key"""
+        if has_mdm
+        else no_mdm + ", CAST(NULL AS TIMESTAMPTZ) AS last_seen, CAST(NULL AS VARCHAR) AS source "
+        "WHERE false"
+    )
+    mdm_user = (
+        """
+    SELECT asset_key, arg_min(custodian, (source, line)) AS custodian,
+        arg_min(custodian_key, (source, line)) AS custodian_key,
+        arg_min(source, (source, line)) AS source
+    FROM record_links
+    WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL
+    GROUP BY asset_key"""
+        if has_mdm
+        else no_mdm + ", CAST(NULL AS VARCHAR) AS custodian, "
+        "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS source WHERE false"
+    )
+    asset_sources = [src for src in ctx.sources if src.role != "hr"]
+    # sources can only disagree when there are several; only records of a non-register
+    # source can lack a register asset (the SQL skips what cannot happen)
+    several_sources = "contains(r.sources, ',')" if len(asset_sources) > 1 else "false"
+    unlinked_possible = (
+        "asset_key IS NULL"
+        if any(src.role not in s.register_roles for src in asset_sources)
+        else "false"
+    )
+    # the register-centred variance types, over one row of ``joined`` below
+    checks = {
+        "is_retired": "ret_present AND (found OR ma_present)",
+        "is_missing": "expected_here AND NOT matched",
+        "is_custodian": "custodian_key IS NOT NULL AND ("
+        "(found_custodian_key IS NOT NULL AND found_custodian_key <> custodian_key) "
+        "OR (mu_custodian_key IS NOT NULL AND mu_custodian_key <> custodian_key) "
+        "OR custodian_leaver)",
+        "is_location": "found AND location IS NOT NULL AND found_location IS NOT NULL "
+        "AND NOT loc_within(location, found_location)",
+        "is_status": "found AND ((found_condition_key IS NOT NULL AND condition_key IS NOT NULL "
+        f"AND found_condition_key <> condition_key) OR status IN {found_bad})",
+        "is_stale": f"NOT expected_here AND coalesce(status, '') NOT IN {not_stale} "
+        "AND NOT matched AND (last_seen IS NULL "
+        f"OR last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00')",
+    }
+    any_check = " OR ".join(f"({c})" for c in checks.values())
+    flags = ", ".join(f"coalesce({c}, false) AS {name}" for name, c in checks.items())
+    expected_here = f"(r.status IN {expected} AND {in_scope})"
+    asset_checks = f"""
 WITH ret AS (
     SELECT asset_key,
         string_agg(DISTINCT coalesce(status_label, status), ', '
                    ORDER BY coalesce(status_label, status)) AS labels,
         string_agg(DISTINCT source, ',' ORDER BY source) AS sources
     FROM record_links WHERE asset_key IS NOT NULL AND status IN {retired} GROUP BY asset_key
-), mdm_active AS (
-    SELECT asset_key, max(last_seen) AS last_seen,
-        arg_max(source, (last_seen, source)) AS source
-    FROM record_links
-    WHERE asset_key IS NOT NULL AND role = 'mdm'
-      AND last_seen >= TIMESTAMPTZ '{active_since} 00:00:00+00'
-    GROUP BY asset_key
-), regrec AS (
+), mdm_active AS ({mdm_active}
+), mdm_user AS ({mdm_user}
+), unconfirmed AS (
+    -- the few assets matched only for review (identity conflict, probable match)
+    SELECT DISTINCT asset_key FROM matches WHERE match_status <> 'confirmed'
+), joined AS (
+    SELECT r.*, f.asset_key IS NOT NULL AS found, f.epc, f.found_location, f.session_id,
+        f.observed_serial, f.found_custodian, f.found_custodian_key, f.found_condition,
+        f.found_condition_key, f.methods,
+        {expected_here} AS expected_here,
+        f.asset_key IS NOT NULL OR u.asset_key IS NOT NULL AS matched,
+        ret.asset_key IS NOT NULL AS ret_present,
+        ret.labels AS ret_labels, ret.sources AS ret_sources,
+        ma.asset_key IS NOT NULL AS ma_present, ma.source AS ma_source,
+        ma.last_seen AS ma_last_seen,
+        mu.custodian AS mu_custodian, mu.custodian_key AS mu_custodian_key,
+        mu.source AS mu_source
+    FROM register r
+    LEFT JOIN found_assets f ON f.asset_key = r.asset_key
+    LEFT JOIN unconfirmed u ON u.asset_key = r.asset_key
+    LEFT JOIN ret ON ret.asset_key = r.asset_key
+    LEFT JOIN mdm_active ma ON ma.asset_key = r.asset_key
+    LEFT JOIN mdm_user mu ON mu.asset_key = r.asset_key AND r.custodian_source <> mu.source
+), flagged AS (
+    -- the conditions filter a million rows; the flags are computed for the few left
+    SELECT * FROM joined WHERE {any_check}
+)
+SELECT *, {flags} FROM flagged
+"""
+    candidates = f"""
+WITH regrec AS NOT MATERIALIZED (
     -- narrow: the duplicate checks read it four times
     SELECT source, asset_key, asset_tag, serial, manufacturer_key, status, line,
         CASE WHEN serial IS NOT NULL AND coalesce(status, '') NOT IN {retired}
@@ -134,7 +211,7 @@ WITH ret AS (
         l.serial, l.manufacturer, l.model, l.location, coalesce(l.status_label, l.status)
             AS status
     FROM record_links l JOIN register r ON r.asset_key = l.asset_key
-    WHERE contains(r.sources, ',')
+    WHERE {several_sources}
 ), conflict_rows AS (
     {
         " UNION ALL ".join(
@@ -148,36 +225,26 @@ WITH ret AS (
         string_agg(source || ': ' || value, '; ' ORDER BY source, value) AS found,
         string_agg(DISTINCT source, ',' ORDER BY source) AS sources
     FROM conflict_rows GROUP BY asset_key, field
-), mdm_user AS (
-    SELECT asset_key, arg_min(custodian, (source, line)) AS custodian,
-        arg_min(custodian_key, (source, line)) AS custodian_key,
-        arg_min(source, (source, line)) AS source
-    FROM record_links
-    WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL
-    GROUP BY asset_key
 ), unlinked AS (
     SELECT *, coalesce(asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial,
                        'HW:' || coalesce(hardware_uuid, mac)) AS key
-    FROM record_links WHERE asset_key IS NULL
+    FROM record_links WHERE {unlinked_possible}
 )
-SELECT 'retired_but_active', r.asset_key, '', r.asset_tag, r.serial, f.epc, r.manufacturer,
-    r.model, 'Status: ' || ret.labels,
-    CASE WHEN f.asset_key IS NOT NULL THEN 'Found: ' || f.found_location
-         ELSE 'Active in ' || ma.source || ': last seen ' || strftime(ma.last_seen, '%Y-%m-%d')
+SELECT 'retired_but_active', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.manufacturer,
+    a.model, 'Status: ' || a.ret_labels,
+    CASE WHEN a.found THEN 'Found: ' || a.found_location
+         ELSE 'Active in ' || a.ma_source || ': last seen ' || strftime(a.ma_last_seen, '%Y-%m-%d')
     END,
-    r.location, f.found_location, ret.sources, f.session_id, r.value, r.category,
-    'Marked ' || ret.labels || ' in ' || ret.sources || ' but '
-        || CASE WHEN f.asset_key IS NOT NULL THEN 'found in the count'
+    a.location, a.found_location, a.ret_sources, a.session_id, a.value, a.category,
+    'Marked ' || a.ret_labels || ' in ' || a.ret_sources || ' but '
+        || CASE WHEN a.found THEN 'found in the count'
                 ELSE 'active in discovery' END
         || ': check disposal records and the device before changing either side.',
-    to_json({{'retired_in': ret.sources, 'retired_status': ret.labels,
-              'found_session': f.session_id, 'found_location': f.found_location,
-              'discovery_source': ma.source,
-              'discovery_last_seen': strftime(ma.last_seen, '%Y-%m-%dT%H:%M:%SZ')}})
-FROM register r JOIN ret ON ret.asset_key = r.asset_key
-LEFT JOIN found_assets f ON f.asset_key = r.asset_key
-LEFT JOIN mdm_active ma ON ma.asset_key = r.asset_key
-WHERE f.asset_key IS NOT NULL OR ma.asset_key IS NOT NULL
+    to_json({{'retired_in': a.ret_sources, 'retired_status': a.ret_labels,
+              'found_session': a.session_id, 'found_location': a.found_location,
+              'discovery_source': a.ma_source,
+              'discovery_last_seen': strftime(a.ma_last_seen, '%Y-%m-%dT%H:%M:%SZ')}})
+FROM asset_checks a WHERE a.is_retired
 
 UNION ALL
 SELECT 'duplicate_record', d.first_key, d.source || '|' || d.dkey, r.asset_tag,
@@ -190,31 +257,31 @@ SELECT 'duplicate_record', d.first_key, d.source || '|' || d.dkey, r.asset_tag,
 FROM dup d JOIN register r ON r.asset_key = d.first_key
 
 UNION ALL
-SELECT 'missing', r.asset_key, '', r.asset_tag, r.serial, NULL, r.manufacturer, r.model,
-    concat_ws(' / ', 'Status: ' || r.status_label, 'Loc: ' || r.location), 'Not Found',
-    r.location, NULL, r.location_source, NULL, r.value, r.category,
-    'In the register as ' || coalesce(r.status, 'unknown') || ' at '
-        || coalesce(r.location, 'no location')
+SELECT 'missing', a.asset_key, '', a.asset_tag, a.serial, NULL, a.manufacturer, a.model,
+    concat_ws(' / ', 'Status: ' || a.status_label, 'Loc: ' || a.location), 'Not Found',
+    a.location, NULL, a.location_source, NULL, a.value, a.category,
+    'In the register as ' || coalesce(a.status, 'unknown') || ' at '
+        || coalesce(a.location, 'no location')
         || ' but not found in the count: check tickets, loans, repairs and offboarding.',
-    to_json({{'status': r.status, 'status_label': r.status_label,
-              'status_source': r.status_source, 'location_source': r.location_source,
-              'last_seen': strftime(r.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
-              'last_seen_source': r.last_seen_source}})
-FROM register r JOIN register_scoped rs ON rs.asset_key = r.asset_key
-WHERE rs.expected_here AND NOT rs.matched
+    to_json({{'status': a.status, 'status_label': a.status_label,
+              'status_source': a.status_source, 'location_source': a.location_source,
+              'last_seen': strftime(a.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
+              'last_seen_source': a.last_seen_source}})
+FROM asset_checks a WHERE a.is_missing
 
 UNION ALL
-SELECT 'unrecorded', o.obs_key, '', o.asset_tag, o.serial, o.epc, NULL, NULL,
-    'No Record Found',
-    concat_ws(' / ', coalesce('Serial: ' || o.serial, 'Tag: ' || o.asset_tag, 'EPC: ' || o.epc),
-              'Loc: ' || o.location),
-    NULL, o.location, NULL, o.session_id, NULL, NULL,
-    'Found in the count at ' || o.location
+SELECT 'unrecorded', m.obs_key, '', m.observed_asset_tag, m.observed_serial, m.epc, NULL,
+    NULL, 'No Record Found',
+    concat_ws(' / ', coalesce('Serial: ' || m.observed_serial,
+                              'Tag: ' || m.observed_asset_tag, 'EPC: ' || m.epc),
+              'Loc: ' || m.found_location),
+    NULL, m.found_location, NULL, m.session_id, NULL, NULL,
+    'Found in the count at ' || m.found_location
         || ' but no register record matches: register it and label it.',
-    to_json({{'sessions': o.session_id, 'methods': o.methods,
-              'observations': o.observation_count, 'custodian': o.custodian,
-              'condition': o.condition}})
-FROM observed_items o ANTI JOIN matches m ON m.obs_key = o.obs_key
+    to_json({{'sessions': m.session_id, 'methods': m.methods,
+              'observations': m.observation_count, 'custodian': m.found_custodian,
+              'condition': m.found_condition}})
+FROM matches m WHERE m.asset_key IS NULL
 
 UNION ALL
 SELECT 'identity_conflict', r.asset_key, m.obs_key, r.asset_tag, r.serial, m.epc,
@@ -246,80 +313,69 @@ FROM matches m JOIN register r ON r.asset_key = m.asset_key
 WHERE m.match_status = 'probable'
 
 UNION ALL
-SELECT 'custodian_mismatch', r.asset_key, '', r.asset_tag, r.serial, f.epc, r.manufacturer,
-    r.model,
-    concat_ws(' / ', 'Serial: ' || r.serial, 'User: ' || r.custodian),
+SELECT 'custodian_mismatch', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.manufacturer,
+    a.model,
+    concat_ws(' / ', 'Serial: ' || a.serial, 'User: ' || a.custodian),
     CASE
-        WHEN f.found_custodian_key IS NOT NULL AND f.found_custodian_key <> r.custodian_key
-        THEN concat_ws(' / ', 'Serial: ' || f.observed_serial, 'User: ' || f.found_custodian)
-        WHEN mu.custodian_key IS NOT NULL AND mu.custodian_key <> r.custodian_key
-        THEN 'User: ' || mu.custodian || ' (' || mu.source || ')'
-        ELSE 'User: ' || r.custodian || ' has left (HR)'
+        WHEN a.found_custodian_key IS NOT NULL AND a.found_custodian_key <> a.custodian_key
+        THEN concat_ws(' / ', 'Serial: ' || a.observed_serial, 'User: ' || a.found_custodian)
+        WHEN a.mu_custodian_key IS NOT NULL AND a.mu_custodian_key <> a.custodian_key
+        THEN 'User: ' || a.mu_custodian || ' (' || a.mu_source || ')'
+        ELSE 'User: ' || a.custodian || ' has left (HR)'
     END,
-    r.location, f.found_location, r.custodian_source, f.session_id, r.value, r.category,
+    a.location, a.found_location, a.custodian_source, a.session_id, a.value, a.category,
     CASE
-        WHEN f.found_custodian_key IS NOT NULL AND f.found_custodian_key <> r.custodian_key
-        THEN 'The count found the device with ' || f.found_custodian || ', the register '
-             || 'assigns it to ' || r.custodian || ': confirm the handoff with both.'
-        WHEN mu.custodian_key IS NOT NULL AND mu.custodian_key <> r.custodian_key
-        THEN mu.source || ' says ' || mu.custodian || ' uses the device, the register '
-             || 'assigns it to ' || r.custodian || ': confirm who holds it.'
-        ELSE 'Assigned to ' || r.custodian || ', who has left: recover the device '
+        WHEN a.found_custodian_key IS NOT NULL AND a.found_custodian_key <> a.custodian_key
+        THEN 'The count found the device with ' || a.found_custodian || ', the register '
+             || 'assigns it to ' || a.custodian || ': confirm the handoff with both.'
+        WHEN a.mu_custodian_key IS NOT NULL AND a.mu_custodian_key <> a.custodian_key
+        THEN a.mu_source || ' says ' || a.mu_custodian || ' uses the device, the register '
+             || 'assigns it to ' || a.custodian || ': confirm who holds it.'
+        ELSE 'Assigned to ' || a.custodian || ', who has left: recover the device '
              || 'or reassign it.'
     END,
-    to_json({{'register_custodian': r.custodian, 'custodian_source': r.custodian_source,
-              'found_custodian': f.found_custodian, 'found_session': f.session_id,
-              'discovery_custodian': mu.custodian, 'discovery_source': mu.source,
-              'leaver': r.custodian_leaver}})
-FROM register r
-LEFT JOIN found_assets f ON f.asset_key = r.asset_key
-LEFT JOIN mdm_user mu ON mu.asset_key = r.asset_key AND r.custodian_source <> mu.source
-WHERE r.custodian_key IS NOT NULL AND (
-    (f.found_custodian_key IS NOT NULL AND f.found_custodian_key <> r.custodian_key)
-    OR (mu.custodian_key IS NOT NULL AND mu.custodian_key <> r.custodian_key)
-    OR r.custodian_leaver)
+    to_json({{'register_custodian': a.custodian, 'custodian_source': a.custodian_source,
+              'found_custodian': a.found_custodian, 'found_session': a.session_id,
+              'discovery_custodian': a.mu_custodian, 'discovery_source': a.mu_source,
+              'leaver': a.custodian_leaver}})
+FROM asset_checks a WHERE a.is_custodian
 
 UNION ALL
-SELECT 'location_mismatch', r.asset_key, '', r.asset_tag, r.serial, f.epc, r.manufacturer,
-    r.model,
-    concat_ws(' / ', 'Serial: ' || r.serial, 'Loc: ' || r.location),
-    concat_ws(' / ', 'Serial: ' || f.observed_serial, 'Loc: ' || f.found_location),
-    r.location, f.found_location, r.location_source, f.session_id, r.value, r.category,
-    'Recorded at ' || r.location || ', found at ' || f.found_location
+SELECT 'location_mismatch', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.manufacturer,
+    a.model,
+    concat_ws(' / ', 'Serial: ' || a.serial, 'Loc: ' || a.location),
+    concat_ws(' / ', 'Serial: ' || a.observed_serial, 'Loc: ' || a.found_location),
+    a.location, a.found_location, a.location_source, a.session_id, a.value, a.category,
+    'Recorded at ' || a.location || ', found at ' || a.found_location
         || ': update the record or return the device.',
-    to_json({{'location_source': r.location_source, 'found_session': f.session_id,
-              'found_methods': f.methods}})
-FROM register r JOIN found_assets f ON f.asset_key = r.asset_key
-WHERE r.location IS NOT NULL AND f.found_location IS NOT NULL
-  AND NOT loc_within(r.location, f.found_location)
+    to_json({{'location_source': a.location_source, 'found_session': a.session_id,
+              'found_methods': a.methods}})
+FROM asset_checks a WHERE a.is_location
 
 UNION ALL
-SELECT 'status_condition_mismatch', r.asset_key, '', r.asset_tag, r.serial, f.epc,
-    r.manufacturer, r.model,
-    CASE WHEN f.found_condition_key IS NOT NULL AND r.condition_key IS NOT NULL
-              AND f.found_condition_key <> r.condition_key
-         THEN 'Status: ' || r.condition ELSE 'Status: ' || r.status_label END,
-    CASE WHEN f.found_condition_key IS NOT NULL AND r.condition_key IS NOT NULL
-              AND f.found_condition_key <> r.condition_key
-         THEN 'Status: ' || f.found_condition ELSE 'Status: Found at ' || f.found_location END,
-    r.location, f.found_location,
-    CASE WHEN f.found_condition_key IS NOT NULL AND r.condition_key IS NOT NULL
-              AND f.found_condition_key <> r.condition_key
-         THEN r.condition_source ELSE r.status_source END,
-    f.session_id, r.value, r.category,
-    CASE WHEN f.found_condition_key IS NOT NULL AND r.condition_key IS NOT NULL
-              AND f.found_condition_key <> r.condition_key
-         THEN 'Recorded as ' || r.condition || ', found ' || f.found_condition
+SELECT 'status_condition_mismatch', a.asset_key, '', a.asset_tag, a.serial, a.epc,
+    a.manufacturer, a.model,
+    CASE WHEN a.found_condition_key IS NOT NULL AND a.condition_key IS NOT NULL
+              AND a.found_condition_key <> a.condition_key
+         THEN 'Status: ' || a.condition ELSE 'Status: ' || a.status_label END,
+    CASE WHEN a.found_condition_key IS NOT NULL AND a.condition_key IS NOT NULL
+              AND a.found_condition_key <> a.condition_key
+         THEN 'Status: ' || a.found_condition ELSE 'Status: Found at ' || a.found_location END,
+    a.location, a.found_location,
+    CASE WHEN a.found_condition_key IS NOT NULL AND a.condition_key IS NOT NULL
+              AND a.found_condition_key <> a.condition_key
+         THEN a.condition_source ELSE a.status_source END,
+    a.session_id, a.value, a.category,
+    CASE WHEN a.found_condition_key IS NOT NULL AND a.condition_key IS NOT NULL
+              AND a.found_condition_key <> a.condition_key
+         THEN 'Recorded as ' || a.condition || ', found ' || a.found_condition
               || ': update the condition and open a repair if needed.'
-         ELSE 'Recorded as ' || r.status_label || ' (' || r.status || ') but found at '
-              || f.found_location || ': correct the status.' END,
-    to_json({{'register_condition': r.condition, 'found_condition': f.found_condition,
-              'register_status': r.status, 'status_label': r.status_label,
-              'found_session': f.session_id}})
-FROM register r JOIN found_assets f ON f.asset_key = r.asset_key
-WHERE (f.found_condition_key IS NOT NULL AND r.condition_key IS NOT NULL
-       AND f.found_condition_key <> r.condition_key)
-   OR r.status IN {found_bad}
+         ELSE 'Recorded as ' || a.status_label || ' (' || a.status || ') but found at '
+              || a.found_location || ': correct the status.' END,
+    to_json({{'register_condition': a.condition, 'found_condition': a.found_condition,
+              'register_status': a.status, 'status_label': a.status_label,
+              'found_session': a.session_id}})
+FROM asset_checks a WHERE a.is_status
 
 UNION ALL
 SELECT 'source_conflict', r.asset_key, g.field, r.asset_tag, r.serial, NULL, r.manufacturer,
@@ -349,20 +405,17 @@ SELECT 'source_conflict', u.key, 'presence:' || u.source, u.asset_tag, u.serial,
 FROM unlinked u
 
 UNION ALL
-SELECT 'stale_record', r.asset_key, '', r.asset_tag, r.serial, NULL, r.manufacturer, r.model,
+SELECT 'stale_record', a.asset_key, '', a.asset_tag, a.serial, NULL, a.manufacturer, a.model,
     'Last seen within {s.stale_after_days} days',
-    coalesce('Last seen ' || strftime(r.last_seen, '%Y-%m-%d') || ' (' || r.last_seen_source
+    coalesce('Last seen ' || strftime(a.last_seen, '%Y-%m-%d') || ' (' || a.last_seen_source
              || ')', 'No last-seen in any source'),
-    r.location, NULL, r.sources, NULL, r.value, r.category,
+    a.location, NULL, a.sources, NULL, a.value, a.category,
     'No source has seen this asset recently and this count did not cover it: '
         || 'verify it exists before trusting the record.',
-    to_json({{'last_seen': strftime(r.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
-              'last_seen_source': r.last_seen_source, 'sources': r.sources,
-              'status': r.status}})
-FROM register r JOIN register_scoped rs ON rs.asset_key = r.asset_key
-WHERE NOT rs.expected_here AND coalesce(r.status, '') NOT IN {not_stale}
-  AND NOT rs.matched
-  AND (r.last_seen IS NULL OR r.last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00')
+    to_json({{'last_seen': strftime(a.last_seen, '%Y-%m-%dT%H:%M:%SZ'),
+              'last_seen_source': a.last_seen_source, 'sources': a.sources,
+              'status': a.status}})
+FROM asset_checks a WHERE a.is_stale
 """
     type_order = " ".join(f"WHEN {lit(t.value)} THEN {i}" for i, t in enumerate(VarianceType))
     prio = " ".join(f"WHEN {lit(t)} THEN {lit(p)}" for t, p in s.priorities.items())
@@ -379,18 +432,20 @@ WHERE NOT rs.expected_here AND coalesce(r.status, '') NOT IN {not_stale}
             "register_scoped",
             "classify",
             f"""
-SELECT r.asset_key, (r.status IN {expected} AND {in_scope}) AS expected_here,
+SELECT r.asset_key, {expected_here} AS expected_here,
     m.asset_key IS NOT NULL AS matched
 FROM register r
-LEFT JOIN (SELECT DISTINCT asset_key FROM matches) m ON m.asset_key = r.asset_key
+LEFT JOIN (SELECT DISTINCT asset_key FROM matches WHERE asset_key IS NOT NULL) m
+    ON m.asset_key = r.asset_key
 """,
             "register assets with whether this count should have found them",
+            False,  # the report counts it once; asset_checks computes the same inline
         ),
         Stage(
             "found_assets",
             "classify",
             """
-WITH c AS (
+WITH c AS NOT MATERIALIZED (
     SELECT * FROM matches WHERE match_status = 'confirmed'
 ), k AS (
     SELECT asset_key, count(*) AS n FROM c GROUP BY asset_key
@@ -419,6 +474,14 @@ SELECT asset_key,
 FROM multi GROUP BY asset_key
 """,
             "register assets the count confirmed, with what it found",
+            False,  # read once, by asset_checks
+        ),
+        Stage(
+            "asset_checks",
+            "classify",
+            asset_checks,
+            "register assets with a variance of their own: one pass over the register "
+            "with what the count and discovery found, and a flag per variance type",
         ),
         Stage(
             "variance_candidates",

@@ -104,6 +104,9 @@ WITH loc_d AS (
 ), d AS (
     SELECT c3.*, upper(EPC_TAG) AS epc_tag FROM c3 EPC_JOIN
 )
+SELECT *, CASE WHEN bad_reason IS NULL
+                 THEN coalesce(asset_tag, 'SN:' || serial, 'EPC:' || epc) END AS obs_key
+FROM (
 SELECT d.file, d.line, coalesce(blank(d.session_id), d.file) AS session_id,
     blank(d.site) AS site, lower(blank(d.method)) AS method,
     lo.v AS location,
@@ -132,16 +135,16 @@ FROM d
 LEFT JOIN placeholder_serials ps ON ps.serial = d.serial0
 LEFT JOIN loc_d lo ON lo.raw = d.location
 LEFT JOIN cust_d cu ON cu.raw = d.custodian
+)
 """
 
 #: Most counted items are seen once; only the few seen several times need the costly
-#: "latest non-null value" aggregation, so the two are handled apart.
+#: "latest non-null value" aggregation, so the two are handled apart. A view: matches
+#: reads it once, so storing it would only copy every counted item.
 OBSERVED_ITEMS = """
-WITH o AS (
-    SELECT *, coalesce(asset_tag, 'SN:' || serial, 'EPC:' || epc) AS obs_key
-    FROM observations_all WHERE bad_reason IS NULL
-), k AS (
-    SELECT obs_key, count(*) AS n FROM o GROUP BY obs_key
+WITH k AS (
+    SELECT obs_key, count(*) AS n FROM observations_all
+    WHERE obs_key IS NOT NULL GROUP BY obs_key
 ), repeated AS (
     -- the few items seen more than once: joins against this set are cheap
     SELECT obs_key FROM k WHERE n > 1
@@ -149,10 +152,11 @@ WITH o AS (
     SELECT o.obs_key, o.asset_tag, o.serial, o.epc, o.location, o.custodian, o.custodian_key,
         o.condition, o.condition_key, o.session_id, o.method AS methods, o.last_seen,
         o.read_count, CAST(1 AS BIGINT) AS observation_count
-    FROM o ANTI JOIN repeated s ON s.obs_key = o.obs_key
+    FROM observations_all o ANTI JOIN repeated s ON s.obs_key = o.obs_key
+    WHERE o.obs_key IS NOT NULL
 ), multi AS (
     SELECT *, (coalesce(last_seen, TIMESTAMPTZ '1970-01-01 00:00:00+00'), file, line) AS ord
-    FROM o SEMI JOIN repeated s ON s.obs_key = o.obs_key
+    FROM observations_all o SEMI JOIN repeated s ON s.obs_key = o.obs_key
 )
 SELECT * FROM single
 UNION ALL
@@ -173,27 +177,33 @@ SELECT obs_key,
 FROM multi GROUP BY obs_key
 """
 
+#: One row per counted item: the register asset it is (``asset_key`` NULL: none, an
+#: unrecorded item), the tier that matched and the verdict.
 MATCHES = """
-WITH reg AS (
+WITH reg AS NOT MATERIALIZED (
     SELECT asset_key, asset_tag, serial FROM register
 ), tags AS (
-    SELECT asset_tag, min(asset_key) AS asset_key FROM reg WHERE asset_tag IS NOT NULL
-    GROUP BY asset_tag
+    SELECT asset_tag, min(asset_key) AS asset_key, arg_min(serial, asset_key) AS reg_serial
+    FROM reg WHERE asset_tag IS NOT NULL GROUP BY asset_tag
+), counted_serials AS (
+    SELECT DISTINCT serial FROM observations_all WHERE obs_key IS NOT NULL AND serial IS NOT NULL
 ), sn AS (
     -- only serials some counted item carries (an RFID count carries none)
-    SELECT serial, min(asset_key) AS asset_key FROM reg
-    WHERE serial IN (SELECT serial FROM observed_items WHERE serial IS NOT NULL)
+    SELECT serial, min(asset_key) AS asset_key, arg_min(asset_tag, asset_key) AS reg_tag
+    FROM reg SEMI JOIN counted_serials c ON c.serial = reg.serial
     GROUP BY serial
 ), m0 AS (
     SELECT o.*, coalesce(t.asset_key, s.asset_key) AS ak,
         CASE WHEN t.asset_key IS NOT NULL THEN 'asset_tag'
-             WHEN s.asset_key IS NOT NULL THEN 'serial' END AS tier0
+             WHEN s.asset_key IS NOT NULL THEN 'serial' END AS tier0,
+        t.reg_serial, s.reg_tag
     FROM observed_items o
     LEFT JOIN tags t ON t.asset_tag = o.asset_tag
     LEFT JOIN sn s ON t.asset_key IS NULL AND s.serial = o.serial
 ), need AS (
-    -- look-alike folding only for the serials no exact key matched (a handful)
-    SELECT DISTINCT lookalike(serial) AS f FROM m0 WHERE ak IS NULL AND serial IS NOT NULL
+    -- look-alike folding only for counted serials the register lacks exactly (a handful)
+    SELECT DISTINCT lookalike(c.serial) AS f FROM counted_serials c
+    ANTI JOIN (SELECT serial FROM sn) x ON x.serial = c.serial
 ), fold AS (
     SELECT lookalike(r.serial) AS serial_fold, min(r.asset_key) AS asset_key
     FROM reg r SEMI JOIN need n ON n.f = lookalike(r.serial)
@@ -206,18 +216,19 @@ WITH reg AS (
 )
 SELECT m.asset_key, m.obs_key, m.tier,
     CASE
+        WHEN m.asset_key IS NULL THEN NULL
         WHEN m.tier = 'lookalike_serial' THEN 'probable'
-        WHEN m.tier = 'asset_tag' AND m.serial IS NOT NULL AND r.serial IS NOT NULL
-             AND lookalike(m.serial) <> lookalike(r.serial) THEN 'identity_conflict'
-        WHEN m.tier = 'serial' AND m.asset_tag IS NOT NULL AND r.asset_tag IS NOT NULL
-             AND m.asset_tag <> r.asset_tag THEN 'identity_conflict'
+        WHEN m.tier = 'asset_tag' AND m.serial IS NOT NULL AND m.reg_serial IS NOT NULL
+             AND lookalike(m.serial) <> lookalike(m.reg_serial) THEN 'identity_conflict'
+        WHEN m.tier = 'serial' AND m.asset_tag IS NOT NULL AND m.reg_tag IS NOT NULL
+             AND m.asset_tag <> m.reg_tag THEN 'identity_conflict'
         ELSE 'confirmed'
     END AS match_status,
     m.session_id, m.asset_tag AS observed_asset_tag, m.serial AS observed_serial, m.epc,
     m.location AS found_location, m.custodian AS found_custodian,
     m.custodian_key AS found_custodian_key, m.condition AS found_condition,
-    m.condition_key AS found_condition_key, m.last_seen, m.methods
-FROM m JOIN reg r ON r.asset_key = m.asset_key
+    m.condition_key AS found_condition_key, m.last_seen, m.methods, m.observation_count
+FROM m
 """
 
 
@@ -242,11 +253,13 @@ def stages(ctx: RunContext) -> list[Stage]:
             "match",
             OBSERVED_ITEMS,
             "one row per counted item (an asset seen several times is counted once)",
+            False,
         ),
         Stage(
             "matches",
             "match",
             MATCHES,
-            "register asset ↔ counted item, with the tier that matched and a verdict",
+            "counted item → register asset (none: unrecorded), with the tier that matched "
+            "and a verdict",
         ),
     ]

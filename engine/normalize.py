@@ -309,6 +309,11 @@ def _empty(columns: tuple[str, ...], head: str) -> str:
     return f"SELECT {head}, {nulls} WHERE false"
 
 
+#: The normalize stages the count side (match's observations) reads: the HR people,
+#: to resolve custodians written on count sheets.
+COUNT_SIDE_NEEDS = ("people", "person_keys")
+
+
 def stages(ctx: RunContext) -> list[Stage]:
     """The normalize stages, in order."""
     settings = ctx.settings
@@ -439,6 +444,8 @@ WHERE l.line > r.first_line
             "normalize",
             _register_sql(settings, [(s.name, s.role) for s in asset_sources]),
             "one row per asset, each field from its source of truth, with provenance",
+            # one source: a projection of its records, cheaper to recompute than to copy
+            len(asset_sources) > 1,
         )
     )
     return out

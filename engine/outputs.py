@@ -17,9 +17,14 @@ values, since no spreadsheet evaluates them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tagsweep.config.engine import REGISTER_FIELDS
@@ -99,26 +104,74 @@ def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
                 writer.write_batch(batch, row_group_size=PARQUET_ROW_GROUP_ROWS)
 
 
-def variance_select(escape: bool) -> str:
-    parts = []
+#: The variance log's total order (``variance_id`` alone is unique).
+VARIANCE_ORDER = ("priority", "type_order", "asset_key", "variance_id")
+
+
+def variance_select() -> str:
+    """The variance log, unsorted, as three renderings of each row: the raw columns
+    (Parquet), the formula-escaped text columns (CSV, prefixed ``csv_``) and the row as
+    one JSON object plus newline (JSONL, ``jsonl``), with the sort keys."""
+    raw, esc, members = [], [], []
     for name, kind in VARIANCE_LOG_COLUMNS.items():
-        expr = escape_formula_sql(name) if escape and kind == "string" else ident(name)
-        parts.append(f"CAST({expr} AS {_SQL_TYPES[kind]}) AS {ident(name)}")
-    return (
-        "SELECT " + ", ".join(parts) + " FROM variances "
-        "ORDER BY priority, type_order, asset_key, variance_id"
-    )
+        cast = f"CAST({ident(name)} AS {_SQL_TYPES[kind]})"
+        raw.append(f"{cast} AS {ident(name)}")
+        if kind == "string":
+            esc.append(f"{escape_formula_sql(name)} AS {ident('csv_' + name)}")
+        members.append(f"{lit(name)}: {cast}")
+    json_row = "CAST(to_json({" + ", ".join(members) + "}) AS VARCHAR) || chr(10) AS jsonl"
+    return f"SELECT {', '.join(raw)}, {', '.join(esc)}, {json_row}, type_order FROM variances"
+
+
+def sorted_table(con: duckdb.DuckDBPyConnection, sql: str, keys: Sequence[str]) -> pa.Table:
+    """The result of ``sql`` in the order of ``keys`` (a total order).
+
+    DuckDB computes the rows in parallel; Arrow sorts only the keys and gathers the
+    rows once, instead of the sort carrying every wide text column along."""
+    table = con.sql(sql).to_arrow_table()
+    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+    return table.take(order)
+
+
+def write_text_column(column: pa.ChunkedArray, path: Path) -> None:
+    """Write the values of a text column back to back (each carries its own newline):
+    the Arrow value buffers go to the file as they are."""
+    with path.open("wb") as fh:
+        for chunk in column.cast(pa.large_string()).chunks:
+            if not len(chunk):
+                continue
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
+            start = int(offsets[chunk.offset])
+            end = int(offsets[chunk.offset + len(chunk)])
+            data = chunk.buffers()[2]
+            if data is not None:
+                fh.write(memoryview(data)[start:end])
+
+
+def write_csv(table: pa.Table, path: Path) -> None:
+    """A CSV file: a header, then every row; text quoted, NULL as an empty field."""
+    pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=True, batch_size=1 << 16))
 
 
 def write_variance_log(con: duckdb.DuckDBPyConnection, out: Path) -> None:
-    raw = variance_select(escape=False)
-    esc = variance_select(escape=True)
-    write_parquet(con, raw, out / "variances.parquet")
-    con.execute(f"COPY ({raw}) TO {lit(str(out / 'variances.jsonl'))} (FORMAT JSON)")
-    con.execute(
-        f"COPY ({esc}) TO {lit(str(out / 'variances.csv'))} "
-        "(FORMAT CSV, HEADER, DELIMITER ',', QUOTE '\"', DATEFORMAT '%Y-%m-%d')"
+    """``variances.parquet``, ``variances.csv`` (formula-escaped) and ``variances.jsonl``
+    from one read of the variance log, sorted once."""
+    table = sorted_table(con, variance_select(), VARIANCE_ORDER)
+    names = list(VARIANCE_LOG_COLUMNS)
+    pq.write_table(
+        table.select(names),
+        out / "variances.parquet",
+        row_group_size=PARQUET_ROW_GROUP_ROWS,
+        compression="zstd",
+        compression_level=1,
+        store_schema=False,
     )
+    csv_columns = [
+        table.column("csv_" + n) if kind == "string" else table.column(n)
+        for n, kind in VARIANCE_LOG_COLUMNS.items()
+    ]
+    write_csv(pa.table(csv_columns, names=names), out / "variances.csv")
+    write_text_column(table.column("jsonl"), out / "variances.jsonl")
 
 
 def write_register(con: duckdb.DuckDBPyConnection, out: Path) -> None:
@@ -140,7 +193,7 @@ def write_matches(con: duckdb.DuckDBPyConnection, out: Path) -> None:
         con,
         "SELECT asset_key, obs_key, tier, match_status, session_id, observed_asset_tag, "
         "observed_serial, epc, found_location, methods FROM matches "
-        "ORDER BY asset_key, obs_key",
+        "WHERE asset_key IS NOT NULL ORDER BY asset_key, obs_key",
         out / "matches.parquet",
     )
 
@@ -152,12 +205,14 @@ def write_corrections(
 
     Proposals only: the seed says to confirm the cause before editing any record.
     """
+    # what the count found for the custodian and condition variances, which are all
+    # assets with checks of their own (asset_checks is a tenth of found_assets)
     con.execute(
         f"""
 CREATE OR REPLACE TABLE corrections AS
 WITH v AS (
-    SELECT v.*, f.found_custodian, f.found_condition
-    FROM variances v LEFT JOIN found_assets f ON f.asset_key = v.asset_key
+    SELECT v.*, a.found_custodian, a.found_condition
+    FROM variances v LEFT JOIN asset_checks a ON a.asset_key = v.asset_key
 ), s AS (
     SELECT v.*, trim(unnest(string_split(coalesce(v.source, {lit(register_source)}), ',')))
         AS target
@@ -202,20 +257,25 @@ FROM s
 """
     )
     (out / "corrections").mkdir(exist_ok=True)
-    counts: dict[str, int] = {}
-    rows = con.execute(
-        "SELECT source, count(*) FROM corrections GROUP BY source ORDER BY source"
-    ).fetchall()
     cols = ", ".join(
         f"{escape_formula_sql(c)} AS {ident(c)}" if c != "priority" else ident(c)
         for c in CORRECTION_COLUMNS
     )
-    for source, n in rows:
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(source))
-        con.execute(
-            f"COPY (SELECT {cols} FROM corrections WHERE source = {lit(str(source))} "
-            "ORDER BY priority, variance_type, asset_key, variance_id) "
-            f"TO {lit(str(out / 'corrections' / (safe + '.csv')))} (FORMAT CSV, HEADER)"
-        )
-        counts[str(source)] = int(n)
+    # c.source: the raw source name (the select list holds the escaped one)
+    table = con.sql(
+        f"SELECT {cols} FROM corrections c "
+        "ORDER BY c.source, c.priority, c.variance_type, c.asset_key, c.variance_id"
+    ).to_arrow_table()
+    counts: dict[str, int] = {
+        str(source): int(n)
+        for source, n in con.execute(
+            "SELECT source, count(*) FROM corrections GROUP BY source ORDER BY source"
+        ).fetchall()
+    }
+    # sorted by source: each source is one contiguous slice
+    offset = 0
+    for source, n in counts.items():
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in source)
+        write_csv(table.slice(offset, n), out / "corrections" / (safe + ".csv"))
+        offset += n
     return counts

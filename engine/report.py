@@ -124,7 +124,11 @@ def collect(
             f"LIMIT {REVIEW_TABLE_ROWS}"
         ).fetchall()
     ]
-    register_assets = one("SELECT count(*) FROM register")
+    scoped = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE expected_here), "
+        "count(*) FILTER (WHERE NOT expected_here) FROM register_scoped"
+    ).fetchall()[0]
+    register_assets, expected_here, out_of_scope = (int(x) for x in scoped)
     unrecorded = by_type_raw.get("unrecorded", 0)
     return RunSummary(
         run_id=run_id,
@@ -132,10 +136,10 @@ def collect(
         version=version,
         scope=scope,
         register_assets=register_assets,
-        expected_here=one("SELECT count(*) FROM register_scoped WHERE expected_here"),
-        out_of_scope=one("SELECT count(*) FROM register_scoped WHERE NOT expected_here"),
-        found=one("SELECT count(*) FROM found_assets"),
-        observed_items=one("SELECT count(*) FROM observed_items"),
+        expected_here=expected_here,
+        out_of_scope=out_of_scope,
+        found=one("SELECT count(DISTINCT asset_key) FROM matches WHERE match_status = 'confirmed'"),
+        observed_items=one("SELECT count(*) FROM matches"),
         missing=int(by_type_raw.get("missing", 0)),
         unrecorded=int(unrecorded),
         assets_reviewed=register_assets + int(unrecorded),

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -202,7 +202,10 @@ def load_counts(
         else:
             table, bad, _encoding = read_csv(path, path.name, tmp_dir)
             name = f"count_sheet_{index}"
-            con.register(name, table)
+            # a table, not a registered Arrow view: the stages also run on other cursors
+            con.register(name + "_arrow", table)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")
+            con.unregister(name + "_arrow")
             names = list(table.column_names)
             cols = ", ".join(ident(n) for n in names if n != LINE_COLUMN)
             relation = f"(SELECT {cols}, {LINE_COLUMN} FROM {name})"
@@ -412,35 +415,42 @@ def _reconcile(
         sources=sources,
     )
     runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage)
-    runner.run(normalize.stages(ctx))
-    runner.run(match.stages(ctx))
-    runner.run(classify.stages(ctx))
+    background = _Background(con, out_dir, runner.timings)
+    try:
+        _run_stages(ctx, runner, background)
 
-    # Bad rows found by the stages join those found by freeze and count sheet parsing.
-    for table, source in (("source_records", "source"), ("people", "source")):
-        for src, file, line, reason in con.execute(
-            f"SELECT {source}, file, line, bad_reason FROM {table} "
-            "WHERE bad_reason IS NOT NULL ORDER BY source, line"
+        # Bad rows found by the stages join those found by freeze and count sheet parsing.
+        for table, source in (("source_records", "source"), ("people", "source")):
+            for src, file, line, reason in con.execute(
+                f"SELECT {source}, file, line, bad_reason FROM {table} "
+                "WHERE bad_reason IS NOT NULL ORDER BY source, line"
+            ).fetchall():
+                bad_rows.append(BadRow(str(src), str(file), int(line), str(reason)))
+        for file, line, reason in con.execute(
+            "SELECT file, line, bad_reason FROM observations_all WHERE bad_reason IS NOT NULL "
+            "ORDER BY file, line"
         ).fetchall():
-            bad_rows.append(BadRow(str(src), str(file), int(line), str(reason)))
-    for file, line, reason in con.execute(
-        "SELECT file, line, bad_reason FROM observations_all WHERE bad_reason IS NOT NULL "
-        "ORDER BY file, line"
-    ).fetchall():
-        bad_rows.append(BadRow("count", str(file), int(line), str(reason)))
-    for src, n, labels in con.execute(
-        "SELECT source, count(*), string_agg(DISTINCT status_label, ', ' ORDER BY status_label) "
-        "FROM source_records WHERE status_unmapped GROUP BY source ORDER BY source"
-    ).fetchall():
-        warnings.append(
-            f"source {src}: {n} record(s) with status labels not in the translation table "
-            f"({labels}); add them to [engine.status_map]"
-        )
+            bad_rows.append(BadRow("count", str(file), int(line), str(reason)))
+        for src, n, labels in con.execute(
+            "SELECT source, count(*), "
+            "string_agg(DISTINCT status_label, ', ' ORDER BY status_label) "
+            "FROM source_records WHERE status_unmapped GROUP BY source ORDER BY source"
+        ).fetchall():
+            warnings.append(
+                f"source {src}: {n} record(s) with status labels not in the translation table "
+                f"({labels}); add them to [engine.status_map]"
+            )
 
-    register_source = next(
-        (s.name for s in sources if s.role in settings.register_roles), "register"
-    )
-    corrections = _write_outputs(con, out_dir, register_source, runner.timings)
+        register_source = next(
+            (s.name for s in sources if s.role in settings.register_roles), "register"
+        )
+        corrections = _write_outputs(con, out_dir, register_source, background)
+        started = time.perf_counter()
+        background.wait()
+        runner.timings["out:side_wait"] = time.perf_counter() - started
+    finally:
+        background.close()
+    hashes = background.hashes
     bad_rows.sort(key=lambda b: (b.source, b.file, b.line, b.reason))
     with (out_dir / "bad_rows.csv").open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -488,7 +498,7 @@ def _reconcile(
             "by_type": dict(summary.by_type),
         },
         "warnings": warnings,
-        "outputs": {name: sha256_file(out_dir / name) for name in outputs},
+        "outputs": {name: hashes.get(name) or sha256_file(out_dir / name) for name in outputs},
     }
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -496,41 +506,112 @@ def _reconcile(
     return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings))
 
 
-def _write_outputs(
-    con: duckdb.DuckDBPyConnection, out_dir: Path, register_source: str, timings: dict[str, float]
-) -> dict[str, int]:
-    """Variance log and corrections on this connection while a second one writes the
-    register and the matches: each writer leaves a core partly idle, so the two overlap.
-    ``timings`` gets each output's own time, and ``out:side_wait``: how long the run
-    waited for the second writer after its own outputs were done."""
+class _Background:
+    """Work that overlaps the stages: a stage that only needs the lookup tables, and
+    the output files whose table is final (the register once normalize is done, the
+    matches once match is). Each job runs on its own cursor in a worker thread, and the
+    files it writes are hashed there for the manifest; ``wait`` re-raises a failure."""
 
-    def timed(name: str, write: Callable[[], object]) -> None:
-        started = time.perf_counter()
-        write()
-        timings[name] = time.perf_counter() - started
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, out_dir: Path, timings: dict[str, float]
+    ) -> None:
+        self.con = con
+        self.out_dir = out_dir
+        self.timings = timings
+        self.hashes: dict[str, str] = {}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile")
+        self._pending: list[Future[None]] = []
 
-    side = con.cursor()
-    side.execute("SET TimeZone = 'UTC'")
-    side.execute("SET enable_progress_bar = false")
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self.con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        cur.execute("SET enable_progress_bar = false")
+        return cur
 
-    def side_outputs() -> None:
-        timed("out:register", lambda: write_register(side, out_dir))
-        timed("out:matches", lambda: write_matches(side, out_dir))
+    def hash_files(self, *files: str) -> None:
+        for rel in files:
+            self.hashes[rel] = sha256_file(self.out_dir / rel)
 
-    corrections: dict[str, int] = {}
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(side_outputs)
-            timed("out:variance_log", lambda: write_variance_log(con, out_dir))
-            timed(
-                "out:corrections",
-                lambda: corrections.update(write_corrections(con, out_dir, register_source)),
-            )
+    def submit(self, job: Callable[[duckdb.DuckDBPyConnection], object]) -> Future[None]:
+        def run() -> None:
+            cur = self.cursor()
+            try:
+                job(cur)
+            finally:
+                cur.close()
+
+        future = self._pool.submit(run)
+        self._pending.append(future)
+        return future
+
+    def write(
+        self, name: str, write: Callable[[duckdb.DuckDBPyConnection, Path], object], *files: str
+    ) -> None:
+        """Write (and hash) output files in the background; ``out:<name>`` is its time."""
+
+        def job(cur: duckdb.DuckDBPyConnection) -> None:
             started = time.perf_counter()
-            pending.result()
-            timings["out:side_wait"] = time.perf_counter() - started
-    finally:
-        side.close()
+            write(cur, self.out_dir)
+            self.hash_files(*files)
+            self.timings[f"out:{name}"] = time.perf_counter() - started
+
+        self.submit(job)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        """Wait for every job (also after a failure: no thread outlives the run)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -> None:
+    """normalize → match → classify, with what does not depend on the stage in between
+    run alongside: the count side (observations) needs only the lookup tables and the
+    HR people, so it is computed while the register is built; register.parquet is
+    written while matching and classifying run, matches.parquet while classifying."""
+    normalize_stages = normalize.stages(ctx)
+    match_stages = match.stages(ctx)
+    people = [s for s in normalize_stages if s.name in normalize.COUNT_SIDE_NEEDS]
+    runner.run(people)
+    side = StageRunner(
+        runner.con, debug_dir=runner.debug_dir, timings=runner.timings, on_stage=runner.on_stage
+    )
+
+    def observations(cur: duckdb.DuckDBPyConnection) -> None:
+        side.con = cur
+        side.run(match_stages[:1])
+
+    count_side = background.submit(observations)
+    runner.run([s for s in normalize_stages if s not in people])
+    background.write("register", write_register, "register.parquet")
+    count_side.result()
+    runner.run(match_stages[1:])
+    background.write("matches", write_matches, "matches.parquet")
+    runner.run(classify.stages(ctx))
+
+
+def _write_outputs(
+    con: duckdb.DuckDBPyConnection, out_dir: Path, register_source: str, background: _Background
+) -> dict[str, int]:
+    """The variance log and the corrections (the background writes the rest); each
+    file is hashed for the manifest as soon as it is written."""
+    timings = background.timings
+
+    started = time.perf_counter()
+    write_variance_log(con, out_dir)
+    timings["out:variance_log"] = time.perf_counter() - started
+    background.submit(
+        lambda _cur: background.hash_files("variances.parquet", "variances.csv", "variances.jsonl")
+    )
+    started = time.perf_counter()
+    corrections = write_corrections(con, out_dir, register_source)
+    timings["out:corrections"] = time.perf_counter() - started
+    background.hash_files(
+        *sorted(p.relative_to(out_dir).as_posix() for p in out_dir.glob("corrections/*"))
+    )
     return corrections
 
 
