@@ -2,21 +2,29 @@
 
 The five steps of the seed method (000) as named DuckDB SQL stages
 (:mod:`~tagsweep.engine.stages`); ``tagsweep reconcile run --debug-dir DIR`` writes
-every stage's table to ``DIR/<group>.<stage>.parquet``. In order:
+every stage's table to ``DIR/<group>.<stage>.parquet``. A stage read once or cheap to
+recompute is a view (marked *view*), the others are tables. In order:
 
 * freeze (``tagsweep reconcile freeze``, :mod:`~tagsweep.engine.freeze`): exports →
   snapshot; the run only reads snapshots.
 * normalize (:mod:`~tagsweep.engine.normalize`): ``people``, ``person_keys`` (HR,
-  leavers), ``source_rows`` (preset column mapping), ``source_records`` (serials,
-  placeholders, aliases, lifecycle, custodians, bad rows), ``other_links`` (MDM/finance
-  records → register assets by tag, serial, UUID, MAC), ``record_links``,
-  ``register_duplicates``, ``register`` (per-field source of truth + provenance).
+  leavers), ``source_rows`` (*view*: preset column mapping), ``source_records``
+  (serials, placeholders, aliases, lifecycle, custodians, bad rows), ``other_links``
+  (MDM/finance records → register assets by tag, serial, UUID, MAC), ``record_links``
+  (*view*), ``register_duplicates``, ``register`` (per-field source of truth +
+  provenance; a *view* when there is one asset source).
 * match (:mod:`~tagsweep.engine.match`): ``observations_all`` (count rows, EPC →
-  asset tag), ``observed_items`` (one per counted item), ``matches`` (tiered).
-* classify (:mod:`~tagsweep.engine.classify`): ``register_scoped``, ``found_assets``,
-  ``variance_candidates`` (one SELECT per variance type), ``variances`` (ids,
-  priority, SLA).
-* outputs (:mod:`~tagsweep.engine.outputs`, :mod:`~tagsweep.engine.report`).
+  asset tag; computed while normalize builds the register), ``observed_items``
+  (*view*: one per counted item), ``matches`` (one per counted item: the register
+  asset it is, or none, by tier, with a verdict).
+* classify (:mod:`~tagsweep.engine.classify`): ``register_scoped`` (*view*),
+  ``found_assets`` (*view*), ``asset_checks`` (one pass over the register: assets with
+  a register-centred variance and a flag per type), ``variance_candidates`` (*view*:
+  one SELECT per variance type), ``variances`` (ids, priority, SLA).
+* outputs (:mod:`~tagsweep.engine.outputs`, :mod:`~tagsweep.engine.report`):
+  register.parquet is written while match and classify run, matches.parquet while
+  classify runs, the corrections and the report's figures while the variance log is
+  written.
 
 Public surface:
 
@@ -43,7 +51,8 @@ Run folder (stable names; the case workflow and golden register build on them):
 ``variances.parquet`` / ``variances.csv`` / ``variances.jsonl``
     the variance log, columns exactly :data:`tagsweep.domain.VARIANCE_LOG_COLUMNS`;
     ``variance_id`` = ``V-`` + sha256(type | asset key | detail key)[:16], stable
-    across runs for the same variance. The CSV escapes formula injection.
+    across runs for the same variance. The CSV quotes every text cell and escapes
+    formula injection.
 ``register.parquet``
     the normalized register, one row per ``asset_key``: asset_tag, serial,
     manufacturer, model, category, location, status (canonical lifecycle),

@@ -17,8 +17,9 @@ values, since no spreadsheet evaluates them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import numpy as np
@@ -85,7 +86,7 @@ def escape_formula_sql(column: str) -> str:
 
 
 #: Rows per Arrow batch when streaming an output file.
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 2 * PARQUET_ROW_GROUP_ROWS
 
 
 def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
@@ -123,55 +124,112 @@ def variance_select() -> str:
     return f"SELECT {', '.join(raw)}, {', '.join(esc)}, {json_row}, type_order FROM variances"
 
 
-def sorted_table(con: duckdb.DuckDBPyConnection, sql: str, keys: Sequence[str]) -> pa.Table:
-    """The result of ``sql`` in the order of ``keys`` (a total order).
-
-    DuckDB computes the rows in parallel; Arrow sorts only the keys and gathers the
-    rows once, instead of the sort carrying every wide text column along."""
-    table = con.sql(sql).to_arrow_table()
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
-    return table.take(order)
+#: Up to this many variances, the log is sorted in memory by Arrow (fast: only the keys
+#: are sorted); a longer log is sorted by DuckDB and streamed (memory stays bounded).
+IN_MEMORY_SORT_ROWS = 400_000
 
 
-def write_text_column(column: pa.ChunkedArray, path: Path) -> None:
+def sorted_batches(
+    con: duckdb.DuckDBPyConnection, sql: str, keys: Sequence[str], rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The result of ``sql`` in the order of ``keys`` (a total order), in batches of
+    whole Parquet row groups.
+
+    A result of up to :data:`IN_MEMORY_SORT_ROWS` rows is computed in parallel and
+    sorted by Arrow, which sorts only the keys and gathers the rows once, instead of the
+    sort carrying every wide text column along; a larger one is sorted by DuckDB (which
+    spills to disk under its memory limit) and streamed. Both give the same batches."""
+    batch_rows = PARQUET_ROW_GROUP_ROWS
+    if rows <= IN_MEMORY_SORT_ROWS:
+        # one chunk per column: a gather from several chunks costs twice as much
+        table = con.sql(sql).to_arrow_table().combine_chunks()
+        order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+        for start in range(0, len(order), batch_rows):
+            yield from table.take(order[start : start + batch_rows]).to_batches()
+        return
+    ordered = f"SELECT * FROM ({sql}) ORDER BY {', '.join(ident(k) for k in keys)}"
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in con.sql(ordered).to_arrow_reader(batch_rows):
+        pending.append(batch)
+        size += batch.num_rows
+        while size >= batch_rows:  # regroup: DuckDB's batches need not be full
+            whole = pa.Table.from_batches(pending).combine_chunks()
+            yield whole.slice(0, batch_rows).to_batches()[0]
+            rest = whole.slice(batch_rows)
+            pending = rest.to_batches() if rest.num_rows else []
+            size = rest.num_rows
+    if size:
+        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+
+def write_text_column(column: pa.Array, fh: BinaryIO) -> None:
     """Write the values of a text column back to back (each carries its own newline):
     the Arrow value buffers go to the file as they are."""
-    with path.open("wb") as fh:
-        for chunk in column.cast(pa.large_string()).chunks:
-            if not len(chunk):
-                continue
-            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
-            start = int(offsets[chunk.offset])
-            end = int(offsets[chunk.offset + len(chunk)])
-            data = chunk.buffers()[2]
-            if data is not None:
-                fh.write(memoryview(data)[start:end])
+    chunk = column.cast(pa.large_string())
+    if not len(chunk):
+        return
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
+    start = int(offsets[chunk.offset])
+    end = int(offsets[chunk.offset + len(chunk)])
+    data = chunk.buffers()[2]
+    if data is not None:
+        fh.write(memoryview(data)[start:end])
 
 
-def write_csv(table: pa.Table, path: Path) -> None:
-    """A CSV file: a header, then every row; text quoted, NULL as an empty field."""
-    pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=True, batch_size=1 << 16))
+#: CSV files: a header, then every row; text quoted, NULL as an empty field.
+CSV_OPTIONS = pacsv.WriteOptions(include_header=True, batch_size=1 << 16)
 
 
 def write_variance_log(con: duckdb.DuckDBPyConnection, out: Path) -> None:
     """``variances.parquet``, ``variances.csv`` (formula-escaped) and ``variances.jsonl``
     from one read of the variance log, sorted once."""
-    table = sorted_table(con, variance_select(), VARIANCE_ORDER)
+    rows = int(con.execute("SELECT count(*) FROM variances").fetchall()[0][0])
     names = list(VARIANCE_LOG_COLUMNS)
-    pq.write_table(
-        table.select(names),
-        out / "variances.parquet",
-        row_group_size=PARQUET_ROW_GROUP_ROWS,
-        compression="zstd",
-        compression_level=1,
-        store_schema=False,
-    )
-    csv_columns = [
-        table.column("csv_" + n) if kind == "string" else table.column(n)
-        for n, kind in VARIANCE_LOG_COLUMNS.items()
-    ]
-    write_csv(pa.table(csv_columns, names=names), out / "variances.csv")
-    write_text_column(table.column("jsonl"), out / "variances.jsonl")
+    csv_names = ["csv_" + n if kind == "string" else n for n, kind in VARIANCE_LOG_COLUMNS.items()]
+    raw_schema: pa.Schema | None = None
+    parquet: pq.ParquetWriter | None = None
+    csv: pacsv.CSVWriter | None = None
+    try:
+        with (out / "variances.jsonl").open("wb") as jsonl:
+            for batch in sorted_batches(con, variance_select(), VARIANCE_ORDER, rows):
+                raw = pa.RecordBatch.from_arrays([batch.column(n) for n in names], names=names)
+                escaped = pa.RecordBatch.from_arrays(
+                    [batch.column(n) for n in csv_names], names=names
+                )
+                if parquet is None or csv is None:
+                    raw_schema = raw.schema
+                    parquet = pq.ParquetWriter(
+                        out / "variances.parquet",
+                        raw_schema,
+                        compression="zstd",
+                        compression_level=1,
+                        store_schema=False,
+                    )
+                    csv = pacsv.CSVWriter(
+                        out / "variances.csv", escaped.schema, write_options=CSV_OPTIONS
+                    )
+                parquet.write_batch(raw, row_group_size=PARQUET_ROW_GROUP_ROWS)
+                csv.write_batch(escaped)
+                write_text_column(batch.column("jsonl"), jsonl)
+        if parquet is None:  # no variances: the files still exist, with their columns
+            empty = con.sql(variance_select() + " LIMIT 0").to_arrow_table()
+            pq.write_table(
+                empty.select(names),
+                out / "variances.parquet",
+                compression="zstd",
+                store_schema=False,
+            )
+            pacsv.write_csv(
+                pa.table([empty.column(n) for n in csv_names], names=names),
+                out / "variances.csv",
+                CSV_OPTIONS,
+            )
+    finally:
+        if parquet is not None:
+            parquet.close()
+        if csv is not None:
+            csv.close()
 
 
 def write_register(con: duckdb.DuckDBPyConnection, out: Path) -> None:
@@ -261,21 +319,41 @@ FROM s
         f"{escape_formula_sql(c)} AS {ident(c)}" if c != "priority" else ident(c)
         for c in CORRECTION_COLUMNS
     )
-    # c.source: the raw source name (the select list holds the escaped one)
-    table = con.sql(
-        f"SELECT {cols} FROM corrections c "
-        "ORDER BY c.source, c.priority, c.variance_type, c.asset_key, c.variance_id"
-    ).to_arrow_table()
+    # c.source: the raw source name (the select list holds the escaped one); sorted by
+    # source first, so each source is one run of rows, written as it streams by
     counts: dict[str, int] = {
         str(source): int(n)
         for source, n in con.execute(
             "SELECT source, count(*) FROM corrections GROUP BY source ORDER BY source"
         ).fetchall()
     }
-    # sorted by source: each source is one contiguous slice
-    offset = 0
-    for source, n in counts.items():
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in source)
-        write_csv(table.slice(offset, n), out / "corrections" / (safe + ".csv"))
-        offset += n
+    reader = con.sql(
+        f"SELECT {cols} FROM corrections c "
+        "ORDER BY c.source, c.priority, c.variance_type, c.asset_key, c.variance_id"
+    ).to_arrow_reader(1 << 17)
+    targets = iter(counts.items())
+    writer: pacsv.CSVWriter | None = None
+    left = 0
+    try:
+        for batch in reader:
+            offset = 0
+            while offset < batch.num_rows:
+                if left == 0:
+                    if writer is not None:
+                        writer.close()
+                    source, left = next(targets)
+                    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in source)
+                    writer = pacsv.CSVWriter(
+                        out / "corrections" / (safe + ".csv"),
+                        batch.schema,
+                        write_options=CSV_OPTIONS,
+                    )
+                take = min(left, batch.num_rows - offset)
+                assert writer is not None
+                writer.write_batch(batch.slice(offset, take))
+                offset += take
+                left -= take
+    finally:
+        if writer is not None:
+            writer.close()
     return counts

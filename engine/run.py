@@ -417,7 +417,7 @@ def _reconcile(
     runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage)
     background = _Background(con, out_dir, runner.timings)
     try:
-        _run_stages(ctx, runner, background)
+        bad_rows.extend(_run_stages(ctx, runner, background))
 
         # Bad rows found by the stages join those found by freeze and count sheet parsing.
         for table, source in (("source_records", "source"), ("people", "source")):
@@ -426,11 +426,6 @@ def _reconcile(
                 "WHERE bad_reason IS NOT NULL ORDER BY source, line"
             ).fetchall():
                 bad_rows.append(BadRow(str(src), str(file), int(line), str(reason)))
-        for file, line, reason in con.execute(
-            "SELECT file, line, bad_reason FROM observations_all WHERE bad_reason IS NOT NULL "
-            "ORDER BY file, line"
-        ).fetchall():
-            bad_rows.append(BadRow("count", str(file), int(line), str(reason)))
         for src, n, labels in con.execute(
             "SELECT source, count(*), "
             "string_agg(DISTINCT status_label, ', ' ORDER BY status_label) "
@@ -444,10 +439,31 @@ def _reconcile(
         register_source = next(
             (s.name for s in sources if s.role in settings.register_roles), "register"
         )
-        corrections = _write_outputs(con, out_dir, register_source, background)
+        # the report's figures come from the stage tables: gathered while the files are
+        # written (the corrections per source are added when they are known)
+        summaries: list[RunSummary] = []
+        n_bad = len(bad_rows)
+        background.submit(
+            lambda cur: summaries.append(
+                collect(
+                    cur,
+                    run_id=run_id,
+                    as_of=as_of.isoformat(),
+                    version=__version__,
+                    scope=run_scope,
+                    bad_rows=n_bad,
+                    warnings=warnings,
+                    sources=[(s.name, s.preset, _rows(cur, s)) for s in sources],
+                    counts=[(c.path.name, c.rows) for c in count_inputs],
+                    corrections={},
+                )
+            )
+        )
         started = time.perf_counter()
-        background.wait()
-        runner.timings["out:side_wait"] = time.perf_counter() - started
+        corrections = _write_outputs(con, out_dir, register_source, background)
+        runner.timings["outputs"] = time.perf_counter() - started
+        summary = summaries[0]
+        summary.corrections = corrections
     finally:
         background.close()
     hashes = background.hashes
@@ -458,18 +474,6 @@ def _reconcile(
         for b in bad_rows:
             writer.writerow([b.source, b.file, b.line, b.reason])
 
-    summary = collect(
-        con,
-        run_id=run_id,
-        as_of=as_of.isoformat(),
-        version=__version__,
-        scope=run_scope,
-        bad_rows=len(bad_rows),
-        warnings=warnings,
-        sources=[(s.name, s.preset, _rows(con, s)) for s in sources],
-        counts=[(c.path.name, c.rows) for c in count_inputs],
-        corrections=corrections,
-    )
     trends_html, trends_md = _trends_sections(out_dir, tmp_dir, summary, history)
     (out_dir / "report.md").write_text(render_markdown(summary, trends=trends_md), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(summary, trends=trends_html), encoding="utf-8")
@@ -567,11 +571,15 @@ class _Background:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -> None:
+def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -> list[BadRow]:
     """normalize → match → classify, with what does not depend on the stage in between
     run alongside: the count side (observations) needs only the lookup tables and the
     HR people, so it is computed while the register is built; register.parquet is
-    written while matching and classifying run, matches.parquet while classifying."""
+    written while matching and classifying run, matches.parquet while classifying.
+
+    Returns the count rows kept out. The normalized count rows are dropped once the
+    matches are built (every later step reads the matches): at ten million reads they
+    are gigabytes the classification would otherwise have to spill around."""
     normalize_stages = normalize.stages(ctx)
     match_stages = match.stages(ctx)
     people = [s for s in normalize_stages if s.name in normalize.COUNT_SIDE_NEEDS]
@@ -590,28 +598,42 @@ def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -
     count_side.result()
     runner.run(match_stages[1:])
     background.write("matches", write_matches, "matches.parquet")
+    con = runner.con
+    bad = [
+        BadRow("count", str(file), int(line), str(reason))
+        for file, line, reason in con.execute(
+            "SELECT file, line, bad_reason FROM observations_all WHERE bad_reason IS NOT NULL "
+            "ORDER BY file, line"
+        ).fetchall()
+    ]
+    con.execute("DROP VIEW observed_items")
+    con.execute("DROP TABLE observations_all")
     runner.run(classify.stages(ctx))
+    return bad
 
 
 def _write_outputs(
     con: duckdb.DuckDBPyConnection, out_dir: Path, register_source: str, background: _Background
 ) -> dict[str, int]:
-    """The variance log and the corrections (the background writes the rest); each
-    file is hashed for the manifest as soon as it is written."""
+    """The corrections in the background while this connection writes the variance
+    log; each file is hashed for the manifest as soon as it is written."""
     timings = background.timings
+    corrections: dict[str, int] = {}
 
+    def write(cur: duckdb.DuckDBPyConnection, out: Path) -> None:
+        corrections.update(write_corrections(cur, out, register_source))
+        background.hash_files(
+            *sorted(p.relative_to(out).as_posix() for p in out.glob("corrections/*"))
+        )
+
+    background.write("corrections", write)
     started = time.perf_counter()
     write_variance_log(con, out_dir)
     timings["out:variance_log"] = time.perf_counter() - started
     background.submit(
         lambda _cur: background.hash_files("variances.parquet", "variances.csv", "variances.jsonl")
     )
-    started = time.perf_counter()
-    corrections = write_corrections(con, out_dir, register_source)
-    timings["out:corrections"] = time.perf_counter() - started
-    background.hash_files(
-        *sorted(p.relative_to(out_dir).as_posix() for p in out_dir.glob("corrections/*"))
-    )
+    background.wait()
     return corrections
 
 
