@@ -574,8 +574,8 @@ class _Background:
 def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -> list[BadRow]:
     """normalize → match → classify, with what does not depend on the stage in between
     run alongside: the count side (observations) needs only the lookup tables and the
-    HR people, so it is computed while the register is built; register.parquet is
-    written while matching and classifying run, matches.parquet while classifying.
+    HR people, so it is computed while the register is built; matches.parquet is
+    written while classifying runs, register.parquet while the variance log is.
 
     Returns the count rows kept out. The normalized count rows are dropped once the
     matches are built (every later step reads the matches): at ten million reads they
@@ -594,7 +594,6 @@ def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -
 
     count_side = background.submit(observations)
     runner.run([s for s in normalize_stages if s not in people])
-    background.write("register", write_register, "register.parquet")
     count_side.result()
     runner.run(match_stages[1:])
     background.write("matches", write_matches, "matches.parquet")
@@ -609,6 +608,9 @@ def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -
     con.execute("DROP VIEW observed_items")
     con.execute("DROP TABLE observations_all")
     runner.run(classify.stages(ctx))
+    # Last: written while the variance log is (mostly one thread of Arrow encoding
+    # each), it fills the core the stages' own parallel queries would compete for.
+    background.write("register", write_register, "register.parquet")
     return bad
 
 

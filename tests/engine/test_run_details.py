@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from tagsweep.cli import app
 from tagsweep.config.engine import EngineSection
-from tagsweep.domain import SESSION_FILE_COLUMNS
-from tagsweep.engine import match, normalize
+from tagsweep.domain import SESSION_FILE_COLUMNS, VARIANCE_LOG_COLUMNS
+from tagsweep.engine import match, normalize, outputs
 from tagsweep.engine.freeze import SourceSpec, freeze
 from tagsweep.engine.run import COUNT_COLUMNS, RunError, add_business_days, reconcile
 from tagsweep.engine.stages import RunContext, StageRunner
@@ -231,3 +231,45 @@ def test_mapping_scheme_resolves_epcs_through_the_table(tmp_path: Path) -> None:
     assert ("missing", "AST-000001") in log
     assert not any(key == "AST-000002" for _, key in log)
     assert run.manifest["inputs"]["epc_mapping_sha256"]
+
+
+def test_a_clean_count_writes_an_empty_variance_log(tmp_path: Path) -> None:
+    (tmp_path / "register.csv").write_text(
+        "asset_tag,serial,manufacturer,model,location,status\n"
+        "AST-000002,SN0002,Dell,Latitude,Room 1,Active\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "sheet.csv").write_text(
+        "location,asset_tag,serial,last_seen\nRoom 1,AST-000002,SN0002,2026-11-24 10:00\n",
+        encoding="utf-8",
+    )
+    freeze([SourceSpec("itam", tmp_path / "register.csv")], tmp_path / "snap", EngineSection())
+    run = reconcile(tmp_path / "snap", [tmp_path / "sheet.csv"], EngineSection(), tmp_path / "r")
+    assert run.manifest["counts"]["variances"] == 0
+    log = pq.read_table(run.out_dir / "variances.parquet")
+    assert log.num_rows == 0
+    assert log.column_names == list(VARIANCE_LOG_COLUMNS)
+    header = (run.out_dir / "variances.csv").read_text(encoding="utf-8").splitlines()
+    assert [h.strip('"') for h in header[0].split(",")] == list(VARIANCE_LOG_COLUMNS)
+    assert header[1:] == []
+    assert (run.out_dir / "variances.jsonl").read_bytes() == b""
+
+
+def test_a_long_variance_log_is_streamed_to_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above IN_MEMORY_SORT_ROWS the log is sorted by DuckDB and streamed: the files
+    must not depend on which path wrote them."""
+    snap = _snapshot(tmp_path)
+    monkeypatch.setattr(outputs, "PARQUET_ROW_GROUP_ROWS", 2)  # several batches and groups
+    first = reconcile(snap, [tmp_path / "sheet.csv"], EngineSection(), tmp_path / "memory")
+    monkeypatch.setattr(outputs, "IN_MEMORY_SORT_ROWS", 0)
+    second = reconcile(snap, [tmp_path / "sheet.csv"], EngineSection(), tmp_path / "stream")
+    assert first.manifest["counts"]["variances"] >= 3
+    for name in ("variances.parquet", "variances.csv", "variances.jsonl", "corrections/itam.csv"):
+        assert (first.out_dir / name).read_bytes() == (second.out_dir / name).read_bytes(), name
+    lines = (second.out_dir / "variances.jsonl").read_text(encoding="utf-8").splitlines()
+    ids = [json.loads(line)["variance_id"] for line in lines]
+    parquet = pq.ParquetFile(second.out_dir / "variances.parquet")
+    assert parquet.metadata.num_row_groups == 2
+    assert ids == parquet.read().column("variance_id").to_pylist()
