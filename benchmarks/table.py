@@ -67,7 +67,8 @@ def _reconcile(d: Mapping[str, Any]) -> Row:
     return (
         f"Reconcile {rows:,} register rows x {rows:,} counted items",
         f"{d.get('engine_seconds', 'n/a')} s (engine, all outputs)",
-        f"{d.get('pandas_seconds', 'n/a')} s (pandas)",
+        f"{d.get('pandas_seconds', 'n/a')} s (pandas"
+        + (", same files, checked equal)" if d.get("variance_logs_agree") else ")"),
         f"{_x(d.get('ratio_pandas_over_engine'))} faster",
         "<= 5 s, >= 5x pandas",
     )
