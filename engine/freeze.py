@@ -136,21 +136,79 @@ def _csv_to_utf8(path: Path, encoding: str, tmp_dir: Path) -> Path:
     return out
 
 
-def _accepted_lines(n_rows: int, rejected: Sequence[int]) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Line numbers of the accepted data rows, given the rejected lines.
+def _physical_lines(path: Path) -> int:
+    """Lines in a file (a last line without a newline counts)."""
+    count = 0
+    last = b"\n"
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (0 if last == b"\n" else 1)
 
-    Data starts on line 2 (line 1 is the header). Exact when no quoted value spans
-    lines; a multi-line value shifts the numbers after it.
-    """
+
+def _record_start_lines(path: Path, delimiter: str) -> list[int]:
+    """The line each CSV record starts on (header included, blank lines skipped): a
+    quoted value may span lines, so records and lines part ways after it."""
+    starts: list[int] = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        while True:
+            start = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            if record:
+                starts.append(start)
+    return starts
+
+
+def _record_lines(path: Path, records: int, columns: int) -> list[int] | None:
+    """Line of each record (index 0: the header) when some record spans several lines;
+    None when every record is one line (record n is on line n + 1), or when the file
+    cannot be re-read as the same number of records. The delimiter is the one that
+    splits the header into the ``columns`` DuckDB found."""
+    if _physical_lines(path) == records + 1:
+        return None
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            header = fh.readline()
+        delimiter = next(
+            (d for d in ",;\t|" if len(next(csv.reader([header], delimiter=d), [])) == columns),
+            None,
+        )
+        if delimiter is None:
+            return None
+        starts = _record_start_lines(path, delimiter)
+    except (csv.Error, UnicodeDecodeError):
+        return None
+    return starts if len(starts) == records + 1 else None
+
+
+def _accepted_lines(
+    n_rows: int, rejected: Sequence[int], record_lines: Sequence[int] | None = None
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Line numbers of the accepted data rows, given the rejected records (numbered as
+    DuckDB numbers them: the header is 1, the first data record 2).
+
+    Without ``record_lines`` record n is on line n; with it (quoted values spanning
+    lines), each record's own starting line."""
     total = n_rows + len(rejected)
-    lines = np.arange(2, total + 2, dtype=np.int64)
+    records = np.arange(2, total + 2, dtype=np.int64)
     if rejected:
-        lines = lines[~np.isin(lines, np.asarray(rejected, dtype=np.int64))]
-    return lines[:n_rows]
+        records = records[~np.isin(records, np.asarray(rejected, dtype=np.int64))]
+    records = records[:n_rows]
+    if record_lines is None:
+        return records
+    return np.asarray(record_lines, dtype=np.int64)[records - 1]
 
 
 def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[BadRow], str]:
-    """Every column as text plus ``_line``; rows DuckDB cannot parse become bad rows."""
+    """Every column as text plus ``_line``; rows DuckDB cannot parse become bad rows.
+
+    ``_line`` and the bad rows' lines are lines of the file as an editor shows them,
+    also after a quoted value that spans lines."""
     encoding = _detect_encoding(path)
     readable = _csv_to_utf8(path, encoding, tmp_dir)
     con = duckdb.connect()
@@ -165,18 +223,21 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
         rejects = con.execute(
             "SELECT line, error_type, error_message FROM reject_errors ORDER BY line"
         ).fetchall()
+        seen = sorted({int(line) for line, _, _ in rejects})
+        record_lines = _record_lines(readable, table.num_rows + len(seen), table.num_columns)
     except duckdb.Error as exc:
         raise FreezeError(f"{path}: cannot read as CSV: {exc}") from None
     finally:
         con.close()
     bad: list[BadRow] = []
-    seen: set[int] = set()
+    reported: set[int] = set()
     for line, kind, message in rejects:
-        if int(line) in seen:
+        if int(line) in reported:
             continue
-        seen.add(int(line))
-        bad.append(BadRow(source, path.name, int(line), f"{kind}: {message}".strip()))
-    lines = _accepted_lines(table.num_rows, sorted(seen))
+        reported.add(int(line))
+        where = record_lines[int(line) - 1] if record_lines is not None else int(line)
+        bad.append(BadRow(source, path.name, where, f"{kind}: {message}".strip()))
+    lines = _accepted_lines(table.num_rows, seen, record_lines)
     table = table.append_column(LINE_COLUMN, pa.array(lines, pa.int64()))
     return table, bad, encoding
 

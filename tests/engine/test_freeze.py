@@ -46,6 +46,32 @@ def test_csv_with_semicolons_latin1_and_bad_rows(tmp_path: Path) -> None:
     assert (tmp_path / "snap" / source.export_copy).read_bytes() == export.read_bytes()
 
 
+def test_lines_stay_exact_after_quoted_values_that_span_lines(tmp_path: Path) -> None:
+    """A note field with line breaks (quoted, as Snipe-IT exports it) must not shift
+    the line numbers reported for the rows after it."""
+    export = tmp_path / "assets.csv"
+    export.write_text(
+        "Asset Tag,Serial,Notes\n"  # line 1
+        'AST-000001,SN1,"moved to\nroom 2\non Monday"\n'  # lines 2-4
+        "AST-000002,SN2,ok\n"  # line 5
+        "AST-000003,SN3,too,many,fields\n"  # line 6: bad
+        "\n"  # line 7: blank
+        'AST-000004,SN4,"two\nlines"\n'  # lines 8-9
+        "AST-000005,SN5,last\n",  # line 10
+        encoding="utf-8",
+    )
+    snapshot = freeze([SourceSpec("itam", export, "snipeit")], tmp_path / "snap", SETTINGS)
+    rows = _frozen(tmp_path / "snap", "itam")
+    assert [(r["Asset Tag"], r["_line"]) for r in rows] == [
+        ("AST-000001", 2),
+        ("AST-000002", 5),
+        ("AST-000004", 8),
+        ("AST-000005", 10),
+    ]
+    assert rows[0]["Notes"] == "moved to\nroom 2\non Monday"
+    assert [(b.file, b.line) for b in snapshot.bad_rows] == [("assets.csv", 6)]
+
+
 def test_csv_with_utf8_bom_and_utf16(tmp_path: Path) -> None:
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbfAsset Tag,Serial\r\nAST-000001,SN1\r\n")
