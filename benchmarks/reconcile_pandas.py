@@ -38,45 +38,11 @@ import pyarrow as pa
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import VARIANCE_LOG_COLUMNS, VarianceType
 from tagsweep.engine.normalize import MANUFACTURER_ALIASES, PLACEHOLDER_SERIALS
+from tagsweep.engine.outputs import PROVENANCE_FIELDS, REGISTER_COLUMNS
 from tagsweep.engine.presets import COMMON_STATUS_MAP, PRESETS
 from tagsweep.engine.run import add_business_days
 from tagsweep.epc import asset_tag_for_epc
 
-REGISTER_COLUMNS = (
-    "asset_key",
-    "asset_tag",
-    "serial",
-    "manufacturer",
-    "model",
-    "category",
-    "location",
-    "status",
-    "status_label",
-    "condition",
-    "custodian",
-    "value",
-    "hardware_uuid",
-    "mac",
-    "hostname",
-    "last_seen",
-)
-#: Fields with a ``<field>_source`` provenance column in register.parquet.
-PROVENANCE_FIELDS = (
-    "asset_tag",
-    "serial",
-    "manufacturer",
-    "model",
-    "category",
-    "location",
-    "status",
-    "condition",
-    "custodian",
-    "value",
-    "hardware_uuid",
-    "mac",
-    "hostname",
-    "last_seen",
-)
 MATCH_COLUMNS = (
     "asset_key",
     "obs_key",
