@@ -188,7 +188,6 @@ def write_variance_log(con: duckdb.DuckDBPyConnection, out: Path) -> None:
     rows = int(con.execute("SELECT count(*) FROM variances").fetchall()[0][0])
     names = list(VARIANCE_LOG_COLUMNS)
     csv_names = ["csv_" + n if kind == "string" else n for n, kind in VARIANCE_LOG_COLUMNS.items()]
-    raw_schema: pa.Schema | None = None
     parquet: pq.ParquetWriter | None = None
     csv: pacsv.CSVWriter | None = None
     try:
@@ -202,10 +201,9 @@ def write_variance_log(con: duckdb.DuckDBPyConnection, out: Path) -> None:
                     [batch.column(n) for n in csv_names], names=names
                 )
                 if parquet is None or csv is None:
-                    raw_schema = raw.schema
                     parquet = pq.ParquetWriter(
                         out / "variances.parquet",
-                        raw_schema,
+                        raw.schema,
                         compression="zstd",
                         compression_level=1,
                         store_schema=False,
