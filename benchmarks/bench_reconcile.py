@@ -132,7 +132,7 @@ def run_pipeline(snapshot: str, session: str, out: str, memory_limit: str | None
             finally:
                 marks["outputs_done"] = time.perf_counter()
 
-        setattr(engine_run, "_write_outputs", timed_outputs)  # noqa: B010
+        setattr(engine_run, "_write_outputs", timed_outputs)  # noqa: B010 - mypy rejects assigning to a module function
 
     settings = EngineSection(scope=["DC1"])
     start = time.perf_counter()

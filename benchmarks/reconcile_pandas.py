@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import VARIANCE_LOG_COLUMNS, VarianceType
+from tagsweep.engine.classify import CANDIDATE_COLUMNS
 from tagsweep.engine.normalize import MANUFACTURER_ALIASES, PLACEHOLDER_SERIALS
 from tagsweep.engine.outputs import PROVENANCE_FIELDS, REGISTER_COLUMNS
 from tagsweep.engine.presets import COMMON_STATUS_MAP, PRESETS
@@ -54,26 +55,6 @@ MATCH_COLUMNS = (
     "epc",
     "found_location",
     "methods",
-)
-CANDIDATE_COLUMNS = (
-    "variance_type",
-    "asset_key",
-    "detail_key",
-    "asset_tag",
-    "serial",
-    "epc",
-    "manufacturer",
-    "model",
-    "expected",
-    "found",
-    "expected_location",
-    "found_location",
-    "source",
-    "session_id",
-    "value",
-    "category",
-    "detail",
-    "evidence",
 )
 _ARROW_TYPES = {
     "string": pa.string(),

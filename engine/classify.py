@@ -37,6 +37,29 @@ from tagsweep.engine.stages import RunContext, Stage, lit
 
 CONFLICT_FIELDS = ("serial", "manufacturer", "model", "location", "status")
 
+#: The columns of every variance branch, in order (``detail_key`` tells apart variances
+#: of one type on one asset; ids, priority and SLA are added by ``variances``).
+CANDIDATE_COLUMNS: tuple[str, ...] = (
+    "variance_type",
+    "asset_key",
+    "detail_key",
+    "asset_tag",
+    "serial",
+    "epc",
+    "manufacturer",
+    "model",
+    "expected",
+    "found",
+    "expected_location",
+    "found_location",
+    "source",
+    "session_id",
+    "value",
+    "category",
+    "detail",
+    "evidence",
+)
+
 
 def _in(values: list[str] | tuple[str, ...]) -> str:
     return "(" + ", ".join(lit(v) for v in values) + ")" if values else "(NULL)"
@@ -61,11 +84,6 @@ def stages(ctx: RunContext) -> list[Stage]:
         + "))"
         if prefixes
         else "true"
-    )
-    cols = (
-        "variance_type, asset_key, detail_key, asset_tag, serial, epc, manufacturer, model, "
-        "expected, found, expected_location, found_location, source, session_id, value, "
-        "category, detail, evidence"
     )
     has_mdm = any(src.role == "mdm" for src in ctx.sources)
     no_mdm = "SELECT CAST(NULL AS VARCHAR) AS asset_key"
@@ -486,7 +504,7 @@ FROM multi GROUP BY asset_key
         Stage(
             "variance_candidates",
             "classify",
-            f"SELECT * FROM ({candidates}) AS v({cols})",
+            f"SELECT * FROM ({candidates}) AS v({', '.join(CANDIDATE_COLUMNS)})",
             "one row per variance, before ids, priority and SLA",
             False,  # read once, by variances: storing it first only copies every row
         ),

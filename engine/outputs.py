@@ -40,23 +40,16 @@ _SQL_TYPES = {
     "bool": "BOOLEAN",
 }
 
-REGISTER_COLUMNS = (
+#: register.parquet's data columns: the asset key, then every register field (the
+#: status followed by the source's own words for it).
+REGISTER_COLUMNS: tuple[str, ...] = (
     "asset_key",
-    "asset_tag",
-    "serial",
-    "manufacturer",
-    "model",
-    "category",
-    "location",
-    "status",
-    "status_label",
-    "condition",
-    "custodian",
-    "value",
-    "hardware_uuid",
-    "mac",
-    "hostname",
-    "last_seen",
+    *(
+        c
+        for f in REGISTER_FIELDS
+        if f != "updated_at"
+        for c in ((f, "status_label") if f == "status" else (f,))
+    ),
 )
 PROVENANCE_FIELDS = tuple(f for f in REGISTER_FIELDS if f != "updated_at")
 
