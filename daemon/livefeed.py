@@ -174,7 +174,7 @@ class LiveFeed:
         self._count = self.view.add(count)
         self._attributor = LocationAttributor()
         self._on_context(payload, ts_us)
-        self._seed_open_sightings(count)
+        self._seed_open_sightings(count, ts_us)
         log.info(
             "live_count_started",
             session=count.session_id,
@@ -230,12 +230,15 @@ class LiveFeed:
         )
         return True
 
-    def _seed_open_sightings(self, count: LiveCount) -> None:
+    def _seed_open_sightings(self, count: LiveCount, started_us: int) -> None:
         """Tags being read right now whose sightings opened before the session did (the
-        reader was already on): they are here, and no "opened" event will say so."""
-        rows, _ = self.gateway.dedup.open_sightings()
+        reader was already on): they are here, and no "opened" event will say so. Open
+        means last read less than the dedup window before the start, the same rule the
+        session's file uses (a sighting not swept yet but older than that is not)."""
+        dedup = self.gateway.dedup
+        rows, _ = dedup.open_sightings()
         names = [d.name for d in self.gateway.devices]
-        for row in rows:
+        for row in rows[rows["last_seen_us"] > started_us - dedup.window_us]:
             index = int(row["reader"])
             name = names[index] if index < len(names) else ""
             role, location = self._roles.get(name, ("handheld", None))

@@ -343,6 +343,7 @@ def close_session(
     session_dir: Path,
     gateway: str,
     params: AttributionParams | None = None,
+    window_us: int = 0,
 ) -> ClosedSession:
     """Compute observations from the store, write the session file, mark it closed.
 
@@ -353,7 +354,7 @@ def close_session(
         raise SessionError(f"session {session.session_id} has no end time; stop it first")
     table = build_observations(
         session=session,
-        sightings=store.session_sightings(session.started_us, session.ended_us),
+        sightings=store.session_sightings(session.started_us, session.ended_us, window_us),
         contexts=store.contexts(session.session_id),
         scans=store.session_scans(session.session_id),
         roles=roles,

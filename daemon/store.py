@@ -417,12 +417,15 @@ class Store:
         ).fetchall()
         return [(int(t), str(loc), str(src)) for t, loc, src in rows]
 
-    def session_sightings(self, started_us: int, ended_us: int) -> pa.Table:
-        """Every sighting (closed or still open) overlapping a time span."""
+    def session_sightings(self, started_us: int, ended_us: int, window_us: int = 0) -> pa.Table:
+        """Every sighting (closed or still open) of a count session: those overlapping
+        its time span, and those still open when it started (last read less than the
+        dedup window before it: a read at the start would have joined them)."""
         return self._con.sql(
             "SELECT * FROM (SELECT * FROM sightings UNION ALL SELECT * FROM open_sightings) "
-            "WHERE first_seen_us <= $ended AND last_seen_us >= $started ORDER BY sighting_id",
-            params={"ended": ended_us, "started": started_us},
+            "WHERE first_seen_us <= $ended AND last_seen_us > $started - $window "
+            "ORDER BY sighting_id",
+            params={"ended": ended_us, "started": started_us, "window": max(window_us, 1)},
         ).to_arrow_table()
 
     def session_scans(self, session_id: str) -> pa.Table:

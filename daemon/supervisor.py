@@ -707,6 +707,7 @@ class Gateway:
             roles=roles,
             session_dir=self.config.store.session_dir,
             gateway=self.config.gateway.id,
+            window_us=self.dedup.window_us,
         )
 
     async def start_session(
@@ -810,12 +811,15 @@ class Gateway:
             raise SessionError("no count session is open")
         snapshot = replace(session, ended_us=now_us())
         roles = {d.name: d.role for d in self.devices if d.kind == "reader"}
+        window_us = self.dedup.window_us
 
         def build() -> pa.Table:
             assert snapshot.ended_us is not None
             return build_observations(
                 session=snapshot,
-                sightings=store.session_sightings(snapshot.started_us, snapshot.ended_us),
+                sightings=store.session_sightings(
+                    snapshot.started_us, snapshot.ended_us, window_us
+                ),
                 contexts=store.contexts(snapshot.session_id),
                 scans=store.session_scans(snapshot.session_id),
                 roles=roles,

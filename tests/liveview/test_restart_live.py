@@ -134,11 +134,11 @@ async def test_missing_register_on_restart_only_warns(tmp_path: Path, short_dir:
     assert closed.row_count == 4  # counting went on without the live view
 
 
-def _reads_of(epcs: list[str]) -> Callable[[], AsyncIterator[ReadBatch]]:
+def _reads_of(epcs: list[str], times: int = 3) -> Callable[[], AsyncIterator[ReadBatch]]:
     """A handheld that reads ``epcs`` a few times, now, then nothing more."""
 
     async def source() -> AsyncIterator[ReadBatch]:
-        for _ in range(3):
+        for _ in range(times):
             batch = empty_reads(len(epcs))
             batch["epc"] = [e.encode() for e in epcs]
             batch["antenna"] = 1
@@ -152,14 +152,17 @@ def _reads_of(epcs: list[str]) -> Callable[[], AsyncIterator[ReadBatch]]:
     return source
 
 
-def _rfid_gateway(tmp_path: Path, short_dir: Path, port: int) -> tuple[Gateway, LiveFeed]:
+def _rfid_gateway(
+    tmp_path: Path, short_dir: Path, port: int, window_s: float = 0.3
+) -> tuple[Gateway, LiveFeed]:
     reader = {
         "name": "handheld",
         "url": f"llrp://127.0.0.1:{port}?antennas=1",
         "role": "handheld",
         "keepalive_s": 1.0,
     }
-    gw = Gateway(parse_config(config_data(tmp_path, short_dir, readers=[reader])))
+    data = config_data(tmp_path, short_dir, readers=[reader], window_s=window_s)
+    gw = Gateway(parse_config(data))
     return gw, attach_live_view(gw)
 
 
@@ -181,5 +184,32 @@ async def test_rfid_progress_after_restart_equals_progress_before(
         gw, feed = _rfid_gateway(tmp_path, short_dir, reader.port)
         async with gw:
             assert feed.progress()["totals"] == before
+            closed = await gw.stop_session()
+    assert closed.row_count == 5
+
+
+async def test_sightings_open_when_the_session_starts_count_in_view_and_file(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    """Tags read just before the start, within the dedup window, whose sightings are
+    still open: the live view ticks them off, and the session's file holds them too
+    (the view and the file never disagree, also after a restart)."""
+    sc = make_scenario(tmp_path)
+    epcs = [a.epc for a in sc.world.assets if a.epc and a.asset_tag != sc.unregistered_tag][:5]
+    source = _reads_of([str(e) for e in epcs], times=1)
+    async with LlrpSimulator(port=0, tag_source=source) as reader:
+        gw, feed = _rfid_gateway(tmp_path, short_dir, reader.port, window_s=5.0)
+        async with gw:
+            deadline = time.monotonic() + 15
+            while gw.counters.reads < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert gw.counters.reads == 5  # all read, before the session exists
+            await gw.start_session(operator="jdoe", scope=[sc.scope], expected=str(sc.register))
+            assert feed.progress()["totals"]["seen"] == 5
+            assert (await gw.observations()).num_rows == 5
+    async with LlrpSimulator(port=0, tag_source=_reads_of([])) as reader:
+        gw, feed = _rfid_gateway(tmp_path, short_dir, reader.port, window_s=5.0)
+        async with gw:
+            assert feed.progress()["totals"]["seen"] == 5
             closed = await gw.stop_session()
     assert closed.row_count == 5
