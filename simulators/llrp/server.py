@@ -7,7 +7,8 @@ periodic KEEPALIVEs once configured, CLOSE_CONNECTION, and RO_ACCESS_REPORTs pro
 our own encoder from a *tag source* (see :mod:`.sources`). Like a real reader it sends
 only the TagReportData fields the client's ROReportSpec selects (Impinj phase, RSSI and
 Doppler only when the Impinj selector asks for them and the read has them), and cuts
-reports every N reads of the ROReportSpec trigger.
+reports every N reads of the ROReportSpec trigger; with the trigger None it holds the
+reads until the client asks with GET_REPORT.
 
 Faults are switched per connection (``Fault(kind, after_reports, connection)``) so a test
 can break the first connection and check that the client recovers on the next one, and
@@ -249,6 +250,9 @@ class _Session:
         self.keepalive_ms = 0
         self.next_id = 1
         self.report_n = 0
+        # ROReportTrigger None: reads wait here until the client sends GET_REPORT
+        self.hold_reports = False
+        self.held: list[ReadBatch] = []
         # reproducible fault bytes, not security: S311 does not apply
         self.rng = random.Random(sim._seed + log.index)  # noqa: S311
         self.extra = b""  # appended to every TagReportData of the next report
@@ -320,6 +324,8 @@ class _Session:
             self.send(enc.status_response(M.SET_READER_CONFIG_RESPONSE, msg_id))
         elif msg_type == M.ENABLE_EVENTS_AND_REPORTS:
             pass  # no response defined
+        elif msg_type == M.GET_REPORT:
+            self._report_held(msg_id)
         elif msg_type == M.KEEPALIVE_ACK:
             self.log.keepalive_acks += 1
         elif msg_type == M.CLOSE_CONNECTION:
@@ -398,6 +404,7 @@ class _Session:
         if active:
             request = active[0].request
             self.report_n = request.report_n if request.report_trigger in (1, 2) else 0
+            self.hold_reports = request.report_trigger == 0
             self.active.set()
             if not any(t.get_name() == "llrp-sim-reports" for t in self._tasks):
                 self._tasks.append(asyncio.create_task(self._pump(), name="llrp-sim-reports"))
@@ -442,8 +449,21 @@ class _Session:
             if aclose is not None:
                 await aclose()
 
+    def _report_held(self, msg_id: int) -> None:
+        """GET_REPORT: one RO_ACCESS_REPORT with the reads held since the last one, with
+        the request's message id (empty when there are none, as a reader answers)."""
+        reads = np.concatenate(self.held) if self.held else np.zeros(0, dtype=READ_DTYPE)
+        self.held.clear()
+        self.send(enc.ro_access_report(msg_id, reads, b"", self._selector()))
+        self.log.sent.append(reads)
+        self.log.reports += 1
+
     async def _send_reads(self, batch: ReadBatch) -> None:
-        """Encode the batch once, then cut it into reports of at most N reads."""
+        """Encode the batch once, then cut it into reports of at most N reads (or hold
+        it for GET_REPORT when the ROSpec asked for no reports of its own)."""
+        if self.hold_reports:
+            self.held.append(batch.copy())
+            return
         per_report = self.report_n or self.sim.max_reads_per_report
         selector = self._selector()
         body, offsets = enc.tag_report_records(batch, selector=selector)

@@ -40,16 +40,29 @@ def _gateway(tmp_path: Path, short_dir: Path, scanner_url: str) -> tuple[Gateway
     return gw, attach_live_view(gw)
 
 
+def _once(opened: asyncio.Event, lines: list[str]) -> AsyncIterator[str]:
+    """A scan script the operator starts once the session is open (scans made while
+    no session is open belong to none, so a script racing the start would flake)."""
+
+    async def script() -> AsyncIterator[str]:
+        await opened.wait()
+        for line in lines:
+            yield line
+
+    return script()
+
+
 def _scanned(sc: Scenario, n: int) -> list[str]:
     """Asset tags of ``n`` registered assets in the world (what the operator scans)."""
     return [a.asset_tag for a in sc.world.assets if a.asset_tag != sc.unregistered_tag][:n]
 
 
-async def _wait_seen(feed: LiveFeed, seen: int) -> dict[str, Any]:
+async def _wait_seen(feed: LiveFeed, seen: int, unexpected: int = 0) -> dict[str, Any]:
     deadline = time.monotonic() + 15
     while True:
         totals: dict[str, Any] = feed.progress()["totals"]
-        if totals["seen"] >= seen or time.monotonic() > deadline:
+        done = totals["seen"] >= seen and totals["unexpected"] >= unexpected
+        if done or time.monotonic() > deadline:
             return totals
         await asyncio.sleep(0.05)
 
@@ -59,14 +72,17 @@ async def test_progress_after_restart_equals_progress_before(
 ) -> None:
     sc = make_scenario(tmp_path)
     tags = _scanned(sc, 6)
-    async with ScannerSimulator(mode="tcp", script=[*tags[:4], sc.unregistered_tag]) as scanner:
+    opened = asyncio.Event()
+    script = _once(opened, [*tags[:4], sc.unregistered_tag])
+    async with ScannerSimulator(mode="tcp", script=script) as scanner:
         gw, feed = _gateway(tmp_path, short_dir, scanner.url)
         async with gw:
             session = await gw.start_session(
                 operator="jdoe", scope=[sc.scope], expected=str(sc.register)
             )
+            opened.set()
             await scanner.finished()
-            before = await _wait_seen(feed, 4)
+            before = await _wait_seen(feed, 4, unexpected=1)
             await gw.sync()
             assert before["seen"] == 4
             assert before["not_yet_seen"] == before["expected"] - 4
@@ -74,10 +90,12 @@ async def test_progress_after_restart_equals_progress_before(
             assert sc.unregistered_tag in unexpected_before
         # the daemon is gone; the session stays open in the store
 
-    async with ScannerSimulator(mode="tcp", script=tags[4:]) as scanner:
+    resumed_open = asyncio.Event()
+    async with ScannerSimulator(mode="tcp", script=_once(resumed_open, tags[4:])) as scanner:
         gw, feed = _gateway(tmp_path, short_dir, scanner.url)
         with capture_logs() as logs:
             async with gw:
+                resumed_open.set()  # the session is back: the operator scans on
                 assert gw.session is not None
                 assert gw.session.session_id == session.session_id
                 after = feed.progress()
@@ -102,21 +120,25 @@ async def test_missing_register_on_restart_only_warns(tmp_path: Path, short_dir:
     register.parent.mkdir()
     shutil.copy(sc.register, register)
     tags = _scanned(sc, 4)
-    async with ScannerSimulator(mode="tcp", script=tags[:2]) as scanner:
+    opened = asyncio.Event()
+    async with ScannerSimulator(mode="tcp", script=_once(opened, tags[:2])) as scanner:
         gw, feed = _gateway(tmp_path, short_dir, scanner.url)
         async with gw:
             session = await gw.start_session(
                 operator="jdoe", scope=[sc.scope], expected=str(register)
             )
+            opened.set()
             await scanner.finished()
             assert (await _wait_seen(feed, 2))["seen"] == 2
             await gw.sync()
 
     shutil.rmtree(register.parent)  # the register went away while the daemon was down
-    async with ScannerSimulator(mode="tcp", script=tags[2:]) as scanner:
+    resumed_open = asyncio.Event()
+    async with ScannerSimulator(mode="tcp", script=_once(resumed_open, tags[2:])) as scanner:
         gw, feed = _gateway(tmp_path, short_dir, scanner.url)
         with capture_logs() as logs:
             async with gw:
+                resumed_open.set()
                 assert gw.session is not None
                 assert gw.session.session_id == session.session_id
                 with pytest.raises(SessionError, match="no open count session"):
