@@ -914,12 +914,27 @@ def portal_traffic(
 class ReplayClock:
     """Maps world time onto the wall clock (see the module docstring's clock model)."""
 
-    def __init__(self, world_start_us: int, speed: float = 1.0) -> None:
+    def __init__(
+        self, world_start_us: int, speed: float = 1.0, *, wait_for_open: bool = False
+    ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
         self.world_start_us = world_start_us
         self.speed = speed
         self.anchor_wall_us: int | None = None
+        #: with ``wait_for_open``, the replay (reads and scans) waits for :meth:`open`:
+        #: a test opens it once its count session is, however long start-up took
+        self._opened: asyncio.Event | None = asyncio.Event() if wait_for_open else None
+
+    def open(self) -> None:
+        """Anchor the clock now and release the replay waiting in :meth:`opened`."""
+        self.start()
+        if self._opened is not None:
+            self._opened.set()
+
+    async def opened(self) -> None:
+        if self._opened is not None:
+            await self._opened.wait()
 
     def start(self, wall_us: int | None = None) -> None:
         """Anchor the clock now (first call only; later calls keep the first anchor)."""
@@ -976,6 +991,7 @@ def tag_source(
     reads = reads[np.argsort(reads["last_seen_us"], kind="stable")]
 
     async def source() -> AsyncIterator[ReadBatch]:
+        await clock.opened()
         clock.start()
         now_world = clock.to_world(time.time_ns() // 1000)
         for release, batch in replay_batches(
@@ -989,6 +1005,7 @@ def tag_source(
 
 async def scan_lines(scans: Sequence[ScriptedScan], clock: ReplayClock) -> AsyncIterator[str]:
     """The scan script as lines released at their wall time (shares the reads' clock)."""
+    await clock.opened()
     clock.start()
     for scan in sorted(scans, key=lambda s: s.t_us):
         await clock.sleep_until(scan.t_us)

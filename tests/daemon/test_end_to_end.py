@@ -14,7 +14,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from tagsweep.daemon.supervisor import Gateway
-from tagsweep.domain import now_us
 from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.scanner import ScannerSimulator
 from tagsweep.simulators.world import ReplayClock, build_world, scan_lines, tag_source, walk_through
@@ -31,8 +30,7 @@ async def test_walk_through_over_llrp_and_scanner_sockets(tmp_path: Path, short_
     )  # fmt: skip
     walk = walk_through(world, seed=3)
     assert walk.cross_read_share() > 0.05  # the handheld really reads neighbouring racks
-    clock = ReplayClock(walk.start_us, speed=SPEED)
-    clock.start(now_us() + 1_500_000)  # the walk begins once the session is open
+    clock = ReplayClock(walk.start_us, speed=SPEED, wait_for_open=True)
     async with (
         LlrpSimulator(port=0, tag_source=tag_source(walk.reads, clock, batch_s=0.05)) as reader,
         ScannerSimulator(mode="tcp", script=scan_lines(walk.scans, clock)) as scanner,
@@ -54,6 +52,7 @@ async def test_walk_through_over_llrp_and_scanner_sockets(tmp_path: Path, short_
         sink = EventList()
         async with Gateway(cfg, sinks=[sink], control_socket=False) as gw:
             session = await gw.start_session(operator="jdoe", site="DC1")
+            clock.open()  # the walk begins once the session is open
             end_wall_s = int(clock.to_wall(walk.end_us)) / 1e6
             await asyncio.sleep(max(0.0, end_wall_s - time.time()))
             await wait_until(

@@ -64,8 +64,7 @@ async def test_live_count_through_the_gateway(
 
     monkeypatch.setenv("TAGSWEEP_TEST_WEB_TOKEN", TOKEN)
     port = free_port()
-    clock = ReplayClock(walk.start_us, speed=SPEED)
-    clock.start(now_us() + 2_000_000)  # the walk begins once the session is open
+    clock = ReplayClock(walk.start_us, speed=SPEED, wait_for_open=True)
     async with (
         LlrpSimulator(port=0, tag_source=tag_source(walk.reads, clock, batch_s=0.05)) as reader,
         ScannerSimulator(mode="tcp", script=scan_lines(walk.scans, clock)) as scanner,
@@ -113,6 +112,7 @@ async def test_live_count_through_the_gateway(
             status, snap = await get(http, api)
             assert status == 200
             assert snap["totals"]["not_yet_seen"] == len(expected)
+            clock.open()  # the walk begins once the session is open
 
             # poll while the walk runs
             previous = set(expected)
