@@ -221,6 +221,10 @@ class LlrpSimulator:
             await session.run()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # stop() ends the handlers it cancels: end quietly, because asyncio's stream
+            # server (3.11) logs a handler task that ends cancelled as an error
+            pass
         finally:
             log.done.set()
             self._handlers.discard(task)
