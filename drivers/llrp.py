@@ -48,12 +48,13 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import numpy as np
 from sllurp.llrp import LLRPClient, LLRPMessage, LLRPReaderClient, LLRPReaderConfig
 from sllurp.llrp import LLRPReaderState as SllurpState
 from sllurp.llrp_errors import ReaderConfigurationError
+from sllurp.llrp_proto import ConnEvent_Name2Type
 
 from tagsweep.domain import ReadBatch
 from tagsweep.drivers.base import Driver, DriverConfigError, DriverError, DriverEvent, DriverState
@@ -74,6 +75,17 @@ _CLOSE_CONNECTION_RESPONSE = 4
 _DELETE_ROSPEC_RESPONSE = 31
 _SHUTDOWN_RESPONSES = frozenset({_DELETE_ROSPEC_RESPONSE, 33, 35, _CLOSE_CONNECTION_RESPONSE})
 _LOGGED_PER_KIND = 20  # log at most this many problems of one kind per connection
+#: Why a reader refuses a session: ConnectionAttemptEvent status (LLRP 1.0.1 13.2.6.11)
+#: → what it means. Status 4 ("another connection attempted") is not a refusal: it tells
+#: the client in session that somebody else tried to connect.
+_REFUSALS: Final[dict[int, str]] = {
+    1: "the reader already has a connection it opened itself (reader-initiated mode)",
+    2: (
+        "another client is connected to the reader (an LLRP reader takes one client: "
+        "close the other one, e.g. the vendor's test tool)"
+    ),
+    3: "the reader could not open a session",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,6 +476,12 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
                 self.close_acknowledged.set()
         else:
             message = LLRPMessage(msgbytes=frame.data)
+            refusal = _refusal(message)
+            if refusal:
+                # sllurp only logs this and waits for ever: end the session, say why
+                self.bridge.post(_Signal("lost", f"the reader refused the session: {refusal}"))
+                self._stop_main_loop.set()
+                return
             self._on_llrp_message_received(message)
             self.llrp.handleMessage(message)
 
@@ -685,3 +703,17 @@ class LlrpDriver(Driver):
             return
         await asyncio.to_thread(client.close_acknowledged.wait, 1.0)
         self.log.info("llrp_closed", acknowledged=client.close_acknowledged.is_set())
+
+
+def _refusal(message: LLRPMessage) -> str:
+    """Why the reader refused the session, from a failed ConnectionAttemptEvent ("" when
+    the message is anything else)."""
+    event = (message.msgdict or {}).get("READER_EVENT_NOTIFICATION")
+    if not isinstance(event, dict):
+        return ""
+    attempt = event.get("ReaderEventNotificationData", {}).get("ConnectionAttemptEvent")
+    if not isinstance(attempt, dict):
+        return ""
+    status = str(attempt.get("Status", "Success"))
+    why = _REFUSALS.get(ConnEvent_Name2Type.get(status, 0))
+    return f"{why} (ConnectionAttemptEvent: {status})" if why else ""

@@ -69,10 +69,14 @@ class FaultKind(enum.StrEnum):
     MISSED_KEEPALIVES = "missed_keepalives"  # keepalives and reports stop, requests answered
     BURST = "burst"  # ``burst_reads`` extra reads as fast as the socket takes them
     CONFIG_ERROR = "config_error"  # GET_READER_CAPABILITIES answered with DeviceError
+    BUSY = "busy"  # another client holds the reader: a failed ConnectionAttemptEvent, closed
 
 
-#: faults injected in the report stream (CONFIG_ERROR happens at the handshake)
-_STREAM_FAULTS = tuple(k for k in FaultKind if k is not FaultKind.CONFIG_ERROR)
+#: faults of the handshake; the others are injected in the report stream
+_HANDSHAKE_FAULTS = (FaultKind.CONFIG_ERROR, FaultKind.BUSY)
+_STREAM_FAULTS = tuple(k for k in FaultKind if k not in _HANDSHAKE_FAULTS)
+#: ConnectionAttemptEvent status: Failed_A_Client_Initiated_Connection_Already_Exists
+CONNECTION_ALREADY_EXISTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +277,13 @@ class _Session:
 
     async def run(self) -> None:
         self.logger.info("llrp_client_connected")
+        if self._fault_now(FaultKind.BUSY):
+            # as a reader that already has a client: say so, then close the connection
+            status = CONNECTION_ALREADY_EXISTS
+            self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us(), status))
+            await self.writer.drain()
+            self.logger.info("llrp_client_refused", reason="another client holds the reader")
+            return
         self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us()))
         try:
             while True:
@@ -295,7 +306,7 @@ class _Session:
 
     def _fault_now(self, *kinds: FaultKind) -> Fault | None:
         for fault in self.pending_faults:
-            due = fault.kind is FaultKind.CONFIG_ERROR or self.log.reports >= fault.after_reports
+            due = fault.kind in _HANDSHAKE_FAULTS or self.log.reports >= fault.after_reports
             if fault.kind in kinds and due:
                 self.pending_faults.remove(fault)
                 self.log.faults.append(fault.kind)

@@ -190,14 +190,16 @@ RECONNECTING = {
     FaultKind.STALL: "watchdog",
     FaultKind.MISSED_KEEPALIVES: "watchdog",
     FaultKind.CONFIG_ERROR: "connect",
+    FaultKind.BUSY: "connect",
 }
+HANDSHAKE = {FaultKind.CONFIG_ERROR, FaultKind.BUSY}
 
 
 @pytest.mark.parametrize("kind", list(RECONNECTING), ids=str)
 async def test_connection_faults_recover_without_losing_reads_sent_after_reconnect(
     kind: FaultKind,
 ) -> None:
-    fault = Fault(kind, after_reports=0 if kind is FaultKind.CONFIG_ERROR else 3)
+    fault = Fault(kind, after_reports=0 if kind in HANDSHAKE else 3)
     async with LlrpSimulator(port=0, tag_source=numbered_source(), faults=[fault]) as sim:
         with capture_logs() as logs:
             driver = LlrpDriver(llrp_url(sim), name="portal", reader_id=2, backoff=FAST)
@@ -211,6 +213,27 @@ async def test_connection_faults_recover_without_losing_reads_sent_after_reconne
     lost = [e for e in logs if e["event"] == "reader_lost"]
     assert lost, "the fault was not logged"
     assert {"state": "down"} in [{"state": e.get("state")} for e in logs]
+
+
+async def test_a_reader_held_by_another_client_is_a_clear_error_then_retried() -> None:
+    """An LLRP reader takes one client; the second gets a failed ConnectionAttemptEvent.
+    sllurp alone would wait for ever: the driver says why at once and tries again."""
+    async with LlrpSimulator(
+        port=0, tag_source=numbered_source(), faults=[Fault(FaultKind.BUSY, connection=0)]
+    ) as sim:
+        with capture_logs() as logs:
+            url = llrp_url(sim, connect_timeout_s=30)
+            driver = LlrpDriver(url, name="portal", reader_id=2, backoff=FAST)
+            started = asyncio.get_running_loop().time()
+            got = await collect(driver, everything_from(sim, 1))
+            took = asyncio.get_running_loop().time() - started
+    assert sim.connections[0].faults == [FaultKind.BUSY]
+    assert sim.connections[0].reports == 0
+    assert_reads_match(got, sim.connections[1].sent_reads(), reader_id=2)
+    lost = [e for e in logs if e["event"] == "reader_lost"]
+    assert "refused the session" in lost[0]["error"]
+    assert "another client is connected" in lost[0]["error"]
+    assert took < 15  # not the 30 s connect timeout
 
 
 IN_STREAM = {
