@@ -244,6 +244,11 @@ class ContentSelector:
     last_seen: bool = True
     seen_count: bool = True
     impinj: bool = True  # Impinj phase/RSSI/Doppler, when a read has them
+    # what a real reader also sends when asked (not by default: few clients ask)
+    spec_index: bool = False
+    inventory_parameter_spec_id: bool = False
+    channel_index: bool = False
+    access_spec_id: bool = False
 
     @classmethod
     def from_flags(cls, flags: int, rospec_id: int, impinj: bool) -> ContentSelector:
@@ -256,6 +261,10 @@ class ContentSelector:
             last_seen=bool(flags & (1 << 8)),
             seen_count=bool(flags & (1 << 7)),
             impinj=impinj,
+            spec_index=bool(flags & (1 << 14)),
+            inventory_parameter_spec_id=bool(flags & (1 << 13)),
+            channel_index=bool(flags & (1 << 11)),
+            access_spec_id=bool(flags & (1 << 6)),
         )
 
 
@@ -288,16 +297,24 @@ def _record_dtype(layout: _Layout) -> np.dtype[np.void]:
     sel = layout.sel
     if sel.rospec_id is not None:
         fields += [("rospec_t", "u1"), ("rospec", ">u4")]
+    if sel.spec_index:
+        fields += [("spec_t", "u1"), ("spec", ">u2")]
+    if sel.inventory_parameter_spec_id:
+        fields += [("inv_t", "u1"), ("inv", ">u2")]
     if sel.antenna:
         fields += [("ant_t", "u1"), ("ant", ">u2")]
     if layout.rssi:
         fields += [("rssi_t", "u1"), ("rssi", "i1")]
+    if sel.channel_index:
+        fields += [("chan_t", "u1"), ("chan", ">u2")]
     if sel.first_seen:
         fields += [("first_t", "u1"), ("first", ">u8")]
     if sel.last_seen:
         fields += [("last_t", "u1"), ("last", ">u8")]
     if sel.seen_count:
         fields += [("count_t", "u1"), ("count", ">u2")]
+    if sel.access_spec_id:
+        fields += [("access_t", "u1"), ("access", ">u4")]
     for name, present, fmt in (
         ("phase", layout.phase, ">u2"),
         ("irssi", layout.impinj_rssi, ">i2"),
@@ -352,12 +369,21 @@ def _encode_run(reads: ReadBatch, layout: _Layout) -> bytes:
     if sel.rospec_id is not None:
         out["rospec_t"] = 0x80 | 9
         out["rospec"] = sel.rospec_id
+    if sel.spec_index:
+        out["spec_t"] = 0x80 | 14
+        out["spec"] = 1  # the ROSpec's one AISpec
+    if sel.inventory_parameter_spec_id:
+        out["inv_t"] = 0x80 | 10
+        out["inv"] = 1
     if sel.antenna:
         out["ant_t"] = 0x80 | 1
         out["ant"] = reads["antenna"]
     if layout.rssi:
         out["rssi_t"] = 0x80 | 6
         out["rssi"] = np.clip(np.rint(reads["rssi"]), -128, 127).astype(np.int8)
+    if sel.channel_index:  # a hopping reader's channel: 1..50, reproducible per read
+        out["chan_t"] = 0x80 | 7
+        out["chan"] = reads["first_seen_us"] // 251 % 50 + 1
     if sel.first_seen:
         out["first_t"] = 0x80 | 2
         out["first"] = reads["first_seen_us"].astype(np.uint64)
@@ -367,6 +393,9 @@ def _encode_run(reads: ReadBatch, layout: _Layout) -> bytes:
     if sel.seen_count:
         out["count_t"] = 0x80 | 8
         out["count"] = np.clip(reads["seen_count"], 0, 0xFFFF)
+    if sel.access_spec_id:
+        out["access_t"] = 0x80 | 16
+        out["access"] = 0  # no AccessSpec ran
     if layout.phase:
         _custom_header(out, "phase", IMPINJ_RF_PHASE_ANGLE)
         units = np.rint(reads["phase"].astype(np.float64) * PHASE_UNITS).astype(np.int64)

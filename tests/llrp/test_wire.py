@@ -118,6 +118,10 @@ selectors = st.builds(
     last_seen=st.booleans(),
     seen_count=st.booleans(),
     impinj=st.booleans(),
+    spec_index=st.booleans(),
+    inventory_parameter_spec_id=st.booleans(),
+    channel_index=st.booleans(),
+    access_spec_id=st.booleans(),
 )
 
 
@@ -129,6 +133,9 @@ def test_fast_decoder_agrees_with_sllurp_whatever_the_client_selected(
     message = enc.ro_access_report(1, batch, selector=selector)
     tags = LLRPMessage(msgbytes=message).msgdict["RO_ACCESS_REPORT"]["TagReportData"]
     assert all(("ROSpecID" in t) == (selector.rospec_id is not None) for t in tags)
+    assert all(("ChannelIndex" in t) == selector.channel_index for t in tags)
+    assert all(("SpecIndex" in t) == selector.spec_index for t in tags)
+    assert all(("AccessSpecID" in t) == selector.access_spec_id for t in tags)
     decoded, problems = ReportDecoder(reader_id=2).decode(message[HEADER_SIZE:])
     reference = reads_from_sllurp(tags, reader_id=2)
     assert problems == []
