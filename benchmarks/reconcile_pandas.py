@@ -114,7 +114,10 @@ def _serial(s: Series, placeholders: set[str]) -> Series:
     s0 = s0.str.upper()
     # a placeholder, or one character repeated (s[1:] == s[:-1])
     repeated = (s0.str.len() > 0) & (s0.str[1:] == s0.str[:-1])
-    keep = ~(s0.isin(placeholders) | repeated.fillna(False)) & (s0 != "")
+    # or a number a spreadsheet wrote in scientific notation ("1.23457E+11")
+    mangled = s0.str.fullmatch(r"[0-9]+(\.[0-9]+)?E\+[0-9]+")
+    unusable = s0.isin(placeholders) | repeated.fillna(False) | mangled.fillna(False)
+    keep = ~unusable & (s0 != "")
     return s0.where(keep)
 
 

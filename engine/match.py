@@ -112,7 +112,7 @@ SELECT d.file, d.line, coalesce(blank(d.session_id), d.file) AS session_id,
     lo.v AS location,
     d.epc1 AS epc,
     coalesce(upper(blank(d.asset_tag)), d.epc_tag) AS asset_tag,
-    CASE WHEN ps.serial IS NOT NULL OR serial_repeated(d.serial0) THEN NULL
+    CASE WHEN ps.serial IS NOT NULL OR serial_unusable(d.serial0) THEN NULL
          ELSE nullif(d.serial0, '') END AS serial,
     d.first_seen, d.last_seen,
     coalesce(TRY_CAST(d.read_count AS BIGINT), 1) AS read_count,
@@ -126,7 +126,7 @@ SELECT d.file, d.line, coalesce(blank(d.session_id), d.file) AS session_id,
         THEN 'EPC ''' || trim(d.epc) || ''' is not hex'
         WHEN d.epc1 IS NULL AND blank(d.asset_tag) IS NULL
              AND (nullif(d.serial0, '') IS NULL OR ps.serial IS NOT NULL
-                  OR serial_repeated(d.serial0))
+                  OR serial_unusable(d.serial0))
         THEN 'no EPC, asset tag or usable serial'
         WHEN d.last_seen_text IS NOT NULL AND d.last_seen IS NULL
         THEN 'last_seen ''' || d.last_seen_text || ''' is not a time'

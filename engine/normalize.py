@@ -86,6 +86,11 @@ CREATE OR REPLACE MACRO blank(x) AS nullif(trim(x), '');
 CREATE OR REPLACE MACRO serial_clean(x) AS upper(regexp_replace(trim(x), '\\s+', '', 'g'));
 CREATE OR REPLACE MACRO serial_repeated(s) AS
     length(s) > 0 AND length(replace(s, left(s, 1), '')) = 0;
+-- a long numeric serial a spreadsheet turned into a number ("1.23457E+11"): its digits
+-- are lost, so it identifies nothing (cheap test first: the regex runs on few rows)
+CREATE OR REPLACE MACRO serial_mangled(s) AS
+    contains(s, 'E+') AND regexp_full_match(s, '[0-9]+([.][0-9]+)?E[+][0-9]+');
+CREATE OR REPLACE MACRO serial_unusable(s) AS serial_repeated(s) OR serial_mangled(s);
 CREATE OR REPLACE MACRO lookalike(s) AS translate(s, 'OISBZ', '01582');
 CREATE OR REPLACE MACRO mfr_key(m) AS trim(regexp_replace(regexp_replace(regexp_replace(
     lower(m), '[^a-z0-9]+', ' ', 'g'),
@@ -226,7 +231,7 @@ s AS (
         ts_parse(blank(r.last_seen_raw)) AS last_seen0
     FROM source_rows r
 ), s2 AS (
-    SELECT s.*, (ps.serial IS NOT NULL OR serial_repeated(s.serial0)) AS placeholder
+    SELECT s.*, (ps.serial IS NOT NULL OR serial_unusable(s.serial0)) AS placeholder
     FROM s LEFT JOIN placeholder_serials ps ON ps.serial = s.serial0
 )
 SELECT s2.source, s2.role, s2.file, s2.line,
@@ -251,7 +256,11 @@ SELECT s2.source, s2.role, s2.file, s2.line,
         WHEN blank(s2.asset_tag_raw) IS NULL
              AND (s2.placeholder OR nullif(s2.serial0, '') IS NULL)
              AND blank(s2.hardware_uuid_raw) IS NULL AND s2.mac0 IS NULL
-        THEN CASE WHEN nullif(s2.serial0, '') IS NOT NULL
+        THEN CASE WHEN serial_mangled(s2.serial0)
+                  THEN 'no usable identifier: serial ''' || trim(s2.serial_raw)
+                       || ''' lost its digits to a spreadsheet (scientific notation)'
+                       || ' and no asset tag'
+                  WHEN nullif(s2.serial0, '') IS NOT NULL
                   THEN 'no usable identifier: placeholder serial ''' || trim(s2.serial_raw)
                        || ''' and no asset tag'
                   ELSE 'no usable identifier: no asset tag, serial, UUID or MAC' END

@@ -273,3 +273,39 @@ def test_a_long_variance_log_is_streamed_to_the_same_bytes(
     parquet = pq.ParquetFile(second.out_dir / "variances.parquet")
     assert parquet.metadata.num_row_groups == 2
     assert ids == parquet.read().column("variance_id").to_pylist()
+
+
+def test_serials_a_spreadsheet_turned_into_numbers_identify_nothing(tmp_path: Path) -> None:
+    """Long numeric serials saved through a spreadsheet come back as "1.23457E+11": the
+    digits are gone, so equal texts are not the same machine and must not merge."""
+    (tmp_path / "register.csv").write_text(
+        "asset_tag,serial,manufacturer,model,location,status\n"
+        "AST-000001,1.23457E+11,Supermicro,SYS-1029,Room 1,Active\n"
+        "AST-000002,1.23457E+11,Supermicro,SYS-1029,Room 1,Active\n"
+        "AST-000003,123456789012,Supermicro,SYS-1029,Room 1,Active\n"
+        ",9.87654e+11,Supermicro,SYS-1029,Room 1,Active\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "sheet.csv").write_text(
+        "location,asset_tag,serial\n"
+        "Room 1,AST-000001,\n"
+        "Room 1,AST-000002,\n"
+        "Room 1,,123456789012\n"
+        "Room 1,,1.23457E+11\n",
+        encoding="utf-8",
+    )
+    freeze([SourceSpec("itam", tmp_path / "register.csv")], tmp_path / "snap", EngineSection())
+    run = reconcile(tmp_path / "snap", [tmp_path / "sheet.csv"], EngineSection(), tmp_path / "r")
+    log = pq.read_table(run.out_dir / "variances.parquet").to_pylist()
+    assert [v for v in log if v["variance_type"] == "duplicate_record"] == []
+    assert {v["variance_type"] for v in log} <= {"unrecorded"}  # 3 found by tag or serial
+    register = {
+        r["asset_key"]: r for r in pq.read_table(run.out_dir / "register.parquet").to_pylist()
+    }
+    assert register["AST-000001"]["serial"] is None
+    assert register["AST-000003"]["serial"] == "123456789012"
+    with (run.out_dir / "bad_rows.csv").open(encoding="utf-8", newline="") as fh:
+        bad = {(r["file"], r["line"]): r["reason"] for r in csv.DictReader(fh)}
+    assert "lost its digits to a spreadsheet" in bad[("register.csv", "5")]
+    # the count's row with only a mangled serial identifies nothing either
+    assert any("usable serial" in reason for reason in bad.values())
