@@ -231,7 +231,12 @@ def normalize_register(snapshot: Path, settings: EngineSection) -> tuple[Frame, 
     value = pd.to_numeric(value_raw, errors="coerce")
     retry = value.isna() & _blank(value_raw).notna()
     if retry.any():
-        cleaned = value_raw[retry].str.replace(r"[$€£,\t\n\f\r ]|USD|EUR|GBP", "", regex=True)
+        cleaned = value_raw[retry].str.replace(r"[$€£\t\n\f\r ]|USD|EUR|GBP", "", regex=True)
+        comma = cleaned.str.fullmatch(
+            r"-?[0-9]{1,3}(\.[0-9]{3})+,[0-9]+|-?[0-9]+,([0-9]{1,2}|[0-9]{4,})"
+        ).fillna(False)
+        european = cleaned.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        cleaned = cleaned.where(~comma, european).str.replace(",", "", regex=False)
         value[retry] = pd.to_numeric(cleaned, errors="coerce")
     rec["value"] = value.astype("float64")
     for field in ("hardware_uuid", "mac", "hostname"):

@@ -80,8 +80,14 @@ _TS_FORMATS = (
 MACROS = f"""
 CREATE OR REPLACE MACRO ts_parse(x) AS coalesce(
     TRY_CAST(x AS TIMESTAMPTZ), CAST(try_strptime(x, {_TS_FORMATS}) AS TIMESTAMPTZ));
-CREATE OR REPLACE MACRO num_parse(x) AS
-    TRY_CAST(regexp_replace(x, '[$€£,\\s]|USD|EUR|GBP', '', 'g') AS DOUBLE);
+CREATE OR REPLACE MACRO money_text(x) AS regexp_replace(x, '[$€£\\s]|USD|EUR|GBP', '', 'g');
+-- "1.299,00", "1299,50" (decimal comma, as many European exports write money) vs
+-- "1,299.00", "1,299" (thousands commas: a comma before exactly three digits is one)
+CREATE OR REPLACE MACRO num_parse(x) AS CASE
+    WHEN regexp_full_match(money_text(x),
+        '-?[0-9]{{1,3}}([.][0-9]{{3}})+,[0-9]+|-?[0-9]+,([0-9]{{1,2}}|[0-9]{{4,}})')
+    THEN TRY_CAST(replace(replace(money_text(x), '.', ''), ',', '.') AS DOUBLE)
+    ELSE TRY_CAST(replace(money_text(x), ',', '') AS DOUBLE) END;
 CREATE OR REPLACE MACRO blank(x) AS nullif(trim(x), '');
 CREATE OR REPLACE MACRO serial_clean(x) AS upper(regexp_replace(trim(x), '\\s+', '', 'g'));
 CREATE OR REPLACE MACRO serial_repeated(s) AS

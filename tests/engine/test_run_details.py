@@ -309,3 +309,30 @@ def test_serials_a_spreadsheet_turned_into_numbers_identify_nothing(tmp_path: Pa
     assert "lost its digits to a spreadsheet" in bad[("register.csv", "5")]
     # the count's row with only a mangled serial identifies nothing either
     assert any("usable serial" in reason for reason in bad.values())
+
+
+def test_money_in_the_formats_exports_write_it(tmp_path: Path) -> None:
+    """Book values with currency signs, thousands separators and decimal commas."""
+    values = {
+        "AST-000001": ("$1,299.00", 1299.0),
+        "AST-000002": ("1.299,00 €", 1299.0),
+        "AST-000003": ("1 299,50", 1299.5),
+        "AST-000004": ("EUR 12.345.678,9", 12345678.9),
+        "AST-000005": ("1,299", 1299.0),
+        "AST-000006": ("-1.234,50", -1234.5),
+        "AST-000007": ("703", 703.0),
+        "AST-000008": ("0,5", 0.5),
+    }
+    rows = "".join(
+        f'{tag},SN{tag[-2:]},Dell,R650,Room 1,Active,"{raw}"\n' for tag, (raw, _) in values.items()
+    )
+    (tmp_path / "register.csv").write_text(
+        "asset_tag,serial,manufacturer,model,location,status,value\n" + rows, encoding="utf-8"
+    )
+    (tmp_path / "sheet.csv").write_text("location,asset_tag\nRoom 1,AST-000001\n", encoding="utf-8")
+    freeze([SourceSpec("itam", tmp_path / "register.csv")], tmp_path / "snap", EngineSection())
+    run = reconcile(tmp_path / "snap", [tmp_path / "sheet.csv"], EngineSection(), tmp_path / "r")
+    register = pq.read_table(run.out_dir / "register.parquet").to_pylist()
+    assert {r["asset_key"]: r["value"] for r in register} == {
+        tag: value for tag, (_, value) in values.items()
+    }
