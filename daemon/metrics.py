@@ -234,6 +234,11 @@ class _GatewayCollector(Collector):
             "Frames or lines that could not be decoded.",
             labels=["reader"],
         )
+        skipped = CounterMetricFamily(
+            "tagsweep_reader_skipped_parameters",
+            "Vendor parameters in tag reports that were skipped (unused, not faults).",
+            labels=["reader"],
+        )
         faults = CounterMetricFamily(
             "tagsweep_reader_faults",
             "Supervision faults (missed keepalives, dead reader thread, ...).",
@@ -255,6 +260,7 @@ class _GatewayCollector(Collector):
             batches.add_metric([name], c.batches)
             reconnects.add_metric([name], c.reconnects)
             decode_errors.add_metric([name], c.decode_errors)
+            skipped.add_metric([name], c.skipped_parameters)
             for fault, count in sorted(c.faults.items()):
                 faults.add_metric([name, fault], count)
             current = reader.state
@@ -262,7 +268,7 @@ class _GatewayCollector(Collector):
                 state.add_metric([name, s.value], 1 if s is current else 0)
             if reader.last_event_us is not None:
                 last.add_metric([name], reader.last_event_us / 1e6)
-        yield from (reads, batches, reconnects, decode_errors, faults, state, last)
+        yield from (reads, batches, reconnects, decode_errors, skipped, faults, state, last)
 
         if m.outbox is not None:
             yield GaugeMetricFamily(

@@ -60,6 +60,9 @@ class DriverCounters:
     reconnects: int = 0
     decode_errors: int = 0  # frames or lines that could not be decoded
     faults: dict[str, int] = field(default_factory=dict)  # by kind: watchdog, thread, ...
+    #: well-formed vendor parameters in tag reports that nothing here uses (an Impinj
+    #: reader set to report TID or GPS, say): skipped, and not a fault
+    skipped_parameters: int = 0
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1

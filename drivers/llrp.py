@@ -656,6 +656,19 @@ class LlrpDriver(Driver):
             raise DriverError(signal.detail)
         if signal.kind == "problem" and signal.problem is not None:
             problem = signal.problem
+            if problem.kind == "unknown_parameter":
+                # well-formed, just not used here: counted, said once per kind of
+                # parameter and connection, and not a fault
+                self.counters.skipped_parameters += problem.count
+                key = f"skipped:{problem.detail}"
+                if key not in self._logged:
+                    self._logged[key] = 1
+                    self.log.info(
+                        "llrp_vendor_parameter_skipped",
+                        detail=problem.detail,
+                        hint="the reader reports a vendor value tagsweep does not use",
+                    )
+                return
             self.counters.faults[problem.kind] = (
                 self.counters.faults.get(problem.kind, 0) + problem.count
             )

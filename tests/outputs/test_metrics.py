@@ -101,6 +101,7 @@ async def test_scrape_has_reader_outbox_session_metrics_and_passes_promtool(
         assert sample(text, "tagsweep_reader_state", reader="hh1", state="down") == 0
         assert sample(text, "tagsweep_reader_reconnects_total", reader="hh1") == 0
         assert sample(text, "tagsweep_reader_decode_errors_total", reader="hh1") == 0
+        assert sample(text, "tagsweep_reader_skipped_parameters_total", reader="hh1") == 0
         assert sample(text, "tagsweep_mqtt_outbox_events") == 1
         assert sample(text, "tagsweep_mqtt_outbox_oldest_age_seconds") > 0
         assert sample(text, "tagsweep_dedup_batch_duration_seconds_count") == 1
