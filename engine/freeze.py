@@ -38,7 +38,11 @@ LINE_COLUMN = "_line"
 
 #: Keys under which JSON exports nest their list of records (ServiceNow ``result`` and
 #: ``records``, Microsoft Graph ``value``, Jamf Pro API ``results``).
-_JSON_LIST_KEYS = ("records", "result", "results", "value", "data", "items", "devices")
+#: Where API envelopes keep their records: ServiceNow ``result``, NetBox and Jamf Pro
+#: ``results``, Snipe-IT ``rows``, Microsoft Graph ``value``, Jamf Classic ``computers``...
+_JSON_LIST_KEYS = (
+    "records", "result", "results", "rows", "value", "data", "items", "devices", "computers",
+)  # fmt: skip
 
 
 class FreezeError(Exception):
@@ -309,6 +313,20 @@ def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, str | Non
     return out
 
 
+def _is_prefix(name: str, nested: set[str]) -> bool:
+    return any(n == name or n.startswith(name + ".") for n in nested)
+
+
+def _envelope_records(data: Mapping[str, Any]) -> Any:
+    """The records of an API envelope: a known key holding a list, else the one member
+    that is a list of objects, else the object itself as the only record."""
+    for key in _JSON_LIST_KEYS:
+        if isinstance(data.get(key), list):
+            return data[key]
+    lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], Mapping)]
+    return lists[0] if len(lists) == 1 else [data]
+
+
 def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
     """A JSON array of objects, an API envelope holding one, or JSON Lines."""
     text = path.read_text(encoding=_detect_encoding(path)).lstrip("\ufeff")
@@ -332,7 +350,7 @@ def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
                 bad.append(BadRow(source, path.name, number, "not a JSON object"))
     if data is not None:
         if isinstance(data, Mapping):
-            data = next((data[k] for k in _JSON_LIST_KEYS if isinstance(data.get(k), list)), [data])
+            data = _envelope_records(data)
         if not isinstance(data, list):
             raise FreezeError(f"{path}: expected a list of records")
         for number, item in enumerate(data, start=1):
@@ -344,6 +362,12 @@ def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
     names: dict[str, None] = {}
     for _, row in flat:
         names.update(dict.fromkeys(row))
+    # An object member that is null in some records ("location": null next to
+    # "location": {"name": ...}) is a column of its own only if it ever holds a value:
+    # an always-empty "location" must not hide "location.name" from the presets.
+    filled = {k for _, row in flat for k, v in row.items() if v is not None}
+    nested = {k.rsplit(".", 1)[0] for k in names if "." in k}
+    names = {k: None for k in names if k in filled or not _is_prefix(k, nested)}
     arrays = {k: pa.array([row.get(k) for _, row in flat], pa.string()) for k in names}
     arrays[LINE_COLUMN] = pa.array([n for n, _ in flat], pa.int64())
     return pa.table(arrays), bad

@@ -4,6 +4,7 @@ write them, mapped into one register with canonical statuses and manufacturers."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -150,3 +151,95 @@ def test_every_preset_maps_its_own_headers() -> None:
         assert any(f in mapped for f in PRESETS[name].required_any), name
     assert resolve_columns(PRESETS["jamf"], headers["jamf"], {})["location"] == ["Building", "Room"]
     assert resolve_columns(PRESETS["hr"], headers["hr"], {})["end_date"] == "Termination Date"
+
+
+#: Snipe-IT's REST API (GET /api/v1/hardware): an envelope with "rows", related records
+#: as objects, dates as {datetime, formatted}, custom fields by label, nulls where unset.
+SNIPEIT_API = {
+    "total": 2,
+    "rows": [
+        {
+            "id": 1, "name": "lt-11", "asset_tag": "AST-000011", "serial": "5CG1111ABC",
+            "model": {"id": 3, "name": "EliteBook 840 G10"}, "model_number": "840G10",
+            "status_label": {"id": 2, "name": "Deployed", "status_type": "deployable",
+                             "status_meta": "deployed"},
+            "category": {"id": 2, "name": "Laptops"},
+            "manufacturer": {"id": 1, "name": "HP Inc."},
+            "company": None,
+            "location": {"id": 4, "name": "DC1/Room 101"},
+            "rtd_location": {"id": 4, "name": "DC1/Room 101"},
+            "assigned_to": {"id": 5, "username": "ana", "name": "Ana Ng",
+                            "email": "ana.ng@example.com", "type": "user"},
+            "purchase_cost": "1,250.00",
+            "last_audit_date": {"datetime": "2026-10-01 10:00:00",
+                                "formatted": "2026-10-01 10:00 AM"},
+            "updated_at": {"datetime": "2026-10-02 09:00:00", "formatted": "x"},
+            "custom_fields": {"MAC Address": {"field": "_snipeit_mac_address_1",
+                                              "value": "00:11:22:33:44:55",
+                                              "field_format": "MAC"}},
+        },
+        {
+            "id": 2, "name": "lt-12", "asset_tag": "AST-000012", "serial": "5CG2222ABC",
+            "model": {"id": 3, "name": "EliteBook 840 G10"},
+            "status_label": {"id": 1, "name": "Ready to Deploy", "status_type": "deployable",
+                             "status_meta": "deployable"},
+            "category": {"id": 2, "name": "Laptops"},
+            "manufacturer": {"id": 1, "name": "HP Inc."},
+            "company": None, "location": None, "rtd_location": None, "assigned_to": None,
+            "purchase_cost": None, "last_audit_date": None,
+            "updated_at": {"datetime": "2026-10-02 09:00:00", "formatted": "x"},
+            "custom_fields": [],
+        },
+    ],
+}  # fmt: skip
+
+#: NetBox's REST API (GET /api/dcim/devices/): "results", nested related objects.
+NETBOX_API = {
+    "count": 1, "next": None, "previous": None,
+    "results": [
+        {
+            "id": 7, "name": "sw-21", "serial": "FOC2233X0CD", "asset_tag": "AST-000021",
+            "device_type": {"id": 1, "model": "C9300-48P",
+                            "manufacturer": {"id": 2, "name": "Cisco Systems"}},
+            "role": {"id": 3, "name": "Network"},
+            "tenant": None,
+            "site": {"id": 1, "name": "DC1"}, "location": {"id": 2, "name": "Room 101"},
+            "rack": {"id": 9, "name": "Rack A04"},
+            "status": {"value": "active", "label": "Active"},
+            "last_updated": "2026-11-01T10:00:00Z",
+        }
+    ],
+}  # fmt: skip
+
+
+def test_api_json_exports_of_snipeit_and_netbox(tmp_path: Path) -> None:
+    (tmp_path / "snipeit.json").write_text(json.dumps(SNIPEIT_API), encoding="utf-8")
+    (tmp_path / "netbox.json").write_text(json.dumps(NETBOX_API), encoding="utf-8")
+    settings = EngineSection()
+    freeze(
+        [
+            SourceSpec("snipeit", tmp_path / "snipeit.json"),
+            SourceSpec("netbox", tmp_path / "netbox.json"),
+        ],
+        tmp_path / "snap",
+        settings,
+    )
+    run = reconcile(tmp_path / "snap", [], settings, tmp_path / "run")
+    rows = pq.read_table(run.out_dir / "register.parquet").to_pylist()
+    register = {str(r["asset_key"]): r for r in rows}
+    laptop = register["AST-000011"]
+    assert (laptop["manufacturer"], laptop["model"], laptop["category"]) == (
+        "HP", "EliteBook 840 G10", "Laptops",
+    )  # fmt: skip
+    assert (laptop["status"], laptop["status_label"]) == ("in_use", "Deployed")
+    assert laptop["location"] == "DC1/Room 101"
+    assert laptop["custodian"] == "ana.ng@example.com"
+    assert laptop["value"] == 1250.0
+    assert laptop["mac"] == "001122334455"
+    assert str(laptop["last_seen"]).startswith("2026-10-01 10:00:00")
+    spare = register["AST-000012"]
+    assert (spare["status"], spare["location"], spare["custodian"]) == ("in_stock", None, None)
+    switch = register["AST-000021"]
+    assert switch["location"] == "DC1/Room 101/Rack A04"
+    assert (switch["manufacturer"], switch["model"]) == ("Cisco", "C9300-48P")
+    assert (switch["status"], switch["category"]) == ("in_use", "Network")
