@@ -489,7 +489,8 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         body = frame.data[HEADER_SIZE:]
         if self.settings.decoder == "sllurp":
             tags = LLRPMessage(msgbytes=frame.data).msgdict["RO_ACCESS_REPORT"]["TagReportData"]
-            batch, problems = reads_from_sllurp(tags, self.reader_id), list[Problem]()
+            uptime = self.decoder.uptime
+            batch, problems = reads_from_sllurp(tags, self.reader_id, uptime), list[Problem]()
         else:
             batch, problems = self.decoder.decode(body)
         where = f"RO_ACCESS_REPORT id {frame.msg_id} at stream offset {frame.offset}"
@@ -507,7 +508,7 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         try:
             message = LLRPMessage(msgbytes=frame.data)
             tags = message.msgdict["RO_ACCESS_REPORT"]["TagReportData"]
-            reference = reads_from_sllurp(tags, self.reader_id)
+            reference = reads_from_sllurp(tags, self.reader_id, self.decoder.uptime)
         except Exception as exc:
             problem = Problem("sllurp_decode_failed", f"{where}: sllurp cannot decode: {exc!r}")
         else:

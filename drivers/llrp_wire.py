@@ -275,7 +275,9 @@ def _parse_record(rec: bytes | memoryview, problems: list[Problem]) -> list[_Ite
 _TV_FIELDS: Final[dict[int, tuple[str, str]]] = {
     1: ("antenna", ">u2"),
     2: ("first", ">u8"),
+    3: ("first_up", ">u8"),  # FirstSeenTimestampUptime: readers without a UTC clock
     4: ("last", ">u8"),
+    5: ("last_up", ">u8"),
     6: ("rssi", "i1"),
     8: ("count", ">u2"),
     13: ("epc", "(12,)u1"),
@@ -346,12 +348,33 @@ def _learn_layout(record: memoryview) -> _Layout | None:
     )
 
 
+class UptimeClock:
+    """Reader uptime → wall clock, for a reader without a UTC clock: it stamps reads in
+    microseconds since it booted (First/LastSeenTimestampUptime). The offset is the
+    smallest "receive time - newest stamp" seen on the connection, as network and
+    buffering delays only ever add to it; a reboot is a new connection, so a new clock."""
+
+    def __init__(self) -> None:
+        self.offset_us: int | None = None
+
+    def to_wall(self, out: ReadBatch, rows: np.ndarray, now: int) -> None:
+        """Turn the uptime stamps of ``out[rows]`` into wall-clock microseconds."""
+        if not len(rows):
+            return
+        candidate = now - int(out["last_seen_us"][rows].max())
+        if self.offset_us is None or candidate < self.offset_us:
+            self.offset_us = candidate
+        out["first_seen_us"][rows] += self.offset_us
+        out["last_seen_us"][rows] += self.offset_us
+
+
 class ReportDecoder:
     """RO_ACCESS_REPORT body → READ_DTYPE batch (see the module docstring for why)."""
 
     def __init__(self, reader_id: int = 0) -> None:
         self.reader_id = reader_id
         self._layout: _Layout | None = None  # the last one: readers rarely change layout
+        self.uptime = UptimeClock()
 
     def decode(self, body: bytes) -> tuple[ReadBatch, list[Problem]]:
         """Decode a report body (the bytes after the 10-byte message header)."""
@@ -399,8 +422,15 @@ class ReportDecoder:
         now = now_us()
         first = records["first"] if "first" in fields else None
         last = records["last"] if "last" in fields else None
+        uptime = first is None and last is None
+        if uptime:  # no UTC stamps: the reader's uptime ones, if it sent those
+            first = records["first_up"] if "first_up" in fields else None
+            last = records["last_up"] if "last_up" in fields else None
+            uptime = first is not None or last is not None
         out["first_seen_us"] = first if first is not None else (last if last is not None else now)
         out["last_seen_us"] = last if last is not None else (first if first is not None else now)
+        if uptime:
+            self.uptime.to_wall(out, np.arange(n), now)
         out["seen_count"] = records["count"] if "count" in fields else 1
         out["phase"] = records["phase"] * PHASE_SCALE if "phase" in fields else np.nan
         out["doppler_hz"] = records["doppler"] * DOPPLER_SCALE if "doppler" in fields else np.nan
@@ -409,6 +439,7 @@ class ReportDecoder:
     def _decode_records(self, body: bytes, problems: list[Problem]) -> ReadBatch:
         """The general path: walk every record (mixed layouts, damaged reports)."""
         rows: list[tuple[Any, ...]] = []
+        uptime_rows: list[int] = []
         view = memoryview(body)
         pos, end = 0, len(body)
         now = now_us()
@@ -428,11 +459,17 @@ class ReportDecoder:
             if ptype == TAG_REPORT_DATA:
                 row = _record_row(view[pos : pos + length], problems, self.reader_id, now)
                 if row is not None:
-                    rows.append(row)
+                    if row[-1]:
+                        uptime_rows.append(len(rows))
+                    rows.append(row[:-1])
             elif ptype == TYPE_CUSTOM:
                 problems.append(Problem("unknown_parameter", "vendor extension in report skipped"))
             pos += length
-        return np.array(rows, dtype=READ_DTYPE) if rows else np.zeros(0, dtype=READ_DTYPE)
+        if not rows:
+            return np.zeros(0, dtype=READ_DTYPE)
+        out = np.array(rows, dtype=READ_DTYPE)
+        self.uptime.to_wall(out, np.array(uptime_rows, dtype=np.intp), now)
+        return out
 
 
 def _record_row(
@@ -452,8 +489,11 @@ def _record_row(
     if "epc" not in values:
         problems.append(Problem("malformed_record", "TagReportData without an EPC"))
         return None
-    first = values.get("first", values.get("last", now))
-    last = values.get("last", values.get("first", now))
+    uptime = "first" not in values and "last" not in values
+    suffix = "_up" if uptime else ""
+    uptime = uptime and ("first_up" in values or "last_up" in values)
+    first = values.get("first" + suffix, values.get("last" + suffix, now))
+    last = values.get("last" + suffix, values.get("first" + suffix, now))
     rssi = values["irssi"] / 100.0 if "irssi" in values else values.get("rssi", math.nan)
     return (
         values["epc"].hex().upper().encode(),
@@ -465,6 +505,7 @@ def _record_row(
         values.get("count", 1),
         values["phase"] * PHASE_SCALE if "phase" in values else math.nan,
         values["doppler"] * DOPPLER_SCALE if "doppler" in values else math.nan,
+        uptime,  # last: whether the stamps are uptime (the caller converts them)
     )
 
 
@@ -476,14 +517,23 @@ def _epc_end(rec: memoryview, item: _Item) -> int:
 
 
 # -- sllurp's view, for validation and the ``decoder=sllurp`` mode ------------------------
-def reads_from_sllurp(tags: Sequence[Mapping[str, Any]], reader_id: int = 0) -> ReadBatch:
-    """sllurp's decoded TagReportData dicts → READ_DTYPE, with the same rules as ours."""
+def reads_from_sllurp(
+    tags: Sequence[Mapping[str, Any]], reader_id: int = 0, uptime: UptimeClock | None = None
+) -> ReadBatch:
+    """sllurp's decoded TagReportData dicts → READ_DTYPE, with the same rules as ours
+    (uptime stamps through ``uptime``: the decoder's clock, to compare with it)."""
     out = np.empty(len(tags), dtype=READ_DTYPE)
     now = now_us()
+    uptime_rows: list[int] = []
     for i, tag in enumerate(tags):
         epc = tag.get("EPC", tag.get("EPC-96", b""))
-        first = tag.get("FirstSeenTimestampUTC", tag.get("LastSeenTimestampUTC", now))
-        last = tag.get("LastSeenTimestampUTC", tag.get("FirstSeenTimestampUTC", now))
+        kind = "UTC"
+        no_utc = "FirstSeenTimestampUTC" not in tag and "LastSeenTimestampUTC" not in tag
+        if no_utc and ("FirstSeenTimestampUptime" in tag or "LastSeenTimestampUptime" in tag):
+            kind = "Uptime"
+            uptime_rows.append(i)
+        first = tag.get(f"FirstSeenTimestamp{kind}", tag.get(f"LastSeenTimestamp{kind}", now))
+        last = tag.get(f"LastSeenTimestamp{kind}", tag.get(f"FirstSeenTimestamp{kind}", now))
         if "ImpinjPeakRSSI" in tag:
             rssi = tag["ImpinjPeakRSSI"] / 100.0
         else:
@@ -505,6 +555,8 @@ def reads_from_sllurp(tags: Sequence[Mapping[str, Any]], reader_id: int = 0) -> 
             phase,
             doppler,
         )
+    if uptime_rows:
+        (uptime or UptimeClock()).to_wall(out, np.array(uptime_rows, dtype=np.intp), now)
     return out
 
 

@@ -170,6 +170,9 @@ class ReaderIdentity:
     power_dbm: tuple[float, ...] = tuple(10.0 + 0.25 * i for i in range(81))
     hop_frequencies_khz: tuple[int, ...] = (902750, 915250, 927250)
     mode_identifiers: tuple[int, ...] = (0, 1, 2, 1000, 1002)
+    #: a reader without a UTC clock: when it booted (wall µs); it stamps reads with
+    #: First/LastSeenTimestampUptime, microseconds since then
+    booted_us: int | None = None
 
 
 def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
@@ -179,7 +182,7 @@ def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
         struct.pack(
             ">HHIIH",
             identity.antennas,
-            (1 << 14),  # HasUTCClockCapability
+            (1 << 14) if identity.booted_us is None else 0,  # HasUTCClockCapability
             identity.manufacturer,
             identity.model,
             len(fw),
@@ -249,6 +252,8 @@ class ContentSelector:
     inventory_parameter_spec_id: bool = False
     channel_index: bool = False
     access_spec_id: bool = False
+    #: stamps as uptime since this wall time (a reader without a UTC clock), else UTC
+    uptime_since_us: int | None = None
 
     @classmethod
     def from_flags(cls, flags: int, rospec_id: int, impinj: bool) -> ContentSelector:
@@ -384,12 +389,13 @@ def _encode_run(reads: ReadBatch, layout: _Layout) -> bytes:
     if sel.channel_index:  # a hopping reader's channel: 1..50, reproducible per read
         out["chan_t"] = 0x80 | 7
         out["chan"] = reads["first_seen_us"] // 251 % 50 + 1
+    base, utc = (0, True) if sel.uptime_since_us is None else (sel.uptime_since_us, False)
     if sel.first_seen:
-        out["first_t"] = 0x80 | 2
-        out["first"] = reads["first_seen_us"].astype(np.uint64)
+        out["first_t"] = 0x80 | (2 if utc else 3)
+        out["first"] = (reads["first_seen_us"] - base).astype(np.uint64)
     if sel.last_seen:
-        out["last_t"] = 0x80 | 4
-        out["last"] = reads["last_seen_us"].astype(np.uint64)
+        out["last_t"] = 0x80 | (4 if utc else 5)
+        out["last"] = (reads["last_seen_us"] - base).astype(np.uint64)
     if sel.seen_count:
         out["count_t"] = 0x80 | 8
         out["count"] = np.clip(reads["seen_count"], 0, 0xFFFF)

@@ -29,7 +29,7 @@ import enum
 import random
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Self
 
@@ -549,10 +549,12 @@ class _Session:
             await self.writer.drain()
 
     def _selector(self) -> enc.ContentSelector:
-        for spec in self.rospecs.values():
-            if spec.state == "active":
-                return spec.request.selector
-        return enc.EVERYTHING
+        selector = next(
+            (s.request.selector for s in self.rospecs.values() if s.state == "active"),
+            enc.EVERYTHING,
+        )
+        booted = self.sim.identity.booted_us
+        return selector if booted is None else replace(selector, uptime_since_us=booted)
 
     def _antennas(self) -> tuple[int, ...]:
         for spec in self.rospecs.values():

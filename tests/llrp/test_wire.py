@@ -122,6 +122,8 @@ selectors = st.builds(
     inventory_parameter_spec_id=st.booleans(),
     channel_index=st.booleans(),
     access_spec_id=st.booleans(),
+    # a reader without a UTC clock (uptime since 0: the stamps' values stay valid)
+    uptime_since_us=st.one_of(st.none(), st.just(0)),
 )
 
 
@@ -136,9 +138,18 @@ def test_fast_decoder_agrees_with_sllurp_whatever_the_client_selected(
     assert all(("ChannelIndex" in t) == selector.channel_index for t in tags)
     assert all(("SpecIndex" in t) == selector.spec_index for t in tags)
     assert all(("AccessSpecID" in t) == selector.access_spec_id for t in tags)
-    decoded, problems = ReportDecoder(reader_id=2).decode(message[HEADER_SIZE:])
-    reference = reads_from_sllurp(tags, reader_id=2)
+    decoder = ReportDecoder(reader_id=2)
+    decoded, problems = decoder.decode(message[HEADER_SIZE:])
+    reference = reads_from_sllurp(tags, reader_id=2, uptime=decoder.uptime)
     assert problems == []
+    uptime = selector.uptime_since_us is not None and (selector.first_seen or selector.last_seen)
+    assert all(("FirstSeenTimestampUptime" in t) == (uptime and selector.first_seen) for t in tags)
+    if uptime and len(batch):
+        # uptime stamps: shifted by one offset, the newest put at the receive time
+        field = "last_seen_us" if selector.last_seen else "first_seen_us"
+        shift = decoded[field] - batch[field]
+        assert (shift == shift[0]).all()
+        assert abs(int(decoded["last_seen_us"].max()) - now_us()) < 10_000_000
     if not (selector.first_seen or selector.last_seen):
         # no timestamp on the wire: both stamp the time of receipt, a moment apart
         assert np.array_equal(decoded["first_seen_us"], decoded["last_seen_us"])
@@ -150,7 +161,7 @@ def test_fast_decoder_agrees_with_sllurp_whatever_the_client_selected(
         assert (decoded["antenna"] == 0).all()
     if not selector.seen_count:
         assert (decoded["seen_count"] == 1).all()
-    if selector.last_seen and not selector.first_seen:
+    if selector.last_seen and not selector.first_seen and not uptime:
         assert np.array_equal(decoded["first_seen_us"], batch["last_seen_us"])
 
 
