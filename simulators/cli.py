@@ -109,10 +109,16 @@ def llrp(
             "--fault",
             help="KIND[@AFTER_REPORTS][:CONNECTION|:all], repeatable. Kinds: drop, stall, "
             "garbage, noise, absurd_length, wrong_length, vendor, vendor_malformed, "
-            "missed_keepalives, burst, config_error.",
+            "missed_keepalives, burst, config_error, busy.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for tags and faults.")] = 0,
+    no_utc_clock: Annotated[
+        bool,
+        typer.Option(
+            "--no-utc-clock", help="A reader without a UTC clock: reads stamped with uptime."
+        ),
+    ] = False,
 ) -> None:
     """A UHF RFID reader speaking LLRP 1.0.1 on a TCP port, reading random tags.
 
@@ -122,7 +128,9 @@ def llrp(
     import asyncio
     import contextlib
 
+    from tagsweep.domain import now_us
     from tagsweep.simulators.llrp import Fault, LlrpSimulator, random_tags
+    from tagsweep.simulators.llrp.encoder import ReaderIdentity
 
     try:
         antenna_ids = tuple(int(a) for a in antennas.split(",") if a.strip())
@@ -134,6 +142,8 @@ def llrp(
 
     async def run() -> None:
         options: dict[str, Any] = {"tag_source": source, "faults": faults, "seed": seed}
+        if no_utc_clock:  # as if it booted an hour ago
+            options["identity"] = ReaderIdentity(booted_us=now_us() - 3_600_000_000)
         async with LlrpSimulator(host, port, **options) as sim:
             typer.echo(f"llrp://{host}:{sim.port}?antennas={antennas}")
             await sim.serve_forever()

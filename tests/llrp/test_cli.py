@@ -10,6 +10,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from tagsweep.cli import app
+from tagsweep.domain import now_us
 from tagsweep.drivers import Backoff
 from tagsweep.drivers.llrp import LlrpDriver
 
@@ -45,3 +46,29 @@ def test_sim_llrp_rejects_an_unknown_fault() -> None:
     result = CliRunner().invoke(app, ["sim", "llrp", "--fault", "meteor@3"])
     assert result.exit_code == 2
     assert "unknown fault 'meteor'" in result.output
+
+
+async def test_sim_llrp_without_a_utc_clock_reads_land_on_the_wall_clock() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tagsweep.cli", "sim", "llrp", "--port", "0", "--tags", "20",
+        "--rate", "2000", "--no-utc-clock",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+        driver = LlrpDriver(url + "&keepalive_s=1&validate=1", backoff=Backoff(0.05, 0.2))
+        newest = 0
+        async with asyncio.timeout(15):
+            async for batch in driver:
+                newest = max(newest, int(batch["last_seen_us"].max()))
+                if driver.counters.reads >= 500:
+                    break
+        await driver.close()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    # stamped an hour after "boot" by the reader, yet on today's clock here
+    assert abs(newest - now_us()) < 10_000_000
+    assert driver.counters.faults == {}
