@@ -62,6 +62,7 @@ async def test_sim_llrp_without_a_utc_clock_reads_land_on_the_wall_clock() -> No
         newest = 0
         async with asyncio.timeout(15):
             async for batch in driver:
+                assert isinstance(batch, np.ndarray)
                 newest = max(newest, int(batch["last_seen_us"].max()))
                 if driver.counters.reads >= 500:
                     break
