@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 
 import numpy as np
 from typer.testing import CliRunner
@@ -15,10 +17,11 @@ from tagsweep.drivers import Backoff
 from tagsweep.drivers.llrp import LlrpDriver
 
 
-async def test_sim_llrp_command_serves_reads_and_injects_the_fault() -> None:
+@contextlib.asynccontextmanager
+async def sim_llrp(*options: str) -> AsyncIterator[LlrpDriver]:
+    """``tagsweep sim llrp --port 0 OPTIONS`` in a subprocess, and a driver on its URL."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tagsweep.cli", "sim", "llrp", "--port", "0", "--tags", "40",
-        "--rate", "3000", "--antennas", "1,2", "--fault", "noise@2",
+        sys.executable, "-m", "tagsweep.cli", "sim", "llrp", "--port", "0", *options,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -27,17 +30,24 @@ async def test_sim_llrp_command_serves_reads_and_injects_the_fault() -> None:
         url = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
         assert url.startswith("llrp://127.0.0.1:")
         driver = LlrpDriver(url + "&keepalive_s=1&validate=1", backoff=Backoff(0.05, 0.2))
-        epcs: set[bytes] = set()
-        async with asyncio.timeout(15):
-            async for batch in driver:
-                assert isinstance(batch, np.ndarray)
-                epcs.update(batch["epc"].tolist())
-                if driver.counters.reads >= 1500 and driver.counters.faults:
-                    break
-        await driver.close()
+        try:
+            yield driver
+        finally:
+            await driver.close()
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_sim_llrp_command_serves_reads_and_injects_the_fault() -> None:
+    epcs: set[bytes] = set()
+    options = ("--tags", "40", "--rate", "3000", "--antennas", "1,2", "--fault", "noise@2")
+    async with sim_llrp(*options) as driver, asyncio.timeout(15):
+        async for batch in driver:
+            assert isinstance(batch, np.ndarray)
+            epcs.update(batch["epc"].tolist())
+            if driver.counters.reads >= 1500 and driver.counters.faults:
+                break
     assert 1 < len(epcs) <= 40
     assert driver.counters.faults == {"framing": 1}
 
@@ -49,27 +59,14 @@ def test_sim_llrp_rejects_an_unknown_fault() -> None:
 
 
 async def test_sim_llrp_without_a_utc_clock_reads_land_on_the_wall_clock() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tagsweep.cli", "sim", "llrp", "--port", "0", "--tags", "20",
-        "--rate", "2000", "--no-utc-clock",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        url = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
-        driver = LlrpDriver(url + "&keepalive_s=1&validate=1", backoff=Backoff(0.05, 0.2))
-        newest = 0
-        async with asyncio.timeout(15):
-            async for batch in driver:
-                assert isinstance(batch, np.ndarray)
-                newest = max(newest, int(batch["last_seen_us"].max()))
-                if driver.counters.reads >= 500:
-                    break
-        await driver.close()
-    finally:
-        proc.terminate()
-        await proc.wait()
+    newest = 0
+    options = ("--tags", "20", "--rate", "2000", "--no-utc-clock")
+    async with sim_llrp(*options) as driver, asyncio.timeout(15):
+        async for batch in driver:
+            assert isinstance(batch, np.ndarray)
+            newest = max(newest, int(batch["last_seen_us"].max()))
+            if driver.counters.reads >= 500:
+                break
     # stamped an hour after "boot" by the reader, yet on today's clock here
     assert abs(newest - now_us()) < 10_000_000
     assert driver.counters.faults == {}
