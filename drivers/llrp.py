@@ -54,7 +54,7 @@ import numpy as np
 from sllurp.llrp import LLRPClient, LLRPMessage, LLRPReaderClient, LLRPReaderConfig
 from sllurp.llrp import LLRPReaderState as SllurpState
 from sllurp.llrp_errors import ReaderConfigurationError
-from sllurp.llrp_proto import ConnEvent_Name2Type
+from sllurp.llrp_proto import ConnEvent_Name2Type, ConnEvent_Type2Name
 
 from tagsweep.domain import ReadBatch
 from tagsweep.drivers.base import Driver, DriverConfigError, DriverError, DriverEvent, DriverState
@@ -86,6 +86,7 @@ _REFUSALS: Final[dict[int, str]] = {
     ),
     3: "the reader could not open a session",
 }
+_ANOTHER_CONNECTION_ATTEMPTED: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +238,7 @@ class LlrpSettings:
 class _Signal:
     """A non-read event from the reader thread."""
 
-    kind: str  # keepalive | problem | lost | inventorying
+    kind: str  # keepalive | problem | lost | inventorying | knock
     detail: str = ""
     problem: Problem | None = None
 
@@ -482,6 +483,9 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
                 self.bridge.post(_Signal("lost", f"the reader refused the session: {refusal}"))
                 self._stop_main_loop.set()
                 return
+            if _attempt_status(message) == _ANOTHER_CONNECTION_ATTEMPTED:
+                self.bridge.post(_Signal("knock"))
+                return  # news for the log, nothing for the session to do
             self._on_llrp_message_received(message)
             self.llrp.handleMessage(message)
 
@@ -650,6 +654,12 @@ class LlrpDriver(Driver):
                 pending = []
 
     def _on_signal(self, signal: _Signal) -> None:
+        if signal.kind == "knock":
+            self.log.info(
+                "llrp_another_client_knocked",
+                hint="another client tried to connect to this reader; this session goes on",
+            )
+            return
         if signal.kind == "lost":
             if self.closing:
                 return
@@ -719,15 +729,20 @@ class LlrpDriver(Driver):
         self.log.info("llrp_closed", acknowledged=client.close_acknowledged.is_set())
 
 
+def _attempt_status(message: LLRPMessage) -> int | None:
+    """The status of a ConnectionAttemptEvent (None when the message is anything else)."""
+    event = (message.msgdict or {}).get("READER_EVENT_NOTIFICATION")
+    if not isinstance(event, dict):
+        return None
+    attempt = event.get("ReaderEventNotificationData", {}).get("ConnectionAttemptEvent")
+    if not isinstance(attempt, dict):
+        return None
+    return ConnEvent_Name2Type.get(str(attempt.get("Status", "Success")), 0)
+
+
 def _refusal(message: LLRPMessage) -> str:
     """Why the reader refused the session, from a failed ConnectionAttemptEvent ("" when
     the message is anything else)."""
-    event = (message.msgdict or {}).get("READER_EVENT_NOTIFICATION")
-    if not isinstance(event, dict):
-        return ""
-    attempt = event.get("ReaderEventNotificationData", {}).get("ConnectionAttemptEvent")
-    if not isinstance(attempt, dict):
-        return ""
-    status = str(attempt.get("Status", "Success"))
-    why = _REFUSALS.get(ConnEvent_Name2Type.get(status, 0))
-    return f"{why} (ConnectionAttemptEvent: {status})" if why else ""
+    status = _attempt_status(message)
+    why = _REFUSALS.get(status) if status is not None else None
+    return f"{why} (ConnectionAttemptEvent: {ConnEvent_Type2Name[status]})" if why else ""

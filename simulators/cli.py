@@ -109,7 +109,7 @@ def llrp(
             "--fault",
             help="KIND[@AFTER_REPORTS][:CONNECTION|:all], repeatable. Kinds: drop, stall, "
             "garbage, noise, absurd_length, wrong_length, vendor, vendor_malformed, "
-            "missed_keepalives, burst, config_error, busy.",
+            "missed_keepalives, burst, config_error, busy, intruder.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for tags and faults.")] = 0,

@@ -70,6 +70,7 @@ class FaultKind(enum.StrEnum):
     BURST = "burst"  # ``burst_reads`` extra reads as fast as the socket takes them
     CONFIG_ERROR = "config_error"  # GET_READER_CAPABILITIES answered with DeviceError
     BUSY = "busy"  # another client holds the reader: a failed ConnectionAttemptEvent, closed
+    INTRUDER = "intruder"  # another client tried to connect: this one is told, reads go on
 
 
 #: faults of the handshake; the others are injected in the report stream
@@ -77,6 +78,8 @@ _HANDSHAKE_FAULTS = (FaultKind.CONFIG_ERROR, FaultKind.BUSY)
 _STREAM_FAULTS = tuple(k for k in FaultKind if k not in _HANDSHAKE_FAULTS)
 #: ConnectionAttemptEvent status: Failed_A_Client_Initiated_Connection_Already_Exists
 CONNECTION_ALREADY_EXISTS = 2
+#: ConnectionAttemptEvent status sent to the client in session: Another_Connection_Attempted
+ANOTHER_CONNECTION_ATTEMPTED = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,6 +534,9 @@ class _Session:
             self.extra = MALFORMED_IMPINJ_PARAM
         elif kind is FaultKind.BURST:
             await self._burst(fault.burst_reads)
+        elif kind is FaultKind.INTRUDER:
+            status = ANOTHER_CONNECTION_ATTEMPTED
+            self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us(), status))
         elif kind is FaultKind.CONFIG_ERROR:
             pass  # injected when capabilities are requested
 

@@ -439,3 +439,20 @@ async def test_a_reader_without_a_utc_clock_gets_its_uptime_stamps_on_the_wall_c
     assert ((error >= 0) & (error < 1_000_000)).all()
     assert (got["last_seen_us"] - got["first_seen_us"] == 500).all()
     assert not {"validation_mismatch", "sllurp_decode_failed"} & set(driver.counters.faults)
+
+
+async def test_another_client_knocking_leaves_the_session_running() -> None:
+    """When somebody else tries to connect, the reader tells the client in session
+    ("Another connection attempted"): said in the log, and reading goes on."""
+    async with LlrpSimulator(
+        port=0, tag_source=numbered_source(), faults=[Fault(FaultKind.INTRUDER, after_reports=3)]
+    ) as sim:
+        with capture_logs() as logs:
+            driver = LlrpDriver(llrp_url(sim), reader_id=1, backoff=FAST)
+            got = await collect(driver, everything_from(sim, 0))
+    assert sim.connections[0].faults == [FaultKind.INTRUDER]
+    assert len(sim.connections) == 1
+    assert driver.counters.reconnects == 0
+    assert_reads_match(got, sim.connections[0].sent_reads(), reader_id=1)
+    knocks = [e for e in logs if e["event"] == "llrp_another_client_knocked"]
+    assert len(knocks) == 1
