@@ -737,7 +737,7 @@ def _attempt_status(message: LLRPMessage) -> int | None:
     attempt = event.get("ReaderEventNotificationData", {}).get("ConnectionAttemptEvent")
     if not isinstance(attempt, dict):
         return None
-    return ConnEvent_Name2Type.get(str(attempt.get("Status", "Success")), 0)
+    return int(ConnEvent_Name2Type.get(str(attempt.get("Status", "Success")), 0))
 
 
 def _refusal(message: LLRPMessage) -> str:
