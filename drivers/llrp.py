@@ -402,6 +402,8 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
             reason = f"connection lost: {exc}"
         except ReaderConfigurationError as exc:
             reason = f"reader rejected the configuration: {exc}"
+            if "Impinj" in str(exc):
+                reason += " (impinj=1 asks for Impinj extensions: is the reader an Impinj?)"
         except Exception as exc:  # the backstop sllurp lacks: report, never die silently
             reason = f"reader thread failed: {exc!r}"
         finally:

@@ -356,7 +356,11 @@ class _Session:
             self._rospec_request(msg_type, msg_id, body)
         elif msg_type in enc.RESPONSE_TO:  # AccessSpec requests: accepted, never used
             self.send(enc.status_response(enc.RESPONSE_TO[msg_type], msg_id))
-        elif msg_type == M.CUSTOM_MESSAGE and body[:5] == struct.pack(">IB", enc.VENDOR_IMPINJ, 21):
+        elif (
+            msg_type == M.CUSTOM_MESSAGE
+            and body[:5] == struct.pack(">IB", enc.VENDOR_IMPINJ, 21)
+            and self.sim.identity.manufacturer == enc.VENDOR_IMPINJ
+        ):  # IMPINJ_ENABLE_EXTENSIONS: only an Impinj reader knows it
             self.send(enc.custom_message(enc.VENDOR_IMPINJ, 22, msg_id, enc.llrp_status()))
         else:
             self.send(

@@ -456,3 +456,16 @@ async def test_another_client_knocking_leaves_the_session_running() -> None:
     assert_reads_match(got, sim.connections[0].sent_reads(), reader_id=1)
     knocks = [e for e in logs if e["event"] == "llrp_another_client_knocked"]
     assert len(knocks) == 1
+
+
+async def test_impinj_options_on_another_vendors_reader_say_so() -> None:
+    zebra = ReaderIdentity(manufacturer=10642)  # IANA enterprise number of Zebra
+    async with LlrpSimulator(port=0, tag_source=numbered_source(), identity=zebra) as sim:
+        with capture_logs() as logs:
+            driver = LlrpDriver(llrp_url(sim, impinj=1), reader_id=1, backoff=FAST)
+            with pytest.raises(TimeoutError):
+                await collect(driver, lambda got: len(got) > 0, timeout=1.5)
+    lost = [e for e in logs if e["event"] == "reader_lost"]
+    assert lost
+    assert "is the reader an Impinj?" in lost[0]["error"]
+    assert driver.counters.reads == 0
