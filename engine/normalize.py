@@ -69,7 +69,12 @@ MANUFACTURER_ALIASES: dict[str, str] = {
     "zebra technologies": "Zebra",
 }
 
-LEAVER_STATUSES = ("terminated", "inactive", "leaver", "left", "withdrawn", "former", "exited")
+#: Employment statuses of people who left (case-insensitive); "false" is a directory's
+#: accountEnabled, "deprovisioned" Okta's status for a removed user.
+LEAVER_STATUSES = (
+    "terminated", "inactive", "leaver", "left", "withdrawn", "former", "exited",
+    "false", "disabled", "deprovisioned",
+)  # fmt: skip
 
 _TS_FORMATS = (
     "['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d', '%m/%d/%Y %H:%M:%S', "

@@ -284,11 +284,40 @@ HR: Final = Preset(
     "hr",
     "hr",
     {
-        "person_id": ["Employee ID", "employee_id", "person_id", "ID"],
-        "email": ["Email", "email", "Work Email", "mail", "userPrincipalName"],
-        "name": ["Display Name", "Name", "name", "Full Name", "displayName"],
-        "employment_status": ["Status", "Employment Status", "employment_status"],
-        "end_date": ["Termination Date", "End Date", "end_date", "Leaving Date"],
+        # HR system exports first; then directory exports standing in for HR: Microsoft
+        # Graph / Entra ID users (accountEnabled, employeeLeaveDateTime) and Okta users
+        # (status DEPROVISIONED, profile.*)
+        "person_id": [
+            "Employee ID",
+            "employee_id",
+            "person_id",
+            "ID",
+            "profile.employeeNumber",
+        ],
+        "email": [
+            "Email",
+            "email",
+            "Work Email",
+            "mail",
+            "userPrincipalName",
+            "profile.email",
+            "profile.login",
+        ],
+        "name": ["Display Name", "Name", "name", "Full Name", "displayName", "profile.displayName"],
+        "employment_status": [
+            "Status",
+            "Employment Status",
+            "employment_status",
+            "accountEnabled",
+            "Account enabled",
+        ],
+        "end_date": [
+            "Termination Date",
+            "End Date",
+            "end_date",
+            "Leaving Date",
+            "employeeLeaveDateTime",
+        ],
     },
     required_any=("email", "person_id", "name"),
 )

@@ -243,3 +243,48 @@ def test_api_json_exports_of_snipeit_and_netbox(tmp_path: Path) -> None:
     assert switch["location"] == "DC1/Room 101/Rack A04"
     assert (switch["manufacturer"], switch["model"]) == ("Cisco", "C9300-48P")
     assert (switch["status"], switch["category"]) == ("in_use", "Network")
+
+
+def test_directory_exports_stand_in_for_hr(tmp_path: Path) -> None:
+    """Leavers from an Entra ID (Microsoft Graph) user export and an Okta one."""
+    graph = {"value": [
+        {"id": "0f8f", "displayName": "Ana Ng", "mail": "ana.ng@example.com",
+         "userPrincipalName": "ana.ng@example.com", "accountEnabled": False},
+        {"id": "1a2b", "displayName": "Cy Park", "mail": "cy.park@example.com",
+         "userPrincipalName": "cy.park@example.com", "accountEnabled": True},
+        {"id": "3c4d", "displayName": "Di Roe", "mail": "di.roe@example.com",
+         "accountEnabled": True, "employeeLeaveDateTime": "2026-01-31T00:00:00Z"},
+    ]}  # fmt: skip
+    okta = [
+        {"id": "00u1", "status": "DEPROVISIONED",
+         "profile": {"login": "ben.o@example.com", "email": "ben.o@example.com",
+                     "firstName": "Ben", "lastName": "O"}},
+        {"id": "00u2", "status": "ACTIVE",
+         "profile": {"login": "eve@example.com", "email": "eve@example.com"}},
+    ]  # fmt: skip
+    (tmp_path / "entra.json").write_text(json.dumps(graph), encoding="utf-8")
+    (tmp_path / "okta.json").write_text(json.dumps(okta), encoding="utf-8")
+    custodians = ["ana.ng@example.com", "cy.park@example.com", "di.roe@example.com",
+                  "ben.o@example.com", "eve@example.com"]  # fmt: skip
+    rows = "".join(
+        f"AST-00001{i},SN{i}X,Dell,Latitude,DC1/Room 1,Deployed,{c}\n"
+        for i, c in enumerate(custodians)
+    )
+    (tmp_path / "itam.csv").write_text(
+        "Asset Tag,Serial,Manufacturer,Model,Location,Status,Checked Out To\n" + rows,
+        encoding="utf-8",
+    )
+    settings = EngineSection()
+    freeze(
+        [
+            SourceSpec("itam", tmp_path / "itam.csv", "snipeit"),
+            SourceSpec("entra", tmp_path / "entra.json", "hr"),
+            SourceSpec("okta", tmp_path / "okta.json", "hr"),
+        ],
+        tmp_path / "snap",
+        settings,
+    )
+    run = reconcile(tmp_path / "snap", [], settings, tmp_path / "run")
+    log = pq.read_table(run.out_dir / "variances.parquet").to_pylist()
+    left = {v["asset_tag"] for v in log if v["variance_type"] == "custodian_mismatch"}
+    assert left == {"AST-000010", "AST-000012", "AST-000013"}  # Ana, Di and Ben left
