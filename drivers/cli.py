@@ -85,6 +85,8 @@ def decode_command(
             _console.print("  problems: " + ", ".join(f"{k} {n}" for k, n in kinds.items()))
             for p in d.problems[:_SHOWN_PROBLEMS]:
                 _console.print(f"    {p.kind}: {p.detail}")
+        if d.skipped_parameters:
+            _console.print(f"  {d.skipped_parameters:,} vendor parameters skipped (unused)")
         if d.trailing_bytes:
             _console.print(f"  {d.trailing_bytes:,} bytes of an incomplete last message")
         if validate:

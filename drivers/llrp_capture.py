@@ -64,6 +64,7 @@ class DecodedStream:
     messages: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     validated_reports: int = 0
+    skipped_parameters: int = 0  # well-formed vendor parameters nothing uses (not problems)
     sllurp_disagreements: int = 0
     trailing_bytes: int = 0  # an incomplete message at the end of the capture
 
@@ -173,7 +174,11 @@ def decode_stream(stream: Stream, reader_id: int = 0, validate: bool = False) ->
             continue
         batch, problems = decoder.decode(frame.data[HEADER_SIZE:])
         where = f"RO_ACCESS_REPORT id {frame.msg_id} at stream offset {frame.offset}"
-        result.problems.extend(Problem(p.kind, f"{where}: {p.detail}", p.count) for p in problems)
+        for p in problems:  # the driver's rule: an unused vendor parameter is no fault
+            if p.kind == "unknown_parameter":
+                result.skipped_parameters += p.count
+            else:
+                result.problems.append(Problem(p.kind, f"{where}: {p.detail}", p.count))
         batches.append(batch)
         if validate:
             result.validated_reports += 1

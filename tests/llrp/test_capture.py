@@ -25,8 +25,10 @@ from typer.testing import CliRunner
 from tagsweep.cli import app
 from tagsweep.domain import ReadBatch
 from tagsweep.drivers.llrp import LlrpDriver
-from tagsweep.drivers.llrp_capture import decode_stream, read_capture
+from tagsweep.drivers.llrp_capture import Stream, decode_stream, read_capture
 from tagsweep.simulators.llrp import LlrpSimulator
+from tagsweep.simulators.llrp import encoder as enc
+from tagsweep.simulators.llrp.server import UNKNOWN_VENDOR_PARAM
 from tests.llrp.test_driver import FAST, collect, everything_from, llrp_url, numbered_source
 
 READER = b"\x0a\x00\x00\x05"  # 10.0.0.5, the reader
@@ -193,3 +195,21 @@ def test_llrp_decode_says_what_is_wrong_with_a_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["llrp", "decode", str(broken)])
     assert result.exit_code == 2
     assert "not a readable pcap/pcapng capture" in result.output
+
+
+def test_unused_vendor_parameters_are_skipped_not_problems(tmp_path: Path) -> None:
+    sent = numbered_source_reads()
+    report = enc.ro_access_report(1, sent, UNKNOWN_VENDOR_PARAM)
+    decoded = decode_stream(Stream("reader.bin", report))
+    assert decoded.problems == []
+    assert decoded.skipped_parameters == len(sent)
+    assert _same_reads(decoded.reads, sent)
+
+
+def numbered_source_reads() -> ReadBatch:
+    async def first() -> ReadBatch:
+        async for batch in numbered_source(batches=1)():
+            return batch
+        raise AssertionError("no batch")
+
+    return asyncio.run(first())
