@@ -89,6 +89,10 @@ def _store(store: Path | None, config: Path | None, *, create: bool = False) -> 
         raise typer.Exit(code=1) from None
 
 
+#: The case store as other command groups open it (``tagsweep netbox push``).
+open_store = _store
+
+
 def _print_case_line(case: Any) -> None:
     console.print(f"{case.case_id} {case.status.label} owner={case.owner or '-'}", markup=False)
 

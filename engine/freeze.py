@@ -57,6 +57,8 @@ class SourceSpec:
     path: Path
     preset: str | None = None
     exported_at: datetime | None = None
+    #: where a pulled export came from (a NetBox API endpoint and its filters)
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class FrozenSource:
     columns: dict[str, list[str] | str]
     format: str
     encoding: str | None = None
+    origin: str | None = None  # API endpoint and filters of a pulled export
 
 
 @dataclass(slots=True)
@@ -503,6 +506,7 @@ def freeze(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSection) 
                     columns=columns,
                     format=fmt,
                     encoding=encoding or None,
+                    origin=spec.origin,
                 )
             )
     finally:
@@ -536,7 +540,9 @@ def write_manifest(snapshot: Snapshot) -> None:
         "tagsweep_version": __version__,
         "frozen_at": snapshot.frozen_at,
         "sources": [
-            asdict(s) | {"frozen_sha256": _frozen_hash(snapshot, s)} for s in snapshot.sources
+            {k: v for k, v in asdict(s).items() if k != "origin" or v is not None}
+            | {"frozen_sha256": _frozen_hash(snapshot, s)}
+            for s in snapshot.sources
         ],
         "warnings": snapshot.warnings,
         "bad_rows": [asdict(b) for b in snapshot.bad_rows],

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from tagsweep.config.engine import LIFECYCLE
+from tagsweep.netbox.fields import STATUS_TO_LIFECYCLE as NETBOX_STATUS
 
 Candidate = str | tuple[str, ...]
 
@@ -119,15 +120,7 @@ NETBOX: Final = Preset(
         "hostname": ["Name", "name"],
         "updated_at": ["Last updated", "last_updated"],
     },
-    status_map={
-        "active": "in_use",
-        "offline": "in_stock",
-        "planned": "planned",
-        "staged": "staged",
-        "failed": "defective",
-        "inventory": "in_stock",
-        "decommissioning": "pending_disposal",
-    },
+    status_map=dict(NETBOX_STATUS),
 )
 
 SERVICENOW: Final = Preset(

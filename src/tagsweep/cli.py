@@ -17,6 +17,7 @@ from tagsweep.daemon.cli import run_command, session_app, status_command
 from tagsweep.drivers.cli import llrp_app
 from tagsweep.engine.cases_cli import audit_app, cases_app
 from tagsweep.engine.cli import reconcile_app
+from tagsweep.engine.netbox_cli import netbox_app
 from tagsweep.simulators.cli import sim_app
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(cases_app, name="cases")
 app.add_typer(audit_app, name="audit")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(netbox_app, name="netbox")
 app.add_typer(sim_app, name="sim")
 app.add_typer(llrp_app, name="llrp")
 app.command("run")(run_command)
