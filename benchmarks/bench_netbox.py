@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.netbox.server import NetBoxServer
+from tests.netbox.world import build_world
+
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine.freeze import SourceSpec, freeze
 from tagsweep.engine.netbox_plan import read_run_facts
@@ -38,8 +41,6 @@ from tagsweep.engine.netbox_push import push
 from tagsweep.engine.run import reconcile
 from tagsweep.netbox.client import NetBoxClient
 from tagsweep.netbox.pull import pull_export
-from tests.netbox.server import NetBoxServer
-from tests.netbox.world import build_world
 
 RESULTS = Path(__file__).parent / "results"
 BASELINE_PUSH_DEVICES = 500
@@ -111,7 +112,7 @@ def main() -> None:
         facts = read_run_facts(work / "run")
 
         started = time.perf_counter()
-        plan, result = asyncio.run(push(server.url, token, facts, [], setup=True))
+        _plan, result = asyncio.run(push(server.url, token, facts, [], setup=True))
         push_s = time.perf_counter() - started
         assert result is not None
         assert not result.failed, result.failed

@@ -63,14 +63,40 @@ def demo(
     assets: Annotated[int, typer.Option("--assets", min=20, help="Tagged assets.")] = 2000,
     racks: Annotated[int, typer.Option("--racks", min=2, help="Racks over 2 rooms.")] = 20,
     seed: Annotated[int, typer.Option("--seed", help="World and exports seed.")] = 1,
+    *,
+    netbox: Annotated[
+        str | None,
+        typer.Option(
+            "--netbox",
+            help="A test NetBox URL: the register is loaded into it, frozen from its API, "
+            "and the run pushed back (token from --token-file or $NETBOX_TOKEN).",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="NetBox API token file for --netbox.")
+    ] = None,
 ) -> None:
     """Count a simulated data centre with the real gateway (LLRP handheld, door portal,
     barcode scanner), reconcile it against generated exports and open the cases."""
+    from tagsweep.netbox.client import NetBoxError, TokenError, load_token
     from tagsweep.simulators.demo import DemoOptions, print_summary, run_demo
 
-    options = DemoOptions(out=out, speed=speed, assets=assets, racks=racks, seed=seed)
+    token = None
+    if netbox is not None:
+        try:
+            token = load_token(token_file)
+        except TokenError as exc:
+            err_console.print(f"error: {exc}", markup=False)
+            raise typer.Exit(code=2) from None
+    options = DemoOptions(
+        out=out, speed=speed, assets=assets, racks=racks, seed=seed, netbox=netbox,
+        netbox_token=token,
+    )  # fmt: skip
     try:
         result = run_demo(options, err_console)
+    except NetBoxError as exc:
+        err_console.print(f"error: NetBox: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
     except ValueError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=2) from None
