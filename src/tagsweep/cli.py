@@ -17,6 +17,7 @@ from tagsweep.daemon.cli import run_command, session_app, status_command
 from tagsweep.drivers.cli import llrp_app
 from tagsweep.engine.cases_cli import audit_app, cases_app
 from tagsweep.engine.cli import reconcile_app
+from tagsweep.labels.cli import labels_command
 from tagsweep.simulators.cli import sim_app
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(llrp_app, name="llrp")
 app.command("run")(run_command)
 app.command("status")(status_command)
+app.command("labels")(labels_command)
 app.add_typer(session_app, name="session")
 
 console = Console(highlight=False, soft_wrap=True)
