@@ -204,13 +204,19 @@ class NetBoxClient:
                 async with (
                     self._limit,
                     self._session.request(
-                        method, url, params=params, data=data, headers=headers
+                        method,
+                        url,
+                        params=params,
+                        data=data,
+                        headers=headers,
+                        allow_redirects=False,
                     ) as resp,
                 ):
                     self.requests += 1
                     raw = await resp.read()
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
+                    location = resp.headers.get("Location")
             except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 if attempt > self.retries or self._down is not None:
@@ -223,6 +229,13 @@ class NetBoxClient:
                 continue
             if 200 <= status < 300:
                 return status, raw
+            if 300 <= status < 400:
+                raise NetBoxError(
+                    f"{method} {url}: redirected to {location or '?'} (HTTP {status}); "
+                    "this is not NetBox's REST API, check the URL",
+                    status=status,
+                    url=url,
+                )
             if status in RETRY_STATUSES and attempt <= self.retries:
                 log.info("netbox_retry", method=method, url=url, status=status, attempt=attempt)
                 await self._pause(attempt, retry_after)
@@ -240,15 +253,24 @@ class NetBoxClient:
                 delay = max(delay, min(float(retry_after), 60.0))
         await asyncio.sleep(delay)
 
+    def _json(self, method: str, path: str, raw: bytes) -> Any:
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise NetBoxError(
+                f"{method} {self.endpoint(path)}: the answer is not JSON ({raw[:60]!r}); "
+                "this is not NetBox's REST API, check the URL"
+            ) from None
+
     async def get(
         self, path: str, params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None
     ) -> Any:
         _, raw = await self.request("GET", path, params=params)
-        return json.loads(raw)
+        return self._json("GET", path, raw)
 
     async def send(self, method: str, path: str, body: Any) -> Any:
         _, raw = await self.request(method, path, body=body)
-        return json.loads(raw) if raw else None
+        return self._json(method, path, raw)
 
     async def pages(
         self, path: str, params: Sequence[tuple[str, str]] = (), *, page_size: int = PAGE_SIZE
