@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from tagsweep.daemon.progress import progress
+from tagsweep.netbox.options import TokenFileOption
 
 if TYPE_CHECKING:
     from tagsweep.config import TagsweepConfig
@@ -218,13 +219,7 @@ def session_start(
             "`tagsweep session progress` and the live view.",
         ),
     ] = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--token-file",
-            help="NetBox API token file for --expected netbox:URL (default $NETBOX_TOKEN).",
-        ),
-    ] = None,
+    token_file: TokenFileOption = None,
     config: ConfigOption = None,
     socket: SocketOption = None,
     as_json: JsonOption = False,

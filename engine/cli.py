@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tagsweep.engine.cases_cli import ActorOpt, ConfigOpt, StoreOpt, actor_name, open_store
+from tagsweep.netbox.options import TokenFileOption
 
 if TYPE_CHECKING:
     from tagsweep.config.engine import EngineSection
@@ -145,14 +146,7 @@ def freeze_command(
         list[str] | None,
         typer.Option("--exported-at", help="NAME=ISO-8601 time the export was taken."),
     ] = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--token-file",
-            help="File holding the NetBox API token of netbox-api sources (v1, or v2 "
-            "nbt_...); default $NETBOX_TOKEN. Never give a token on the command line.",
-        ),
-    ] = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Freeze exports into a hashed snapshot; bad rows are reported and kept out."""
     import tempfile

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from tagsweep.netbox.options import TokenFileOption
+
 netbox_app = typer.Typer(
     help="NetBox, live: push a count's results (and resolved cases) back.",
     no_args_is_help=True,
@@ -47,10 +49,7 @@ def push_command(
         str | None,
         typer.Option("--url", envvar=URL_ENV, help="NetBox URL (default: $NETBOX_URL)."),
     ] = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option("--token-file", help="File holding the API token (default $NETBOX_TOKEN)."),
-    ] = None,
+    token_file: TokenFileOption = None,
     store: Annotated[
         Path | None,
         typer.Option(

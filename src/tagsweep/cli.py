@@ -19,6 +19,7 @@ from tagsweep.engine.cases_cli import audit_app, cases_app
 from tagsweep.engine.cli import reconcile_app
 from tagsweep.engine.netbox_cli import netbox_app
 from tagsweep.labels.cli import labels_command
+from tagsweep.netbox.options import TokenFileOption
 from tagsweep.simulators.cli import sim_app
 
 app = typer.Typer(
@@ -74,9 +75,7 @@ def demo(
             "and the run pushed back (token from --token-file or $NETBOX_TOKEN).",
         ),
     ] = None,
-    token_file: Annotated[
-        Path | None, typer.Option("--token-file", help="NetBox API token file for --netbox.")
-    ] = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Count a simulated data centre with the real gateway (LLRP handheld, door portal,
     barcode scanner), reconcile it against generated exports and open the cases."""
