@@ -9,8 +9,8 @@ database (several minutes, CPU-bound), creates the test user and its tokens, and
 fresh PostgreSQL cluster in a second or so, then starts Redis and NetBox under gunicorn.
 
 PostgreSQL refuses to run as root, so as root its cluster runs as the ``postgres`` user
-from a world-traversable folder under ``/dev/shm`` (or ``/tmp``); the tokens are test
-credentials of this throw-away instance only.
+from a world-traversable folder under ``/dev/shm`` (or ``/tmp`` when that is small); the
+tokens are test credentials of this throw-away instance only.
 
 Run by hand: ``python -m tests.netbox.server prepare`` (build the cache) or ``serve``
 (start one and print its URL and tokens until Ctrl-C).
@@ -141,7 +141,10 @@ class NetBoxServer:
         self.venv = self.cache / "venv"
         self.dump = self.cache / "netbox.dump"
         self.tokens_file = self.cache / "tokens.json"
-        base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+        base = Path(tempfile.gettempdir())
+        shm = Path("/dev/shm")
+        if shm.is_dir() and shutil.disk_usage(shm).free > 2 << 30:  # in memory, if roomy
+            base = shm
         self.run_dir = Path(tempfile.mkdtemp(prefix="tagsweep-netbox-", dir=base))
         self.run_dir.chmod(0o755)  # the postgres user must reach its cluster inside
         self.pg_port = free_port()
