@@ -291,7 +291,7 @@ async def build_plan(
         trails = await nb.all(
             "plugins/inventory/audit-trails/",
             [("source", AUDIT_SOURCE["slug"]), ("object_type", "dcim.device"),
-             ("created__gte", f"{facts.as_of}T00:00:00Z")],
+             ("created__gte", facts.as_of)],
         )  # fmt: skip
         audited = {int(t["object_id"]) for t in trails}
     plan = PushPlan(facts.run_id, facts.as_of, missing, plugin, [])

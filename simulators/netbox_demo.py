@@ -115,8 +115,8 @@ async def _load(url: str, token: str, snapshot: Path, source: str) -> Loaded:
                 "dcim/device-types/", type_slug, [("slug", type_slug)],
                 {"manufacturer": maker_id, "model": model, "slug": type_slug, "u_height": 0},
             )  # fmt: skip
-            role_id = await objs.get("dcim/device-roles/", role, [("slug", _slug(role))],
-                                     {"name": role, "slug": _slug(role)})  # fmt: skip
+            role_body = {"name": role, "slug": _slug(role), "color": "9e9e9e"}
+            role_id = await objs.get("dcim/device-roles/", role, [("slug", _slug(role))], role_body)
             place = await _placement(objs, _value(row, frozen.columns, "location"), fallback)
             body = {
                 "device_type": dtype, "role": role_id, "status": status, "tags": [tag],

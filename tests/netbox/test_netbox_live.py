@@ -319,3 +319,34 @@ def test_both_token_versions_authenticate(netbox: NetBoxServer, which: str) -> N
     assert token.startswith("nbt_") == (which == "v2")
     records, *_ = asyncio.run(fetch_records(f"{netbox.url}/?q=no-such-device", token))
     assert records == []
+
+
+def test_one_device_refused_is_reported_and_the_others_are_pushed(
+    netbox: NetBoxServer, tmp_path: Path
+) -> None:
+    from tagsweep.engine.netbox_plan import build_plan
+    from tagsweep.engine.netbox_push import apply_plan
+    from tagsweep.netbox.client import NetBoxClient
+
+    assert netbox.tokens is not None
+    token = netbox.tokens.v1
+    world = build_world(netbox.url, token, "RF", racks=2, devices=6)
+    tags = sorted(world.devices)
+    facts = read_run_facts(
+        freeze_and_run(netbox, world, tmp_path, [(where(world, t), t) for t in tags])
+    )
+    gone = world.devices[tags[3]]["id"]
+
+    async def plan_delete_apply() -> Any:
+        async with NetBoxClient(netbox.url, token) as nb:
+            plan = await build_plan(nb, facts, [], setup=True)
+            await nb.request("DELETE", f"dcim/devices/{gone}/")  # gone between plan and push
+            return await apply_plan(nb, plan)
+
+    result = asyncio.run(plan_delete_apply())
+    assert result.devices_updated == 5
+    assert set(result.failed) == {gone}
+    assert any("custom fields" in r for r in result.failed[gone])
+    now = devices(netbox, world)
+    assert tags[3] not in now
+    assert all(d["custom_fields"]["last_counted"] == facts.as_of for d in now.values())
