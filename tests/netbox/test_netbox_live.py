@@ -221,7 +221,7 @@ def test_unknown_token_and_wrong_url_say_what_is_wrong(
     assert bogus not in out
     assert netbox.tokens is not None
     out = cli(["reconcile", "freeze", "--source",
-               f"dcim:netbox-api={netbox.url}/no-such-prefix/", "--out", str(tmp_path / "s2")],
+               f"dcim:netbox-api={netbox.url}/api/no-such-prefix/", "--out", str(tmp_path / "s2")],
               netbox.tokens.v1, code=1)  # fmt: skip
     assert "404 not found" in out
     out = cli(["reconcile", "freeze", "--source", f"dcim:netbox-api={netbox.url}",

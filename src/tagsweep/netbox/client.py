@@ -109,13 +109,16 @@ def api_root(url: str) -> str:
 
 
 def _describe(status: int, method: str, url: str, body: str) -> NetBoxError:
-    detail = body.strip()[:300]
     try:
         parsed = json.loads(body)
-        if isinstance(parsed, Mapping) and "detail" in parsed:
-            detail = str(parsed["detail"])
     except ValueError:
-        pass
+        parsed = None  # an HTML error page says nothing a person needs here
+    if isinstance(parsed, Mapping) and "detail" in parsed:
+        detail = str(parsed["detail"])
+    elif parsed is not None:
+        detail = json.dumps(parsed)[:500]  # a validation error: which field, why
+    else:
+        detail = "no JSON in the answer"
     where = f"{method} {url}"
     if status == 401:
         return NetBoxAuthError(
@@ -132,7 +135,12 @@ def _describe(status: int, method: str, url: str, body: str) -> NetBoxError:
             url=url,
         )
     if status == 404:
-        return NetBoxNotFoundError(f"{where}: 404 not found ({detail})", status=status, url=url)
+        return NetBoxNotFoundError(
+            f"{where}: 404 not found ({detail}); check the URL (NetBox's, with its base "
+            "path) and that the object still exists",
+            status=status,
+            url=url,
+        )
     return NetBoxError(f"{where}: HTTP {status}: {detail}", status=status, url=url)
 
 
