@@ -128,6 +128,8 @@ def push_command(
     )
     for key in plan.not_in_netbox:
         err_console.print(f"not in NetBox: {key}", markup=False)
+    for item in plan.no_device:
+        err_console.print(f"no NetBox device for variance {item}", markup=False)
     for item in plan.not_applied:
         err_console.print(f"not applied: {item}", markup=False)
     for ident, reasons in sorted(result.failed.items()):

@@ -101,7 +101,8 @@ class PushPlan:
     missing_fields: list[str]
     plugin: bool
     devices: list[DeviceChange]
-    not_in_netbox: list[str] = field(default_factory=list)  # asset keys without a device
+    not_in_netbox: list[str] = field(default_factory=list)  # counted, without a device
+    no_device: list[str] = field(default_factory=list)  # variances without a device
     not_applied: list[str] = field(default_factory=list)  # corrections NetBox cannot take
 
     @property
@@ -323,6 +324,8 @@ async def build_plan(
         key = v.get("asset_key")
         change = change_for(str(key)) if key is not None else None
         if change is None:
+            what = v.get("asset_tag") or v.get("serial") or v.get("epc") or key
+            plan.no_device.append(f"{v['variance_type']} {what}")
             continue
         if (change.device_id, str(v["variance_id"])) not in posted:
             change.journal.append(variance_journal(facts.run_id, v))
@@ -418,5 +421,6 @@ def render_plan(plan: PushPlan) -> list[str]:
         f"! counted {key}: no NetBox device with this asset tag or serial"
         for key in plan.not_in_netbox
     ]
+    lines += [f"! no NetBox device for variance {item}" for item in plan.no_device]
     lines += [f"! not applied: {item}" for item in plan.not_applied]
     return lines

@@ -79,8 +79,11 @@ async def _placement(objs: _Objects, location: str | None, fallback: str) -> dic
         )  # fmt: skip
     if len(parts) > 2:
         rack = parts[2]
+        where = [("site_id", str(site)), ("name", rack)]
+        if "location" in out:
+            where.append(("location_id", str(out["location"])))
         out["rack"] = await objs.get(
-            "dcim/racks/", f"{site}/{rack}", [("site_id", str(site)), ("name", rack)],
+            "dcim/racks/", "/".join(parts[:3]), where,
             {"name": rack, "site": site, "location": out.get("location")},
         )  # fmt: skip
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from tagsweep.engine.freeze import load_snapshot
@@ -13,6 +14,8 @@ from tests.netbox.server import NetBoxServer
 from tests.netbox.world import get_all
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # the demo's count through the real gateway, then NetBox
 def test_demo_counts_against_netbox_and_pushes_back(netbox: NetBoxServer, tmp_path: Path) -> None:
     assert netbox.tokens is not None
     options = DemoOptions(

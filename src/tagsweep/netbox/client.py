@@ -120,10 +120,16 @@ def _describe(status: int, method: str, url: str, body: str) -> NetBoxError:
     else:
         detail = "no JSON in the answer"
     where = f"{method} {url}"
-    if status == 401:
+    low = detail.lower()
+    token_refused = status == 401 or (
+        status == 403 and "token" in low and any(w in low for w in ("invalid", "expired"))
+    )
+    if token_refused:
+        # NetBox answers 403 "Invalid v1 token" / "Invalid v2 token" for a wrong token
         return NetBoxAuthError(
-            f"{where}: 401 unauthorized ({detail}); the token is unknown, expired or "
-            "malformed (v1 tokens are 40 hex characters, v2 tokens start with nbt_)",
+            f"{where}: HTTP {status} ({detail}); NetBox does not accept this token: check it "
+            "is the whole token (v1: 40 hex characters; v2: nbt_<key>.<secret>) and is "
+            "neither expired nor disabled",
             status=status,
             url=url,
         )
