@@ -90,6 +90,7 @@ async def test_429_and_5xx_are_retried_with_backoff_then_given_up() -> None:
     app = web.Application()
     app.router.add_get("/api/dcim/devices/", handler)
     app.router.add_get("/api/dcim/sites/", always_502)
+    app.router.add_post("/api/dcim/sites/", always_502)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -102,6 +103,10 @@ async def test_429_and_5xx_are_retried_with_backoff_then_given_up() -> None:
             assert seen == [f"Bearer {V2}"] * 3
             with pytest.raises(NetBoxUnavailableError, match="HTTP 502: no JSON in the answer"):
                 await nb.get("dcim/sites/")
+            assert nb.retried == 2 + nb.retries
+            # a POST that may have been applied is not repeated (it would create twice)
+            with pytest.raises(NetBoxUnavailableError, match="HTTP 502"):
+                await nb.send("POST", "dcim/sites/", {"name": "x"})
             assert nb.retried == 2 + nb.retries
     finally:
         await runner.cleanup()

@@ -43,11 +43,12 @@ async def build_world_async(
             nb, "dcim/locations/", {"site_id": str(site), "slug": f"{slug}-room-302"},
             {"name": "Room 302", "slug": f"{slug}-room-302", "site": site, "status": "active"},
         )  # fmt: skip
-        maker = await _one(nb, "dcim/manufacturers/", {"slug": "dell"},
-                           {"name": "Dell", "slug": "dell"})  # fmt: skip
+        # a maker of its own: the demo makes "Dell" device types 0U (not rackable)
+        maker = await _one(nb, "dcim/manufacturers/", {"slug": "dell-technologies"},
+                           {"name": "Dell Technologies", "slug": "dell-technologies"})  # fmt: skip
         dtype = await _one(
-            nb, "dcim/device-types/", {"slug": "poweredge-r650"},
-            {"manufacturer": maker, "model": "PowerEdge R650", "slug": "poweredge-r650",
+            nb, "dcim/device-types/", {"manufacturer_id": str(maker), "model": "PowerEdge R650"},
+            {"manufacturer": maker, "model": "PowerEdge R650", "slug": "dell-technologies-r650",
              "u_height": 1},
         )  # fmt: skip
         role = await _one(nb, "dcim/device-roles/", {"slug": "server"},

@@ -7,6 +7,8 @@ The token comes from a file or the environment and is never logged or printed.
 
 Requests are bounded by a semaphore (``concurrency``); 429 and 5xx answers and refused
 connections are retried with exponential backoff (``Retry-After`` is honoured on 429).
+A POST is repeated only when it surely was not applied (refused connection, 429, 503):
+after a time-out it may have been, and repeating it would create objects twice.
 401, 403 and 404 become :class:`NetBoxError` subclasses with a sentence saying what to
 check. Once the server has stayed unreachable through every retry, later requests fail
 at once (:class:`NetBoxUnavailableError`) instead of each waiting through its own retries.
@@ -35,6 +37,8 @@ V2_PREFIX: Final = "nbt_"
 #: NetBox's default MAX_PAGE_SIZE; a larger ``limit`` is cut to it by the server.
 PAGE_SIZE: Final = 1000
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+#: Answers that say the request was not applied, so even a POST may be sent again.
+NOT_APPLIED_STATUSES: Final = frozenset({429, 503})
 
 
 class NetBoxError(Exception):
@@ -115,6 +119,9 @@ def _describe(status: int, method: str, url: str, body: str) -> NetBoxError:
         parsed = None  # an HTML error page says nothing a person needs here
     if isinstance(parsed, Mapping) and "detail" in parsed:
         detail = str(parsed["detail"])
+        if len(parsed) > 1:  # bulk answers add which objects failed and why
+            rest = {k: v for k, v in parsed.items() if k != "detail"}
+            detail += " " + json.dumps(rest)[:500]
     elif parsed is not None:
         detail = json.dumps(parsed)[:500]  # a validation error: which field, why
     else:
@@ -159,7 +166,7 @@ class NetBoxClient:
     concurrency: int = 8
     retries: int = 4
     backoff_s: float = 0.5
-    timeout_s: float = 60.0
+    timeout_s: float = 600.0  # a bulk request of 100 objects on a busy NetBox
     root: str = field(init=False)
     requests: int = field(init=False, default=0)
     retried: int = field(init=False, default=0)
@@ -233,6 +240,13 @@ class NetBoxClient:
                     location = resp.headers.get("Location")
             except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+                if method == "POST" and not isinstance(exc, aiohttp.ClientConnectorError):
+                    # it may have been applied: a second POST would create it twice
+                    raise NetBoxUnavailableError(
+                        f"{method} {url}: no answer ({reason}); not repeated, as NetBox may "
+                        "have applied it (the next push checks what is there)",
+                        url=url,
+                    ) from None
                 if attempt > self.retries or self._down is not None:
                     self._down = self._down or reason
                     raise NetBoxUnavailableError(
@@ -250,7 +264,11 @@ class NetBoxClient:
                     status=status,
                     url=url,
                 )
-            if status in RETRY_STATUSES and attempt <= self.retries:
+            if (
+                status in RETRY_STATUSES
+                and attempt <= self.retries
+                and (method != "POST" or status in NOT_APPLIED_STATUSES)
+            ):
                 log.info("netbox_retry", method=method, url=url, status=status, attempt=attempt)
                 await self._pause(attempt, retry_after)
                 continue
