@@ -32,8 +32,8 @@ async def test_session_expects_the_devices_pulled_from_netbox(
         gw = Gateway(parse_config(config_data(tmp_path, short)))
         feed = attach_live_view(gw)
         async with gw:
-            args = ["session", "start", "--operator", "jdoe", "--site", world.site, "--scope", world.site,
-                    "--expected", f"netbox:{netbox.url}/?site=lv",
+            args = ["session", "start", "--operator", "jdoe", "--site", world.site,
+                    "--scope", world.site, "--expected", f"netbox:{netbox.url}/?site=lv",
                     "--socket", str(short / "control.sock")]  # fmt: skip
             result = await asyncio.to_thread(
                 CliRunner().invoke, app, args, env={"NETBOX_TOKEN": netbox.tokens.v2}
