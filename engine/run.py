@@ -27,7 +27,7 @@ import duckdb
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
-from tagsweep.engine import classify, match, normalize
+from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -282,16 +282,18 @@ def reconcile(
     ``history`` names earlier run folders: the report then carries the trends across
     them and this run."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
-    # Every output is written with an ORDER BY on a unique key, and every aggregate is
-    # order-independent, so stage tables need not keep insertion order (3x cheaper).
-    con.execute("SET preserve_insertion_order = false")
-    if memory_limit:
-        con.execute(f"SET memory_limit = {lit(memory_limit)}")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
+    # The files of the run are all this connection may open: the baseline, the counts,
+    # the output and debug folders (see engine.sandbox).
+    baseline_dir = [baseline] if baseline.is_dir() else []
+    con = sandbox.connect(
+        read=[*([] if baseline_dir else [baseline]), *counts],
+        dirs=[*baseline_dir, out_dir, *([debug_dir] if debug_dir is not None else [])],
+        memory_limit=memory_limit,
+        threads=threads,
+        # Every output is written with an ORDER BY on a unique key, and every aggregate
+        # is order-independent, so stage tables need not keep insertion order (3x cheaper).
+        preserve_insertion_order=False,
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="tagsweep-run-") as tmp:
             return _reconcile(
@@ -527,10 +529,7 @@ class _Background:
         self._pending: list[Future[None]] = []
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self.con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("SET enable_progress_bar = false")
-        return cur
+        return self.con.cursor()  # the connection's (locked) settings are global
 
     def hash_files(self, *files: str) -> None:
         for rel in files:
