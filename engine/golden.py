@@ -31,8 +31,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsweep.config.engine import REGISTER_FIELDS
-from tagsweep.engine.cases import CaseStore, csv_safe, read_run, sha256_file
 from tagsweep.engine import sandbox
+from tagsweep.engine.cases import CaseStore, csv_safe, read_run
+from tagsweep.engine.freeze import sha256_file
 from tagsweep.engine.stages import ident
 
 #: Register columns that hold asset data (as opposed to provenance or bookkeeping).
