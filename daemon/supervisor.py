@@ -708,6 +708,7 @@ class Gateway:
             session_dir=self.config.store.session_dir,
             gateway=self.config.gateway.id,
             window_us=self.dedup.window_us,
+            signing_key=self.config.store.signing_key_path,
         )
 
     async def start_session(
