@@ -293,7 +293,8 @@ async def test_bad_frames_cost_only_themselves(kind: FaultKind, validate: int) -
 
 
 async def test_burst_of_20k_reads_arrives_complete() -> None:
-    fault = Fault(FaultKind.BURST, after_reports=2, burst_reads=20_000)
+    # after the first report of N = 500 (batch 10 of 12): the source is still running
+    fault = Fault(FaultKind.BURST, after_reports=1, burst_reads=20_000)
     async with LlrpSimulator(port=0, tag_source=numbered_source(), faults=[fault]) as sim:
         driver = LlrpDriver(llrp_url(sim, report_n=500, validate=0), backoff=FAST)
         got = await collect(driver, everything_from(sim, 0))
