@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
-from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, lit
+from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = 1
@@ -380,7 +380,9 @@ def read_parquet(path: Path) -> pa.Table:
             r[0]
             for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
         ]
-        cols = ", ".join(f'CAST("{n}" AS VARCHAR) AS "{n}"' for n in names if n != LINE_COLUMN)
+        cols = ", ".join(
+            f"CAST({ident(n)} AS VARCHAR) AS {ident(n)}" for n in names if n != LINE_COLUMN
+        )
         return con.sql(
             f"SELECT {cols}, CAST(file_row_number + 1 AS BIGINT) AS {LINE_COLUMN} "
             f"FROM read_parquet({lit(str(path))}, file_row_number = true) "
@@ -432,9 +434,9 @@ def _exported_at(
         con = duckdb.connect()
         try:
             con.register("t", table.select([column]))
-            row = con.execute(f'SELECT max(TRY_CAST("{column}" AS TIMESTAMPTZ)) FROM t').fetchall()[
-                0
-            ]
+            row = con.execute(
+                f"SELECT max(TRY_CAST({ident(column)} AS TIMESTAMPTZ)) FROM t"
+            ).fetchall()[0]
         finally:
             con.close()
         if row and row[0] is not None:
