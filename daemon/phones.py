@@ -213,6 +213,7 @@ class PhoneScans:
         if not await store.call(store.write_scan_once, record):
             return {"id": scan_id, "status": "duplicate", "kind": kind.value, "value": value}
         phone.scans += 1
+        self.gateway.counters.scans += 1
         if kind is ScanKind.LOCATION:
             return await self._location(phone, scan_id, value, ts_us)
         status = "counted" if kind in COUNTED_KINDS else "unrecognised"

@@ -16,12 +16,11 @@ import pypdfium2 as pdfium
 from aiohttp import web
 from PIL import Image
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from tagsweep.labels.content import Label
 from tagsweep.labels.pdf import render_pdf
 from tagsweep.labels.stock import make_stock
-from tests.liveview.test_browser import CHROMEDRIVER, CHROMIUM
+from tests.liveview.test_browser import start_chromium
 
 WIDTH, HEIGHT, FPS = 640, 480, 10
 
@@ -77,32 +76,14 @@ def write_y4m(
 
 def start_phone_chromium(profile: Path, video: Path) -> webdriver.Chrome:
     """Headless Chromium at a phone's viewport whose camera plays ``video``."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        raise RuntimeError(
-            "chromium and chromium-driver are not installed: run `make test` "
-            "(deploy/bootstrap.sh --system installs them)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
+    return start_chromium(
+        profile,
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",  # the camera permission prompt says yes
         f"--use-file-for-fake-video-capture={video}",
         "--autoplay-policy=no-user-gesture-required",
-        f"--user-data-dir={profile}",
-        "--window-size=412,915",  # a phone held upright
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        window="412,915",  # a phone held upright
+    )
 
 
 Mode = Literal["pass", "lose_answers", "down"]

@@ -7,8 +7,11 @@ nothing is counted twice. A screenshot goes to ``test-artifacts/``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +60,6 @@ async def wait_until(what: str, check: Any, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def seen_tags(gw: Gateway, sid: str) -> set[str]:
-    assert gw.live is not None
-    snap = gw.live.progress(sid)
-    return {s["asset_tag"] for s in snap.get("seen", []) if s.get("asset_tag")} or {
-        t for t in TAGS if t not in {a["asset_tag"] for a in snap["not_yet_seen"]}
-    }
-
-
 async def stored_scan_ids(gw: Gateway) -> Counter[str]:
     store = gw.store
     assert store is not None
@@ -72,9 +67,17 @@ async def stored_scan_ids(gw: Gateway) -> Counter[str]:
     return Counter(str(r[0]) for r in rows)
 
 
-async def test_a_phone_camera_scans_labels_into_the_session(
-    tmp_path: Path, short_dir: Path
-) -> None:
+@dataclass
+class Rig:
+    gw: Gateway
+    port: int
+    driver: webdriver.Chrome
+
+
+@contextlib.asynccontextmanager
+async def camera_rig(tmp_path: Path, short_dir: Path) -> AsyncIterator[Rig]:
+    """A phones-only gateway with a session open on the test register, and a phone's
+    browser whose camera plays the labels' video; the browser is not on any page yet."""
     register = write_register(tmp_path / "register.csv")
     video = camera_video(tmp_path / "labels.y4m")
     port = free_port()
@@ -84,39 +87,50 @@ async def test_a_phone_camera_scans_labels_into_the_session(
     try:
         async with gw:
             await asyncio.to_thread(wait_for_port, port)
-            session = await gw.start_session(
-                operator="lead", scope=["DC1/Room 302"], expected=str(register)
-            )
-            sid = session.session_id
-            url = f"http://127.0.0.1:{port}/scan?device=phone-cam&operator=carol&decoder=server"
-            await asyncio.to_thread(driver.get, url)
-            await asyncio.to_thread(lambda: driver.find_element(By.ID, "start").click())
-            assert gw.live is not None
-
-            async def all_seen() -> bool:
-                snap = gw.live.progress(sid) if gw.live else {}
-                missing = {a["asset_tag"] for a in snap["not_yet_seen"]}
-                return not (set(TAGS) & missing)
-
-            await wait_until("the three labelled assets to be seen", all_seen)
-            await wait_until(
-                "the page to show its location",
-                lambda: asyncio.to_thread(
-                    lambda: driver.find_element(By.ID, "here").text == RACK_A
-                ),
-            )
-            await asyncio.to_thread(
-                WebDriverWait(driver, 10).until,
-                lambda d: d.find_element(By.ID, "seen-total").text == "3",
-            )
-            ticked = await asyncio.to_thread(lambda: driver.find_element(By.ID, "ticked").text)
-            ARTIFACTS.mkdir(exist_ok=True)
-            shot = ARTIFACTS / "camera-scan-phone.png"
-            assert await asyncio.to_thread(driver.save_screenshot, str(shot))
-            snap = gw.live.progress(sid)
-            closed = await gw.stop_session()
+            await gw.start_session(operator="lead", scope=["DC1/Room 302"], expected=str(register))
+            yield Rig(gw, port, driver)
     finally:
         await asyncio.to_thread(driver.quit)
+
+
+async def open_camera(driver: webdriver.Chrome, url: str) -> None:
+    await asyncio.to_thread(driver.get, url)
+    await asyncio.to_thread(lambda: driver.find_element(By.ID, "start").click())
+
+
+async def test_a_phone_camera_scans_labels_into_the_session(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    async with camera_rig(tmp_path, short_dir) as rig:
+        gw, driver = rig.gw, rig.driver
+        assert gw.session is not None
+        sid = gw.session.session_id
+        await open_camera(
+            driver,
+            f"http://127.0.0.1:{rig.port}/scan?device=phone-cam&operator=carol&decoder=server",
+        )
+        assert gw.live is not None
+
+        async def all_seen() -> bool:
+            snap = gw.live.progress(sid) if gw.live else {}
+            missing = {a["asset_tag"] for a in snap["not_yet_seen"]}
+            return not (set(TAGS) & missing)
+
+        await wait_until("the three labelled assets to be seen", all_seen)
+        await wait_until(
+            "the page to show its location",
+            lambda: asyncio.to_thread(lambda: driver.find_element(By.ID, "here").text == RACK_A),
+        )
+        await asyncio.to_thread(
+            WebDriverWait(driver, 10).until,
+            lambda d: d.find_element(By.ID, "seen-total").text == "3",
+        )
+        ticked = await asyncio.to_thread(lambda: driver.find_element(By.ID, "ticked").text)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "camera-scan-phone.png"
+        assert await asyncio.to_thread(driver.save_screenshot, str(shot))
+        snap = gw.live.progress(sid)
+        closed = await gw.stop_session()
     assert "AST-000001" in ticked
     assert "Latitude 7440" in ticked
     assert snap["location_context"] == RACK_A
@@ -134,51 +148,42 @@ async def test_a_phone_camera_scans_labels_into_the_session(
 async def test_cut_connection_mid_scan_loses_and_doubles_nothing(
     tmp_path: Path, short_dir: Path
 ) -> None:
-    register = write_register(tmp_path / "register.csv")
-    video = camera_video(tmp_path / "labels.y4m")
-    port = free_port()
-    gw = phones_gateway(tmp_path, short_dir, port)
-    attach_live_view(gw)
-    driver = await asyncio.to_thread(start_phone_chromium, tmp_path / "profile", video)
-    try:
-        async with gw, CutProxy(f"http://127.0.0.1:{port}") as proxy:
-            await asyncio.to_thread(wait_for_port, port)
-            await gw.start_session(operator="lead", scope=["DC1/Room 302"], expected=str(register))
-            url = f"{proxy.url}/scan?device=phone-off&operator=dana&decoder=server"
-            await asyncio.to_thread(driver.get, url)
-            await asyncio.to_thread(lambda: driver.find_element(By.ID, "start").click())
+    async with (
+        camera_rig(tmp_path, short_dir) as rig,
+        CutProxy(f"http://127.0.0.1:{rig.port}") as proxy,
+    ):
+        gw, driver = rig.gw, rig.driver
+        await open_camera(driver, f"{proxy.url}/scan?device=phone-off&operator=dana&decoder=server")
 
-            async def stored_at_least(n: int) -> bool:
-                return sum((await stored_scan_ids(gw)).values()) >= n
+        async def stored_at_least(n: int) -> bool:
+            return sum((await stored_scan_ids(gw)).values()) >= n
 
-            await wait_until("a first scan on the gateway", lambda: stored_at_least(1))
-            # the connection drops after the gateway took a scan, before its answer came
-            proxy.mode = "lose_answers"
-            before = sum((await stored_scan_ids(gw)).values())
-            await wait_until("a scan taken but not answered", lambda: stored_at_least(before + 1))
-            await wait_until(
-                "the page to send it again", lambda: _true(proxy.delivered_unanswered >= 2)
-            )
-            # then nothing gets through at all, for a while
-            proxy.mode = "down"
-            await asyncio.to_thread(
-                WebDriverWait(driver, 20).until,
-                lambda d: d.find_element(By.ID, "connection").text == "offline",
-            )
-            offline = await asyncio.to_thread(page_state, driver)
-            assert offline["queued"] >= 1  # kept on the phone
-            await wait_until("the page to keep trying", lambda: _true(proxy.dropped >= 3))
-            proxy.mode = "pass"
+        await wait_until("a first scan on the gateway", lambda: stored_at_least(1))
+        # the connection drops after the gateway took a scan, before its answer came
+        proxy.mode = "lose_answers"
+        before = sum((await stored_scan_ids(gw)).values())
+        await wait_until("a scan taken but not answered", lambda: stored_at_least(before + 1))
+        await wait_until(
+            "the page to send it again", lambda: _true(proxy.delivered_unanswered >= 2)
+        )
+        # then nothing gets through at all, for a while
+        proxy.mode = "down"
+        await asyncio.to_thread(
+            WebDriverWait(driver, 20).until,
+            lambda d: d.find_element(By.ID, "connection").text == "offline",
+        )
+        offline = await asyncio.to_thread(page_state, driver)
+        assert offline["queued"] >= 1  # kept on the phone
+        await wait_until("the page to keep trying", lambda: _true(proxy.dropped >= 3))
+        proxy.mode = "pass"
 
-            async def drained() -> bool:
-                state = await asyncio.to_thread(page_state, driver)
-                return state["queued"] == 0 and len(state["made"]) >= 4
-
-            await wait_until("every queued scan to be sent", drained)
+        async def drained() -> bool:
             state = await asyncio.to_thread(page_state, driver)
-            stored = await stored_scan_ids(gw)
-    finally:
-        await asyncio.to_thread(driver.quit)
+            return state["queued"] == 0 and len(state["made"]) >= 4
+
+        await wait_until("every queued scan to be sent", drained)
+        state = await asyncio.to_thread(page_state, driver)
+        stored = await stored_scan_ids(gw)
     made = state["made"]
     assert len(set(made)) == len(made)
     assert set(stored) == set(made)  # nothing lost
