@@ -105,6 +105,21 @@
   }
 
   // -- sending -------------------------------------------------------------------------
+  // A half-open connection (the phone walked out of Wi-Fi range) would leave a request
+  // hanging for minutes: give up after a while and try again.
+  const TIMEOUT_MS = 8000;
+  function post(url, type, payload) {
+    const control = new AbortController();
+    const timer = setTimeout(() => control.abort(), TIMEOUT_MS);
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": type },
+      credentials: "same-origin",
+      body: payload,
+      signal: control.signal,
+    }).finally(() => clearTimeout(timer));
+  }
+
   let sending = false;
   async function flush() {
     if (sending || queue.length === 0) return;
@@ -115,12 +130,11 @@
     sending = true;
     const batch = queue.slice(0, BATCH);
     try {
-      const resp = await fetch("/api/scans", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        credentials: "same-origin",
-        body: JSON.stringify({ device, operator, session_id: sessionId || null, scans: batch }),
-      });
+      const resp = await post(
+        "/api/scans",
+        "application/json",
+        JSON.stringify({ device, operator, session_id: sessionId || null, scans: batch }),
+      );
       if (!resp.ok) {
         let message = "HTTP " + resp.status;
         try {
@@ -204,12 +218,7 @@
         canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
         const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
         if (!blob) return;
-        const resp = await fetch("/api/decode", {
-          method: "POST",
-          headers: { "Content-Type": "image/jpeg" },
-          credentials: "same-origin",
-          body: blob,
-        });
+        const resp = await post("/api/decode", "image/jpeg", blob);
         if (resp.ok) {
           for (const c of (await resp.json()).codes) seen(c);
         }

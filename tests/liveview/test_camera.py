@@ -52,11 +52,16 @@ def page_state(driver: webdriver.Chrome) -> dict[str, Any]:
     )
 
 
-async def wait_until(what: str, check: Any, timeout: float = 60.0) -> None:
+async def wait_until(
+    what: str, check: Any, timeout: float = 90.0, driver: webdriver.Chrome | None = None
+) -> None:
+    """Wait for ``check()`` (a hang guard, not a time window); on a time-out say what the
+    page had made, queued and been answered."""
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            state = await asyncio.to_thread(page_state, driver) if driver else {}
+            raise AssertionError(f"timed out waiting for {what}; page: {state}")
         await asyncio.sleep(0.1)
 
 
@@ -116,7 +121,7 @@ async def test_a_phone_camera_scans_labels_into_the_session(
             missing = {a["asset_tag"] for a in snap["not_yet_seen"]}
             return not (set(TAGS) & missing)
 
-        await wait_until("the three labelled assets to be seen", all_seen)
+        await wait_until("the three labelled assets to be seen", all_seen, driver=driver)
         await wait_until(
             "the page to show its location",
             lambda: asyncio.to_thread(lambda: driver.find_element(By.ID, "here").text == RACK_A),
@@ -158,30 +163,36 @@ async def test_cut_connection_mid_scan_loses_and_doubles_nothing(
         async def stored_at_least(n: int) -> bool:
             return sum((await stored_scan_ids(gw)).values()) >= n
 
-        await wait_until("a first scan on the gateway", lambda: stored_at_least(1))
+        await wait_until("a first scan on the gateway", lambda: stored_at_least(1), driver=driver)
         # the connection drops after the gateway took a scan, before its answer came
         proxy.mode = "lose_answers"
         before = sum((await stored_scan_ids(gw)).values())
-        await wait_until("a scan taken but not answered", lambda: stored_at_least(before + 1))
         await wait_until(
-            "the page to send it again", lambda: _true(proxy.delivered_unanswered >= 2)
+            "a scan taken but not answered", lambda: stored_at_least(before + 1), driver=driver
+        )
+        await wait_until(
+            "the page to send it again",
+            lambda: _true(proxy.delivered_unanswered >= 2),
+            driver=driver,
         )
         # then nothing gets through at all, for a while
         proxy.mode = "down"
         await asyncio.to_thread(
-            WebDriverWait(driver, 20).until,
+            WebDriverWait(driver, 60).until,
             lambda d: d.find_element(By.ID, "connection").text == "offline",
         )
         offline = await asyncio.to_thread(page_state, driver)
         assert offline["queued"] >= 1  # kept on the phone
-        await wait_until("the page to keep trying", lambda: _true(proxy.dropped >= 3))
+        await wait_until(
+            "the page to keep trying", lambda: _true(proxy.dropped >= 3), driver=driver
+        )
         proxy.mode = "pass"
 
         async def drained() -> bool:
             state = await asyncio.to_thread(page_state, driver)
             return state["queued"] == 0 and len(state["made"]) >= 4
 
-        await wait_until("every queued scan to be sent", drained)
+        await wait_until("every queued scan to be sent", drained, driver=driver)
         state = await asyncio.to_thread(page_state, driver)
         stored = await stored_scan_ids(gw)
     made = state["made"]
