@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
+from tagsweep.hashing import sha256_file
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = 1
@@ -101,14 +101,6 @@ class Snapshot:
             if src.name == name:
                 return src
         raise KeyError(name)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _detect_encoding(path: Path) -> str:

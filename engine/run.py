@@ -35,7 +35,6 @@ from tagsweep.engine.freeze import (
     csv_rows,
     load_snapshot,
     read_csv,
-    sha256_file,
 )
 from tagsweep.engine.outputs import (
     write_corrections,
@@ -48,6 +47,7 @@ from tagsweep.engine.report import RunSummary, collect, render_html, render_mark
 from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
 from tagsweep.engine.trends import TrendsError, compare_runs, render_html_fragment
 from tagsweep.engine.trends import render_markdown as render_trends_markdown
+from tagsweep.hashing import sha256_file
 
 #: Columns a count input may carry: the session file's, plus what a manual count sheet
 #: records beyond them (the seed's count records user and condition).
