@@ -54,7 +54,7 @@ async def test_tags_already_in_the_field_at_session_start_count(
 
         async def all_open() -> bool:  # the reader is reading; sightings are open
             await gw.sync()
-            return bool(gw.dedup.open_count == 20)
+            return bool(gw.status()["dedup"]["open_sightings"] == 20)
 
         await eventually(all_open, "20 open sightings")
         with pytest.raises(SessionError, match="no such register file"):
