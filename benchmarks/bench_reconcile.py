@@ -53,6 +53,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_reconcile [--rows N] [--memory-limit
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import platform
@@ -122,6 +123,14 @@ COPY (
 """
     )
     con.close()
+    # the manifest the gateway writes beside it: the engine counts verified files only
+    digest = hashlib.sha256(session.read_bytes()).hexdigest()
+    session.with_suffix(".json").write_text(
+        json.dumps(
+            {"session_id": "cs-bench", "sha256": digest, "row_count": n, "gateway": "bench"}
+        ),
+        encoding="utf-8",
+    )
     return register, session
 
 
