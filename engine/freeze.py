@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import json
 import os
 import secrets
@@ -42,6 +41,7 @@ from tagsweep.engine.limits import (
 )
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
+from tagsweep.hashing import sha256_file
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = 1
@@ -112,14 +112,6 @@ class Snapshot:
             if src.name == name:
                 return src
         raise KeyError(name)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _detect_encoding(path: Path) -> str:
