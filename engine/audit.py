@@ -201,6 +201,11 @@ class AuditWriter:
         self._sealed = sealed
         self._clock = clock or utc_now
 
+    @property
+    def signed(self) -> bool:
+        """Whether the log holds a signed entry (from then on every entry is signed)."""
+        return self._sealed
+
     def now(self) -> datetime:
         """The time the next entry will carry (and its signature vouch for)."""
         return self._clock()

@@ -28,6 +28,7 @@ from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize
+from tagsweep.engine.audit_anchor import anchor_record
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -276,11 +277,13 @@ def reconcile(
     memory_limit: str | None = None,
     threads: int | None = None,
     history: Sequence[Path] = (),
+    audit_log: Path | None = None,
 ) -> RunResult:
     """Run freeze-checked normalize → match → classify → outputs into ``out_dir``.
 
     ``history`` names earlier run folders: the report then carries the trends across
-    them and this run."""
+    them and this run. ``audit_log`` is the case store's audit log: its head at this time
+    is recorded in the manifest and report (an anchor kept outside the store)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -306,6 +309,7 @@ def reconcile(
                 debug_dir=debug_dir,
                 on_stage=on_stage,
                 history=history,
+                audit_log=audit_log,
             )
     finally:
         con.close()
@@ -324,6 +328,7 @@ def _reconcile(
     debug_dir: Path | None,
     on_stage: Callable[[Stage], None] | None,
     history: Sequence[Path] = (),
+    audit_log: Path | None = None,
 ) -> RunResult:
     con.execute(normalize.MACROS)
     sources, baseline_info, bad_rows, warnings = load_sources(con, baseline)
@@ -474,6 +479,9 @@ def _reconcile(
         for b in bad_rows:
             writer.writerow([b.source, b.file, b.line, b.reason])
 
+    anchor = anchor_record(audit_log) if audit_log is not None else None
+    if anchor is not None:
+        summary.audit_head = f"seq {anchor['seq']} sha256 {anchor['hash']}"
     trends_html, trends_md = _trends_sections(out_dir, tmp_dir, summary, history)
     (out_dir / "report.md").write_text(render_markdown(summary, trends=trends_md), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(summary, trends=trends_html), encoding="utf-8")
@@ -502,6 +510,7 @@ def _reconcile(
             "by_type": dict(summary.by_type),
         },
         "warnings": warnings,
+        "audit_anchor": anchor,
         "outputs": {name: hashes.get(name) or sha256_file(out_dir / name) for name in outputs},
     }
     (out_dir / "manifest.json").write_text(

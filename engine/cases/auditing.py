@@ -102,7 +102,7 @@ class AuditChecks(CaseStoreCore):
         self._require_role(actor, "auditors", self.settings.auditors, "seal the audit log")
         if any(e.sig is not None for e in self.audit.entries()):
             raise CaseError(f"{self.audit.path} is already signed; it needs no seal")
-        with self._change() as (_conn, writer):
+        with self._change(sealing=True) as (_conn, writer):
             head = writer.head
             entry = writer.append(
                 actor=actor,

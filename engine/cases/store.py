@@ -140,7 +140,7 @@ class CaseStoreCore:
             conn.close()
 
     @contextmanager
-    def _change(self) -> Iterator[tuple[sqlite3.Connection, AuditWriter]]:
+    def _change(self, *, sealing: bool = False) -> Iterator[tuple[sqlite3.Connection, AuditWriter]]:
         """One change: audit lock held, one transaction, audit entries before the commit."""
         with (
             self.audit.writing(signer=self.signer, clock=self.clock) as writer,
@@ -148,6 +148,17 @@ class CaseStoreCore:
         ):
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if (
+                    self.signer is not None
+                    and not sealing
+                    and writer.head.seq
+                    and not writer.signed
+                ):
+                    raise CaseError(
+                        f"{self.audit.path} holds {writer.head.seq} unsigned entries from before "
+                        "signing was set up: an auditor seals them once (`tagsweep audit seal`) "
+                        "before signed changes begin"
+                    )
                 recorded = self._recorded_head(conn)
                 if recorded.seq != writer.head.seq:
                     raise CaseError(
