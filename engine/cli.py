@@ -7,6 +7,7 @@ snapshot an artefact that can be archived, hashed and re-run.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +27,7 @@ from tagsweep.engine.cases_cli import (
 
 if TYPE_CHECKING:
     from tagsweep.config.engine import EngineSection
+    from tagsweep.engine.run import RunResult
 
 reconcile_app = typer.Typer(
     help="Reconcile counts against frozen exports of the systems of record.",
@@ -214,7 +216,6 @@ def run_command(
     from rich.progress import Progress
 
     from tagsweep.engine.freeze import FreezeError
-    from tagsweep.engine.report import VARIANCE_LABELS, band
     from tagsweep.engine.run import RunError, reconcile
     from tagsweep.engine.stages import Stage
 
@@ -249,6 +250,12 @@ def run_command(
         except (RunError, FreezeError) as exc:
             err_console.print(f"error: {exc}", markup=False)
             raise typer.Exit(code=1) from None
+    _print_run(result, out)
+
+
+def _print_run(result: RunResult, out: Path) -> None:
+    from tagsweep.engine.report import VARIANCE_LABELS, band
+
     counts = result.manifest["counts"]
     console.print(f"run {result.run_id} as of {result.as_of}  →  {out}")
     console.print(
@@ -338,3 +345,46 @@ def golden_command(
         f"{len(result.unapplied)} not applicable (see {result.manifest.name})",
         markup=False,
     )
+
+
+@reconcile_app.command("nightly")
+def nightly_command(
+    *,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="TOML config with [engine.nightly].")
+    ],
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="Folder of exports/, sessions/, snapshots/, runs/ (default: "
+            "$STATE_DIRECTORY as systemd sets it, else [engine.nightly] state_dir).",
+        ),
+    ] = None,
+    memory_limit: Annotated[
+        str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 8GB.")
+    ] = None,
+) -> None:
+    """What the nightly timer runs: freeze the configured exports into a new dated
+    snapshot, reconcile every session file (flat or one folder per gateway) against it
+    into a new dated run, and keep only the newest snapshots and runs."""
+    from tagsweep.engine.freeze import FreezeError
+    from tagsweep.engine.nightly import NightlyError, run_nightly
+    from tagsweep.engine.run import RunError
+
+    settings = _settings(config)
+    env_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    root = state_dir or (Path(env_dir) if env_dir else settings.nightly.state_dir)
+    try:
+        result = run_nightly(settings, root, memory_limit=memory_limit)
+    except (NightlyError, FreezeError, RunError) as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+    if result.run is None or result.run_dir is None:
+        return
+    console.print(f"snapshot {result.snapshot}  counts {len(result.counts)} file(s)")
+    _print_run(result.run, result.run_dir)
+    for path in result.removed:
+        console.print(f"removed {path} (beyond the number kept)")

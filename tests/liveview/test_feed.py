@@ -53,7 +53,7 @@ async def test_tags_already_in_the_field_at_session_start_count(
     async with gw:
         await asyncio.sleep(0.5)  # the reader is reading; sightings are open
         await gw.sync()
-        assert gw.dedup.open_count == 20
+        assert gw.status()["dedup"]["open_sightings"] == 20
         with pytest.raises(SessionError, match="no such register file"):
             await gw.start_session(operator="jdoe", scope=["DC1/Room 302"], expected="/nope")
         assert gw.session is None
