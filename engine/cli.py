@@ -376,7 +376,9 @@ def nightly_command(
     env_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     root = state_dir or (Path(env_dir) if env_dir else settings.nightly.state_dir)
     try:
-        result = run_nightly(settings, root, memory_limit=memory_limit)
+        result = run_nightly(
+            settings, root, memory_limit=memory_limit, audit_log=_audit_log(config)
+        )
     except (NightlyError, FreezeError, RunError) as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=1) from None

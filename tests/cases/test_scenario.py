@@ -194,6 +194,12 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     count2 = _count(tmp_path / "count2.csv", RUN_DATES[1], absent=[5], moved={7: "DC1/Room 1"})
     run2 = tmp_path / "run2"
     reconcile_run(golden1 / "golden.parquet", count2, run2, RUN_DATES[1])
+    # The run anchors the case audit log's head outside the store.
+    anchor = json.loads((run2 / "manifest.json").read_text())["audit_anchor"]
+    head = store.recorded_head()
+    assert (anchor["seq"], anchor["hash"]) == (head.seq, head.hash)
+    assert head.seq > 0
+    assert f"seq {anchor['seq']} sha256 {anchor['hash']}" in (run2 / "report.md").read_text()
     found2 = _variances(run2)
     assert ("missing", tag(5)) in found2
     assert not {k for k in found2 if k[1] in (tag(7), tag(9), tag(99), tag(11))}, sorted(found2)
@@ -237,7 +243,7 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     assert store.get(missing5).status is CaseStatus.WRITTEN_OFF
 
     # -- the record ---------------------------------------------------------------------
-    assert "OK" in cli("audit", "verify")
+    assert "OK" in cli("audit", "verify", "--anchor", str(run2))
     story = [e.action for e in store.audit.entries() if e.subject == missing5]
     assert story == [
         "case.open",

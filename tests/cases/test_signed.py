@@ -82,7 +82,11 @@ class World:
         return case_id
 
     def forge(
-        self, key: str | KeyFileSigner, *, sql: Sequence[tuple[str, tuple[Any, ...]]] = (), **entry: Any
+        self,
+        key: str | KeyFileSigner,
+        *,
+        sql: Sequence[tuple[str, tuple[Any, ...]]] = (),
+        **entry: Any,
     ) -> int:
         """An insider with write access to the store folder and one key appends an entry
         and edits the store to match, bypassing every check the commands make."""
