@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -29,8 +28,10 @@ import pyarrow.parquet as pq
 
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
+from tagsweep.engine import sandbox
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
+from tagsweep.hashing import sha256_file
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = 1
@@ -101,14 +102,6 @@ class Snapshot:
             if src.name == name:
                 return src
         raise KeyError(name)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _detect_encoding(path: Path) -> str:
@@ -215,8 +208,7 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
     also after a quoted value that spans lines."""
     encoding = _detect_encoding(path)
     readable = _csv_to_utf8(path, encoding, tmp_dir)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = sandbox.connect(read=[readable])
     try:
         con.execute(
             "CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true, header=true, "
@@ -374,7 +366,7 @@ def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
 
 
 def read_parquet(path: Path) -> pa.Table:
-    con = duckdb.connect()
+    con = sandbox.connect(read=[path])
     try:
         names = [
             r[0]
@@ -431,7 +423,7 @@ def _exported_at(
         return spec.exported_at.astimezone(UTC)
     column = columns.get("updated_at")
     if isinstance(column, str) and column in table.column_names:
-        con = duckdb.connect()
+        con = sandbox.connect()
         try:
             con.register("t", table.select([column]))
             row = con.execute(

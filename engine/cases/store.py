@@ -44,7 +44,7 @@ from tagsweep.engine.cases.model import (
     chain_steps,
     plain,
 )
-from tagsweep.engine.freeze import sha256_file
+from tagsweep.hashing import sha256_file
 from tagsweep.engine.sshsig import SignatureError, Signer, fingerprint
 
 _SCHEMA = """

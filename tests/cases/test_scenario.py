@@ -32,7 +32,7 @@ from tagsweep.config import load_config
 from tagsweep.engine.cases import CaseError, CaseStatus, CaseStore
 from tagsweep.engine.freeze import SourceSpec, freeze
 from tagsweep.engine.trends import compare_runs
-from tagsweep.simulators.exports import generate
+from tagsweep.simulators.fleet_exports import generate
 
 from .runs import Clock
 
