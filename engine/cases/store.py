@@ -44,8 +44,8 @@ from tagsweep.engine.cases.model import (
     chain_steps,
     plain,
 )
-from tagsweep.hashing import sha256_file
 from tagsweep.engine.sshsig import SignatureError, Signer, fingerprint
+from tagsweep.hashing import sha256_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -357,10 +357,14 @@ def agent(tmp_path: Path) -> Iterator[str]:
     sock = str(tmp_path / "agent.sock")
     proc = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30  # hang guard; we wait for the socket to appear
-        while not os.path.exists(sock):
+        # Wait until the agent answers (`ssh-add -l`: 1 = no keys yet, 2 = no agent there
+        # yet); the deadline is only a hang guard.
+        deadline = time.monotonic() + 30
+        env = {**os.environ, "SSH_AUTH_SOCK": sock}
+        listing = ["ssh-add", "-l"]
+        while subprocess.run(listing, env=env, capture_output=True, check=False).returncode == 2:
             assert proc.poll() is None, "ssh-agent exited"
-            assert time.monotonic() < deadline, "ssh-agent did not open its socket"
+            assert time.monotonic() < deadline, "ssh-agent did not answer"
             time.sleep(0.01)
         yield sock
     finally:
