@@ -250,7 +250,7 @@ class LlrpSettings:
 class _Signal:
     """A non-read event from the reader thread."""
 
-    kind: str  # keepalive | problem | lost | inventorying | knock
+    kind: str  # keepalive | problem | lost | inventorying | knock | power
     detail: str = ""
     problem: Problem | None = None
 
@@ -329,6 +329,35 @@ class _Session(LLRPClient):  # type: ignore[misc]  # sllurp ships no type inform
     def __init__(self, settings: LlrpSettings, **kwargs: Any) -> None:
         super().__init__(settings.sllurp_config(), **kwargs)
         self.settings = settings
+        self.power_table: list[tuple[int, float]] = []  # (index, dBm) as the reader says
+        self.power_choice = ""  # what tx_power_dbm became, for the log
+
+    def parseCapabilities(self, capdict: dict[str, Any]) -> None:  # noqa: N802  (sllurp's name)
+        band = capdict.get("RegulatoryCapabilities", {}).get("UHFBandCapabilities", {})
+        entries = band.get("TransmitPowerLevelTableEntry", [])
+        entries = [entries] if isinstance(entries, dict) else entries
+        self.power_table = sorted(
+            (int(e["Index"]), int(e["TransmitPowerValue"]) / 100.0) for e in entries
+        )
+        super().parseCapabilities(capdict)
+
+    def setTxPowerDbm(self, tx_pow_dbm: Any = None) -> None:  # noqa: N802  (sllurp's name)
+        """tx_power_dbm through the reader's own power table: the nearest entry, whatever
+        index the table starts at (sllurp assumes 1 and a sorted table; a Zebra FX's
+        starts at 0, and sllurp's index 0 means "maximum")."""
+        if not self.power_table or not isinstance(tx_pow_dbm, dict):
+            super().setTxPowerDbm(tx_pow_dbm)
+            return
+        choices = []
+        for antenna, wanted in tx_pow_dbm.items():
+            index, dbm = min(self.power_table, key=lambda e: (abs(e[1] - float(wanted)), e[0]))
+            self.config.tx_power[antenna] = index
+            choices.append(f"antenna {antenna}: {wanted} dBm → index {index} ({dbm:.2f} dBm)")
+        low, high = self.power_table[0], self.power_table[-1]
+        self.power_choice = "; ".join(choices) + (
+            f" (reader's table: {len(self.power_table)} entries, index {low[0]} = "
+            f"{low[1]:.2f} dBm … index {high[0]} = {high[1]:.2f} dBm)"
+        )
 
     def getROSpec(self, force_new: bool = False) -> Any:  # noqa: N802  (sllurp's name)
         if self.rospec and not force_new:
@@ -383,6 +412,8 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         self.add_state_callback(SllurpState.STATE_INVENTORYING, self._on_inventorying)
 
     def _on_inventorying(self, _client: Any, _state: Any) -> None:
+        if self.llrp.power_choice:
+            self.bridge.post(_Signal("power", self.llrp.power_choice))
         self.bridge.post(_Signal("inventorying"))
 
     def send_data(self, data: bytes) -> None:
@@ -698,6 +729,9 @@ class LlrpDriver(Driver):
             )
 
     def _on_signal(self, signal: _Signal) -> None:
+        if signal.kind == "power":
+            self.log.info("llrp_tx_power", detail=signal.detail)
+            return
         if signal.kind == "knock":
             self.log.info(
                 "llrp_another_client_knocked",

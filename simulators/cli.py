@@ -119,6 +119,14 @@ def llrp(
             "--no-utc-clock", help="A reader without a UTC clock (same as --clock uptime)."
         ),
     ] = False,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="Behave like this reader: impinj-r420, impinj-r700, zebra-fx9600, "
+            "thingmagic-sargas or generic (see the README).",
+        ),
+    ] = "generic",
     clock: Annotated[
         str,
         typer.Option(
@@ -139,9 +147,11 @@ def llrp(
     from tagsweep.domain import now_us
     from tagsweep.simulators.llrp import Fault, LlrpSimulator, random_tags
     from tagsweep.simulators.llrp.encoder import parse_clock
+    from tagsweep.simulators.llrp.profiles import profile as reader_profile
 
     try:
-        identity = parse_clock("uptime" if no_utc_clock else clock, now_us())
+        chosen = reader_profile(profile)
+        identity = parse_clock("uptime" if no_utc_clock else clock, now_us(), chosen.identity)
         antenna_ids = tuple(int(a) for a in antennas.split(",") if a.strip())
         faults = [Fault.parse(spec) for spec in fault or []]
         source = random_tags(tags, rate, antennas=antenna_ids or (1,), seed=seed, impinj=impinj)
@@ -152,6 +162,7 @@ def llrp(
     async def run() -> None:
         options: dict[str, Any] = {"tag_source": source, "faults": faults, "seed": seed}
         options["identity"] = identity
+        options["profile"] = chosen
         async with LlrpSimulator(host, port, **options) as sim:
             typer.echo(f"llrp://{host}:{sim.port}?antennas={antennas}")
             await sim.serve_forever()
