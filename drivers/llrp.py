@@ -1,6 +1,9 @@
 """UHF RFID readers over LLRP: sllurp, supervised, bridged into asyncio.
 
 ``llrp://host[:5084]?antennas=1,2&keepalive_s=5&watchdog_intervals=3&tx_power=30``
+``llrps://host[:5085]?tls_fingerprint=SHA256`` (LLRP over TLS 1.2+; the reader's
+certificate pinned by its SHA-256 fingerprint, or ``tls_ca=/path/ca.pem`` to verify it
+against a CA file; one of the two is required)
 
 sllurp runs the LLRP session (capabilities, configuration, ROSpec) on its own thread.
 What it lacks for a gateway that must never silently stop reading is added here:
@@ -45,8 +48,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import select
 import socket
+import ssl
 import struct
 import threading
 from collections import deque
@@ -75,6 +80,7 @@ from tagsweep.drivers.llrp_wire import (
 )
 
 DEFAULT_PORT = 5084
+DEFAULT_TLS_PORT = 5085  # LLRP 1.1 section 18.1: LLRP over TLS
 _CLOSE_CONNECTION_RESPONSE = 4
 _DELETE_ROSPEC_RESPONSE = 31
 _SHUTDOWN_RESPONSES = frozenset({_DELETE_ROSPEC_RESPONSE, 33, 35, _CLOSE_CONNECTION_RESPONSE})
@@ -121,13 +127,17 @@ class LlrpSettings:
     max_clock_skew_s: float = 5.0
     #: ask for unreported reads (GET_REPORT) this often: bounds how late a read arrives
     report_interval_s: float = 1.0
+    tls: bool = False
+    tls_fingerprint: str = ""  # SHA-256 of the reader's certificate, hex
+    tls_ca: str = ""  # or: verify the reader's certificate against this CA file
 
     _KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "antennas", "keepalive_s", "watchdog_intervals", "tx_power", "tx_power_dbm",
             "report_n", "session", "tag_population", "mode_identifier", "search_mode", "impinj",
             "rospec_id", "connect_timeout_s", "max_report_bytes", "max_pending_reads",
-            "validate", "decoder", "max_clock_skew_s", "report_interval_s",
+            "validate", "decoder", "max_clock_skew_s", "report_interval_s", "tls_fingerprint",
+            "tls_ca",
         }
     )  # fmt: skip
 
@@ -201,11 +211,41 @@ class LlrpSettings:
         for key in ("impinj", "validate"):
             if key in raw:
                 kwargs[key] = flag(key)
+        tls = url.scheme == "llrps"
+        if tls:
+            kwargs["tls"] = True
+            fingerprint = str(raw.get("tls_fingerprint", "")).replace(":", "").lower()
+            if fingerprint and (
+                len(fingerprint) != 64 or set(fingerprint) - set("0123456789abcdef")
+            ):
+                raise DriverConfigError(
+                    f"{url.raw}: tls_fingerprint must be the certificate's SHA-256 "
+                    "(64 hex digits, colons allowed)"
+                )
+            kwargs["tls_fingerprint"] = fingerprint
+            kwargs["tls_ca"] = str(raw.get("tls_ca", ""))
+            if not fingerprint and not kwargs["tls_ca"]:
+                raise DriverConfigError(
+                    f"{url.raw}: llrps:// needs tls_fingerprint=SHA256 (pin the reader's "
+                    "self-signed certificate) or tls_ca=FILE; an unverified reader is refused"
+                )
+        elif "tls_fingerprint" in raw or "tls_ca" in raw:
+            raise DriverConfigError(f"{url.raw}: tls_fingerprint/tls_ca need llrps://")
         if "decoder" in raw:
             if raw["decoder"] not in ("fast", "sllurp"):
                 raise DriverConfigError(f"{url.raw}: decoder must be 'fast' or 'sllurp'")
             kwargs["decoder"] = raw["decoder"]
-        return cls(url.host, url.port or DEFAULT_PORT, **kwargs)
+        return cls(url.host, url.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT), **kwargs)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """TLS 1.2 or later; the CA file verifies the chain and the host name, a pinned
+        fingerprint replaces both (readers ship self-signed certificates)."""
+        context = ssl.create_default_context(cafile=self.tls_ca or None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not self.tls_ca:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # the fingerprint check below decides
+        return context
 
     def sllurp_config(self) -> LLRPReaderConfig:
         config: dict[str, Any] = {
@@ -416,6 +456,34 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
             self.bridge.post(_Signal("power", self.llrp.power_choice))
         self.bridge.post(_Signal("inventorying"))
 
+    def _connect_socket(self) -> bool:
+        connected = bool(super()._connect_socket())
+        if not self.settings.tls:
+            return connected
+        settings = self.settings
+        plain = self._socket
+        if plain is None:
+            return connected
+        try:
+            sock = settings.tls_context().wrap_socket(plain, server_hostname=settings.host)
+        except (ssl.SSLError, OSError) as exc:
+            self._socket = None
+            plain.close()
+            raise OSError(
+                f"TLS handshake with {settings.host}:{settings.port} failed: {exc}"
+            ) from exc
+        self._socket = sock
+        if settings.tls_fingerprint:
+            seen = hashlib.sha256(sock.getpeercert(binary_form=True) or b"").hexdigest()
+            if seen != settings.tls_fingerprint:
+                self._socket = None
+                sock.close()
+                raise OSError(
+                    f"the reader's certificate has SHA-256 {seen}, not the pinned "
+                    f"{settings.tls_fingerprint}: refusing the connection"
+                )
+        return connected
+
     def send_data(self, data: bytes) -> None:
         sock = self._socket
         if sock is None:
@@ -432,10 +500,16 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         try:
             sock = self._socket
             while sock is not None and not self._stop_main_loop.is_set():
-                readable, _, _ = select.select([sock], [], [], 0.2)
+                # TLS: decrypted bytes may wait in the SSL layer, which select cannot see
+                pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+                readable = pending or select.select([sock], [], [], 0.2)[0]
                 if not readable:
                     continue
-                data = sock.recv(1 << 16)
+                if isinstance(sock, ssl.SSLSocket):
+                    with self._send_lock:  # one SSL object: no read during a write
+                        data = sock.recv(1 << 16)
+                else:
+                    data = sock.recv(1 << 16)
                 if not data:
                     reason = "reader closed the connection"
                     break
@@ -589,7 +663,7 @@ _DECODE_KINDS = frozenset({"framing", "decode", "malformed_record", "malformed_p
 class LlrpDriver(Driver):
     """A UHF RFID reader over LLRP; yields READ_DTYPE batches (see the module docstring)."""
 
-    schemes: ClassVar[tuple[str, ...]] = ("llrp",)
+    schemes: ClassVar[tuple[str, ...]] = ("llrp", "llrps")
     kind: ClassVar[str] = "rfid"
 
     def __init__(self, url: str, **kwargs: Any) -> None:

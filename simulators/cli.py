@@ -127,6 +127,14 @@ def llrp(
             "thingmagic-sargas or generic (see the README).",
         ),
     ] = "generic",
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Serve LLRP over TLS (as an Impinj R700 on port 5085) with a fresh "
+            "self-signed certificate; the printed llrps:// URL pins its fingerprint.",
+        ),
+    ] = False,
     clock: Annotated[
         str,
         typer.Option(
@@ -163,8 +171,20 @@ def llrp(
         options: dict[str, Any] = {"tag_source": source, "faults": faults, "seed": seed}
         options["identity"] = identity
         options["profile"] = chosen
+        if tls:
+            import tempfile
+            from pathlib import Path
+
+            from tagsweep.simulators.llrp.tls import self_signed, server_context
+
+            certificate = self_signed(host=host)
+            with tempfile.TemporaryDirectory(prefix="tagsweep-sim-tls-") as folder:
+                options["tls"] = server_context(*certificate.write(Path(folder)))
+            pin = f"&tls_fingerprint={certificate.sha256}"
         async with LlrpSimulator(host, port, **options) as sim:
-            typer.echo(f"llrp://{host}:{sim.port}?antennas={antennas}")
+            scheme = "llrps" if tls else "llrp"
+            url = f"{scheme}://{host}:{sim.port}?antennas={antennas}"
+            typer.echo(url + (pin if tls else ""))
             await sim.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a manual run ends

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import enum
 import random
+import ssl
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -166,12 +167,14 @@ class LlrpSimulator:
         max_reads_per_report: int = 1000,
         seed: int = 0,
         profile: ReaderProfile | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.tag_source = tag_source
         self.faults = list(faults)
         self.profile = profile or PROFILES["generic"]
+        self.tls = tls  # LLRP over TLS (llrps://) when set
         self.identity = identity or self.profile.identity
         self.max_reads_per_report = max_reads_per_report
         self.connections: list[ConnectionLog] = []
@@ -194,7 +197,7 @@ class LlrpSimulator:
         await self.stop()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=self.tls)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
