@@ -16,7 +16,8 @@ from tagsweep import __version__
 from tagsweep.daemon.cli import run_command, session_app, status_command
 from tagsweep.daemon.webcert import web_app
 from tagsweep.drivers.cli import llrp_app
-from tagsweep.engine.cases_cli import audit_app, cases_app
+from tagsweep.engine.audit_cli import audit_app
+from tagsweep.engine.cases_cli import cases_app
 from tagsweep.engine.cli import reconcile_app
 from tagsweep.labels.cli import labels_command
 from tagsweep.simulators.cli import sim_app
