@@ -160,7 +160,8 @@ WITH ret AS (
     -- narrow: only what the checks read; the wide register row is joined back below
     -- for the few assets flagged
     SELECT r.asset_key, r.status, r.location, r.custodian_key, r.custodian_leaver,
-        r.condition_key, r.last_seen, f.asset_key IS NOT NULL AS found, f.epc, f.found_location, f.session_id,
+        r.condition_key, r.last_seen, f.asset_key IS NOT NULL AS found, f.epc,
+        f.found_location, f.session_id,
         f.observed_serial, f.found_custodian, f.found_custodian_key, f.found_condition,
         f.found_condition_key, f.methods,
         {expected_here} AS expected_here,
