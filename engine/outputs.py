@@ -5,9 +5,9 @@ records wall-clock time, so the same snapshot, counts and configuration give the
 bytes: an auditor can re-run a reconciliation and compare hashes.
 
 The million-row Parquet files (register, matches, variance log) are streamed from
-DuckDB's sorted result as Arrow batches into pyarrow's writer (zstd level 1, no dictionary pages, no bloom
-filters): about three times cheaper than DuckDB's own Parquet writer on wide text
-tables.
+DuckDB's sorted result as Arrow batches into pyarrow's writer (zstd level 1, no
+dictionary pages, no bloom filters): about three times cheaper than DuckDB's own
+Parquet writer on wide text tables.
 
 The CSV variance log escapes formula injection (OWASP): a text cell starting with
 ``=``, ``+``, ``-``, ``@``, tab or carriage return is prefixed with ``'`` so a
