@@ -101,6 +101,7 @@ def attach_integrations(gateway: Gateway, environ: Mapping[str, str] | None = No
     metrics = GatewayMetrics(gateway=cfg.gateway.id, site=cfg.gateway.site)
     for device in gateway.devices:
         metrics.watch_reader(device.driver)
+    metrics.reads_outside_session = gateway.counters.reads_outside_session
     gateway.add_sink(metrics)
 
     def timing(what: str, seconds: float) -> None:
