@@ -70,6 +70,8 @@ class RunSummary:
     sources: list[tuple[str, str, int]] = field(default_factory=list)
     counts: list[tuple[str, int]] = field(default_factory=list)
     corrections: dict[str, int] = field(default_factory=dict)
+    #: The case store's audit head when the run was made ("seq N sha256 H"), an anchor.
+    audit_head: str | None = None
 
     @property
     def rate(self) -> float:
@@ -166,7 +168,8 @@ _MARKDOWN = """\
 | As of | {{ s.as_of }} |
 | Scope | {{ s.scope | join(", ") if s.scope else "every register location" }} |
 | tagsweep | {{ s.version }} |
-
+{% if s.audit_head %}| Audit log head | {{ s.audit_head }} |
+{% endif %}
 ## Totals
 
 | Measure | Count |
@@ -252,6 +255,8 @@ svg text{font-size:12px;font-family:system-ui,sans-serif}
 <h1>Reconciliation report</h1>
 <p>Run <code>{{ s.run_id }}</code> as of {{ s.as_of }}; scope:
 {{ s.scope | join(", ") if s.scope else "every register location" }}; tagsweep {{ s.version }}.</p>
+{% if s.audit_head %}<p>Case audit log head at this run: <code>{{ s.audit_head }}</code>
+(check later with <code>tagsweep audit verify --anchor</code> and this run's folder).</p>{% endif %}
 <h2>Totals</h2>
 {{ totals_svg }}
 <h2>Variance rate</h2>
