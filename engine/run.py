@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from tagsweep import __version__
-from tagsweep.config.engine import EngineSection
+from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.audit_anchor import anchor_record
@@ -39,6 +39,7 @@ from tagsweep.engine.freeze import (
     read_csv,
 )
 from tagsweep.engine.hygiene import strip_nul
+from tagsweep.engine.limits import LimitError, check_file_size, check_table
 from tagsweep.engine.outputs import (
     write_corrections,
     write_matches,
@@ -213,7 +214,13 @@ def load_counts(
             scope, manifest, kind = check.scope, check.manifest, "session"
             notes = []
         else:
-            table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            limits = settings.limits if settings is not None else ExportLimits()
+            try:
+                check_file_size(path, limits)
+                table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+                check_table(table, path, limits, LINE_COLUMN)
+            except LimitError as exc:
+                raise RunError(str(exc)) from None
             table, nul = strip_nul(table, LINE_COLUMN)
             notes = [f"count file {path.name}: {nul}"] if nul else []
             name = f"count_sheet_{index}"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -105,6 +106,31 @@ def test_duplicate_headers_are_kept_and_reported(tmp_path: Path) -> None:
         "as 'Serial', the others are kept as 'serial_1'; map "
         "[engine.sources.<source>.columns] to read another"
     ]
+
+
+def test_a_column_named_like_the_line_numbers_keeps_its_data(tmp_path: Path) -> None:
+    """``_line`` is the snapshot's own column; an export's ``_line`` used to be
+    overwritten (JSON, XLSX), dropped (Parquet) or doubled into a broken file (CSV)."""
+
+    def parquet(path: Path) -> None:
+        pq.write_table(pa.table({"asset_tag": ["AST-1"], "_line": ["x"]}), path)
+
+    exports: dict[str, Callable[[Path], object]] = {
+        "a.csv": lambda p: p.write_text("asset_tag,_line\nAST-1,x\n"),
+        "b.json": lambda p: p.write_text(json.dumps([{"asset_tag": "AST-1", "_line": "x"}])),
+        "c.parquet": parquet,
+    }
+    for name, write in exports.items():
+        export = tmp_path / name
+        write(export)
+        snapshot = freeze([SourceSpec("itam", export)], tmp_path / f"snap-{name}", EngineSection())
+        (row,) = _frozen(tmp_path / f"snap-{name}", "itam")
+        assert row["_line_1"] == "x"
+        assert isinstance(row["_line"], int)
+        assert snapshot.warnings == [
+            f"source itam: {name}: column '_line' is kept as '_line_1' (the snapshot's "
+            "'_line' holds the line numbers)"
+        ]
 
 
 REGISTER = "asset_tag,serial,location,status\nAST-000001,SN1,Room 1,in_use\n"
