@@ -13,8 +13,9 @@ byte of it is untrusted.
 * Cost: ``[engine.limits]`` bounds, for exports and count sheets, the file size, rows,
   columns, cells, value length, JSON nesting and what an XLSX unpacks to
   (``engine.limits``); entity declarations in XLSX XML are refused by defusedxml; a
-  malformed file is a clear error with the file and position, never a traceback. Checked with a zip bomb, an entity-expansion sheet,
-  a sheet that declares a billion-cell dimension, malformed XML and 100,000-deep JSON.
+  malformed file is a clear error with the file and position, never a traceback.
+  Checked with a zip bomb, an entity-expansion sheet, a sheet that declares a
+  billion-cell dimension, malformed XML and 100,000-deep JSON.
 * A failed freeze leaves nothing behind (it writes a hidden folder and renames it), so
   the retry works.
 """
