@@ -35,7 +35,7 @@ from datetime import timedelta
 from tagsweep.domain import VarianceType
 from tagsweep.engine.stages import RunContext, Stage, lit
 
-CONFLICT_FIELDS = ("serial", "manufacturer", "model", "location", "status")
+CONFLICT_FIELDS = ("serial", "manufacturer", "model", "location", "status", "value")
 
 #: The columns of every variance branch, in order (``detail_key`` tells apart variances
 #: of one type on one asset; ids, priority and SLA are added by ``variances``).
@@ -123,7 +123,7 @@ def stages(ctx: RunContext) -> list[Stage]:
     # the register-centred variance types, over one row of ``joined`` below
     checks = {
         "is_retired": "ret_present AND (found OR ma_present)",
-        "is_missing": "expected_here AND NOT matched",
+        "is_missing": "expected_here AND NOT matched" if ctx.counted else "false",
         "is_custodian": "custodian_key IS NOT NULL AND ("
         "(found_custodian_key IS NOT NULL AND found_custodian_key <> custodian_key) "
         "OR (mu_custodian_key IS NOT NULL AND mu_custodian_key <> custodian_key) "
@@ -134,7 +134,13 @@ def stages(ctx: RunContext) -> list[Stage]:
         f"AND found_condition_key <> condition_key) OR status IN {found_bad})",
         "is_stale": f"NOT expected_here AND coalesce(status, '') NOT IN {not_stale} "
         "AND NOT matched AND (last_seen IS NULL "
-        f"OR last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00')",
+        f"OR last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00')"
+        if ctx.counted
+        # without a count only what a source saw long ago is stale, not what none tracks
+        else f"coalesce(status, '') NOT IN {not_stale} "
+        f"AND last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00'",
+        # reported missing or stolen, yet the MDM sees it checking in
+        "is_lost_active": "NOT found AND ma_present AND status IN ('missing', 'stolen')",
     }
     any_check = " OR ".join(f"({c})" for c in checks.values())
     flags = ", ".join(f"coalesce({c}, false) AS {name}" for name, c in checks.items())
@@ -226,8 +232,12 @@ WITH regrec AS NOT MATERIALIZED (
             AND l.source <> r.location_source AS c_location,
         l.status IS NOT NULL AND r.status IS NOT NULL AND l.status <> r.status
             AND l.source <> r.status_source AS c_status,
+        -- costs (not book values) of one device differ by more than 1 % (or 1 unit)
+        l.value IS NOT NULL AND r.value IS NOT NULL AND l.value_is_cost AND r.value_is_cost
+            AND abs(l.value - r.value) > greatest(1.0, 0.01 * abs(r.value))
+            AND l.source <> r.value_source AS c_value,
         l.serial, l.manufacturer, l.model, l.location, coalesce(l.status_label, l.status)
-            AS status
+            AS status, l.value
     FROM record_links l JOIN register r ON r.asset_key = l.asset_key
     WHERE {several_sources}
 ), conflict_rows AS (
@@ -245,8 +255,11 @@ WITH regrec AS NOT MATERIALIZED (
     FROM conflict_rows GROUP BY asset_key, field
 ), unlinked AS (
     SELECT *, coalesce(asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial,
-                       'HW:' || coalesce(hardware_uuid, mac)) AS key
-    FROM record_links WHERE {unlinked_possible}
+                       'HW:' || coalesce(hardware_uuid, mac), 'ID:' || source || '|' || record_id)
+        AS key
+    FROM record_links WHERE {unlinked_possible} AND probable_key IS NULL
+), near AS (
+    SELECT * FROM record_links WHERE {unlinked_possible} AND probable_key IS NOT NULL
 )
 SELECT 'retired_but_active', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.manufacturer,
     a.model, 'Status: ' || a.ret_labels,
@@ -331,6 +344,35 @@ FROM matches m JOIN register r ON r.asset_key = m.asset_key
 WHERE m.match_status = 'probable'
 
 UNION ALL
+SELECT 'probable_match', r.asset_key,
+    'source:' || n.source || '|' || coalesce(n.serial, n.asset_tag, CAST(n.line AS VARCHAR)),
+    r.asset_tag, r.serial, NULL, r.manufacturer, r.model,
+    concat_ws(' / ', 'Tag: ' || r.asset_tag, 'Serial: ' || r.serial),
+    concat_ws(' / ', 'Tag: ' || n.asset_tag, 'Serial: ' || n.serial) || ' (' || n.source || ')',
+    r.location, NULL, n.source, NULL, r.value, r.category,
+    n.source || ' line ' || CAST(n.line AS VARCHAR) || ' carries a ' || n.probable_reason
+        || ' of this asset: confirm it on the device and correct ' || n.source
+        || ' (never merged automatically).',
+    to_json({{'source': n.source, 'line': n.line, 'reason': n.probable_reason,
+              'source_asset_tag': n.asset_tag, 'source_serial': n.serial,
+              'register_asset_tag': r.asset_tag, 'register_serial': r.serial,
+              'register_source': coalesce(r.serial_source, r.asset_tag_source)}})
+FROM near n JOIN register r ON r.asset_key = n.probable_key
+
+UNION ALL
+SELECT 'status_condition_mismatch', a.asset_key, 'discovery', a.asset_tag, a.serial, NULL,
+    a.manufacturer, a.model, 'Status: ' || a.status_label,
+    'Active in ' || a.ma_source || ': last seen ' || strftime(a.ma_last_seen, '%Y-%m-%d'),
+    a.location, NULL, a.status_source, NULL, a.value, a.category,
+    'Recorded as ' || a.status_label || ' (' || a.status || ') in ' || a.status_source
+        || ' but ' || a.ma_source || ' saw it check in on '
+        || strftime(a.ma_last_seen, '%Y-%m-%d') || ': find the device and correct the record.',
+    to_json({{'register_status': a.status, 'status_label': a.status_label,
+              'status_source': a.status_source, 'discovery_source': a.ma_source,
+              'discovery_last_seen': strftime(a.ma_last_seen, '%Y-%m-%dT%H:%M:%SZ')}})
+FROM asset_checks a WHERE a.is_lost_active
+
+UNION ALL
 SELECT 'custodian_mismatch', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.manufacturer,
     a.model,
     concat_ws(' / ', 'Serial: ' || a.serial, 'User: ' || a.custodian),
@@ -403,6 +445,7 @@ SELECT 'source_conflict', r.asset_key, g.field, r.asset_tag, r.serial, NULL, r.m
         WHEN 'manufacturer' THEN r.manufacturer || ' (' || r.manufacturer_source || ')'
         WHEN 'model' THEN r.model || ' (' || r.model_source || ')'
         WHEN 'location' THEN r.location || ' (' || r.location_source || ')'
+        WHEN 'value' THEN CAST(r.value AS VARCHAR) || ' (' || r.value_source || ')'
         ELSE r.status_label || ' (' || r.status_source || ')' END,
     g.field || ': ' || g.found,
     r.location, NULL, g.sources, NULL, r.value, r.category,
@@ -419,7 +462,7 @@ SELECT 'source_conflict', u.key, 'presence:' || u.source, u.asset_tag, u.serial,
     u.source || ' holds a device the register does not: register it or remove it from '
         || u.source || '.',
     to_json({{'source': u.source, 'line': u.line, 'hostname': u.hostname,
-              'custodian': u.custodian}})
+              'custodian': u.custodian, 'record_id': u.record_id}})
 FROM unlinked u
 
 UNION ALL
