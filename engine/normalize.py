@@ -23,6 +23,7 @@ from tagsweep.engine.presets import (
     PLACEHOLDER_MANUFACTURERS,
     PRESETS,
     Preset,
+    conventions,
 )
 from tagsweep.engine.stages import RunContext, SourceInput, Stage, ident, lit
 
@@ -306,6 +307,7 @@ COMPANIONS = {
     "custodian": ("custodian_key", "custodian_leaver"),
     "value": ("value_is_cost",),
 }
+
 
 def custodian_dictionary(column: str, relation: str) -> str:
     """``raw → v (display), k (person key), leaver, in_hr`` over the distinct custodians
@@ -707,7 +709,7 @@ def primary_source(ctx: RunContext) -> str | None:
     """The register source the others link to: the first source in a register role
     (in the order of ``field_precedence.asset_tag``, then input order)."""
     settings = ctx.settings
-    pairs = [(s.name, s.role) for s in ctx.sources if s.role in settings.register_roles]
+    pairs = [(s.name, str(s.role)) for s in ctx.sources if s.role in settings.register_roles]
     order = _precedence(settings, "asset_tag", pairs)
     return order[0] if order else None
 
@@ -716,15 +718,14 @@ _COST_HEADER = re.compile(r"cost|acquis|anschaff|price|purchase|apc|kosten|preis
 
 
 def read_rules(src: SourceInput, settings: EngineSection) -> tuple[Preset, bool, bool]:
-    """A source's preset, and whether it writes a decimal comma and day-first dates
-    (the preset's convention unless its ``[engine.sources.<name>]`` says otherwise)."""
+    """A source's preset, and whether it writes a decimal comma and day-first dates."""
     preset: Preset = PRESETS.get(src.preset, GENERIC)
     configured = settings.sources.get(src.name)
-    decimal_comma, day_first = preset.decimal_comma, preset.day_first
-    if configured is not None and configured.decimal_comma is not None:
-        decimal_comma = configured.decimal_comma
-    if configured is not None and configured.day_first is not None:
-        day_first = configured.day_first
+    decimal_comma, day_first = conventions(
+        preset,
+        configured.decimal_comma if configured else None,
+        configured.day_first if configured else None,
+    )
     return preset, decimal_comma, day_first
 
 

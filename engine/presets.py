@@ -379,8 +379,13 @@ SAP_FIAA: Final = Preset(
             "Buchwert",
         ],
         "record_id": [("Asset", "Subnumber"), ("Anlage", "Unternummer"), ("ANLN1", "ANLN2")],
-        "retired_on": ["Deactivation on", "Deactivation date", "Deaktivierung am",
-                       "Deaktivierungsdatum", "DEAKT"],
+        "retired_on": [
+            "Deactivation on",
+            "Deactivation date",
+            "Deaktivierung am",
+            "Deaktivierungsdatum",
+            "DEAKT",
+        ],
         "updated_at": ["Changed on", "Geändert am"],
     },
     required_any=("asset_tag", "serial", "record_id"),
@@ -471,6 +476,17 @@ COMMON_STATUS_MAP: Final[dict[str, str]] = {s: s for s in LIFECYCLE} | {
     "lost": "missing",
     "on order": "planned",
 }
+
+
+def conventions(
+    preset: Preset, decimal_comma: bool | None, day_first: bool | None
+) -> tuple[bool, bool]:
+    """(decimal comma, day-first dates) of a source: the configured choice, else the
+    preset's."""
+    return (
+        preset.decimal_comma if decimal_comma is None else decimal_comma,
+        preset.day_first if day_first is None else day_first,
+    )
 
 
 def resolve_columns(

@@ -689,11 +689,9 @@ BAD_VALUE_COLUMNS = ("source", "file", "line", "column", "value", "reason")
 def write_bad_values(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """``bad_values.csv``: every value that did not parse and was emptied, its record
     kept (source, file, line, column, value, reason), formula-escaped; the row count."""
-    cols = ", ".join(
-        escape_formula_sql(c) if c != "line" else "line" for c in BAD_VALUE_COLUMNS
-    )
+    cols = ", ".join(escape_formula_sql(c) if c != "line" else "line" for c in BAD_VALUE_COLUMNS)
     rows = con.execute(
-        f"SELECT {cols} FROM bad_values ORDER BY source, file, line, \"column\", value"
+        f'SELECT {cols} FROM bad_values ORDER BY source, file, line, "column", value'
     ).fetchall()
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
