@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tagsweep.config.cases import CasesSection
+from tagsweep.config.nightly import NightlySection
 from tagsweep.domain import VarianceType
 
 #: The canonical lifecycle every source status is translated into (DESIGN.md).
@@ -235,6 +236,9 @@ class EngineSection(BaseModel):
 
     # -- cases, audit log and write-off approvals (config/cases.py) --------------
     cases: CasesSection = CasesSection()
+
+    # -- the scheduled run (config/nightly.py) ---------------------------------------
+    nightly: NightlySection = NightlySection()
 
     _tag_format = field_validator("giai_asset_tag_format")(check_tag_format)
     _status_map = field_validator("status_map")(_check_lifecycle_map)

@@ -113,6 +113,7 @@ def _secret_from(
     secret_file: Path | None,
     base: Path,
     problems: list[ConfigProblem],
+    absent: list[ConfigProblem],
 ) -> SecretStr | None:
     value = os.environ.get(env_override)
     if value:
@@ -120,7 +121,7 @@ def _secret_from(
     if env_name:
         value = os.environ.get(env_name)
         if value is None:
-            problems.append(
+            absent.append(
                 ConfigProblem(file, f"{key}_env", f"environment variable {env_name} is not set")
             )
             return None
@@ -129,6 +130,9 @@ def _secret_from(
         path = secret_file if secret_file.is_absolute() else base / secret_file
         try:
             mode = path.stat().st_mode
+        except FileNotFoundError as exc:
+            absent.append(ConfigProblem(file, f"{key}_file", f"cannot read {path}: {exc.strerror}"))
+            return None
         except OSError as exc:
             problems.append(
                 ConfigProblem(file, f"{key}_file", f"cannot read {path}: {exc.strerror}")
@@ -149,10 +153,22 @@ def _secret_from(
 
 
 def parse_config(
-    data: Mapping[str, Any], *, file: str = "<config>", text: str = "", base: Path | None = None
+    data: Mapping[str, Any],
+    *,
+    file: str = "<config>",
+    text: str = "",
+    base: Path | None = None,
+    absent_secrets: list[ConfigProblem] | None = None,
 ) -> TagsweepConfig:
-    """Validate already-parsed TOML data; raises :class:`ConfigError` with every problem."""
+    """Validate already-parsed TOML data; raises :class:`ConfigError` with every problem.
+
+    A secret whose environment variable is unset or whose file does not exist is an
+    error, unless ``absent_secrets`` is given: then it is appended there (a warning for
+    ``config check``, which runs where the secret is not provisioned yet) and the secret
+    stays ``None``. A secret file readable by others is always an error.
+    """
     problems: list[ConfigProblem] = []
+    absent: list[ConfigProblem] = []
     data = dict(data)
     for (table, key), instead in _INLINE_SECRETS.items():
         section = data.get(table)
@@ -184,6 +200,7 @@ def parse_config(
         secret_file=config.mqtt.password_file,
         base=base,
         problems=problems,
+        absent=absent,
     )
     token = _secret_from(
         file=file,
@@ -193,7 +210,12 @@ def parse_config(
         secret_file=config.web.token_file,
         base=base,
         problems=problems,
+        absent=absent,
     )
+    if absent_secrets is None:
+        problems.extend(absent)
+    else:
+        absent_secrets.extend(absent)
     if problems:
         raise ConfigError(problems)
     return config.model_copy(
@@ -204,8 +226,11 @@ def parse_config(
     )
 
 
-def load_config(path: str | os.PathLike[str]) -> TagsweepConfig:
-    """Read and validate a TOML configuration file."""
+def load_config(
+    path: str | os.PathLike[str], *, absent_secrets: list[ConfigProblem] | None = None
+) -> TagsweepConfig:
+    """Read and validate a TOML configuration file (``absent_secrets``: see
+    :func:`parse_config`)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -224,4 +249,6 @@ def load_config(path: str | os.PathLike[str]) -> TagsweepConfig:
                 )
             ]
         ) from None
-    return parse_config(data, file=str(file), text=text, base=file.parent)
+    return parse_config(
+        data, file=str(file), text=text, base=file.parent, absent_secrets=absent_secrets
+    )

@@ -23,10 +23,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tagsweep.domain import Location, Method, normalize_epc, now_us
 from tagsweep.epc import EpcScheme, asset_tag_for_epc
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: Register statuses whose assets are not expected to be on the floor. Seeing one of
 #: them is worth flagging (it is a retired-but-active candidate), not ticking off.
@@ -42,7 +45,7 @@ REGISTER_FILE_NAMES: Final = (
 )
 
 #: Column aliases accepted in a register file, first match wins.
-_COLUMN_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+COLUMN_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "asset_tag": ("asset_tag", "tag", "asset_tag_number"),
     "serial": ("serial", "serial_number"),
     "epc": ("epc",),
@@ -136,6 +139,28 @@ def resolve_register_file(path: Path) -> Path:
     return path
 
 
+def open_register(
+    con: duckdb.DuckDBPyConnection, path: Path
+) -> tuple[Path, duckdb.DuckDBPyRelation]:
+    """The register file of ``path`` (a file or a folder holding one) and a DuckDB relation
+    over it (CSV read as text); RegisterFileError saying which file and why."""
+    import duckdb
+
+    file = resolve_register_file(path)
+    suffix = file.suffix.lower()
+    if suffix not in {".parquet", ".csv", ".tsv", ".txt"}:
+        raise RegisterFileError(f"{file}: expected a .parquet or .csv register, got {suffix!r}")
+    try:
+        rel = (
+            con.read_parquet(str(file))
+            if suffix == ".parquet"
+            else con.read_csv(str(file), all_varchar=True, header=True)
+        )
+    except duckdb.Error as exc:
+        raise RegisterFileError(f"{file}: cannot read register: {exc}") from None
+    return file, rel
+
+
 def load_register(path: Path) -> list[ExpectedAsset]:
     """Every asset of a register file (Parquet or CSV) or folder, normalized for matching.
 
@@ -145,23 +170,12 @@ def load_register(path: Path) -> list[ExpectedAsset]:
     """
     import duckdb
 
-    file = resolve_register_file(path)
-    suffix = file.suffix.lower()
-    if suffix not in {".parquet", ".csv", ".tsv", ".txt"}:
-        raise RegisterFileError(f"{file}: expected a .parquet or .csv register, got {suffix!r}")
     con = duckdb.connect(":memory:")
     try:
-        try:
-            rel = (
-                con.read_parquet(str(file))
-                if suffix == ".parquet"
-                else con.read_csv(str(file), all_varchar=True, header=True)
-            )
-            columns = {name.lower(): name for name in rel.columns}
-        except duckdb.Error as exc:
-            raise RegisterFileError(f"{file}: cannot read register: {exc}") from None
+        file, rel = open_register(con, path)
+        columns = {name.lower(): name for name in rel.columns}
         picked: dict[str, str] = {}
-        for wanted, aliases in _COLUMN_ALIASES.items():
+        for wanted, aliases in COLUMN_ALIASES.items():
             for alias in aliases:
                 if alias in columns:
                     picked[wanted] = columns[alias]
@@ -169,7 +183,7 @@ def load_register(path: Path) -> list[ExpectedAsset]:
         if "location" not in picked:
             raise RegisterFileError(
                 f"{file}: register has no location column (looked for "
-                f"{', '.join(_COLUMN_ALIASES['location'])}); columns are {sorted(columns)}"
+                f"{', '.join(COLUMN_ALIASES['location'])}); columns are {sorted(columns)}"
             )
         if not {"asset_tag", "serial", "epc"} & picked.keys():
             raise RegisterFileError(
@@ -178,7 +192,7 @@ def load_register(path: Path) -> list[ExpectedAsset]:
             )
         projection = ", ".join(
             f'CAST("{picked[name]}" AS VARCHAR) AS {name}' if name in picked else f"NULL AS {name}"
-            for name in _COLUMN_ALIASES
+            for name in COLUMN_ALIASES
         )
         table = rel.project(projection).to_arrow_table()
     finally:

@@ -239,6 +239,12 @@ class _GatewayCollector(Collector):
             "Vendor parameters in tag reports that were skipped (unused, not faults).",
             labels=["reader"],
         )
+        clock_offset = GaugeMetricFamily(
+            "tagsweep_reader_clock_offset_seconds",
+            "Seconds added to the reader's own UTC stamps because its clock is off "
+            "(0 when it is right; per connection).",
+            labels=["reader"],
+        )
         faults = CounterMetricFamily(
             "tagsweep_reader_faults",
             "Supervision faults (missed keepalives, dead reader thread, ...).",
@@ -261,6 +267,8 @@ class _GatewayCollector(Collector):
             reconnects.add_metric([name], c.reconnects)
             decode_errors.add_metric([name], c.decode_errors)
             skipped.add_metric([name], c.skipped_parameters)
+            if c.clock_offset_s is not None:
+                clock_offset.add_metric([name], c.clock_offset_s)
             for fault, count in sorted(c.faults.items()):
                 faults.add_metric([name, fault], count)
             current = reader.state
@@ -268,7 +276,8 @@ class _GatewayCollector(Collector):
                 state.add_metric([name, s.value], 1 if s is current else 0)
             if reader.last_event_us is not None:
                 last.add_metric([name], reader.last_event_us / 1e6)
-        yield from (reads, batches, reconnects, decode_errors, skipped, faults, state, last)
+        yield from (reads, batches, reconnects, decode_errors, skipped, clock_offset)
+        yield from (faults, state, last)
 
         if m.outbox is not None:
             yield GaugeMetricFamily(

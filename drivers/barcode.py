@@ -428,3 +428,21 @@ def scanner_options(
     options["locations"] = {loc.label: loc.path for loc in locations if loc.label}
     options["gln_locations"] = {loc.gln: loc.path for loc in locations if loc.gln}
     return options
+
+
+def scan_rules_for(
+    scanners: Sequence[ScannerSection],
+    locations: Sequence[LocationSection] = (),
+    name: str | None = None,
+) -> ScanRules:
+    """The rules scans are read by: those of the scanner called ``name``, else of the
+    first configured scanner, else the defaults of a ``[[scanners]]`` entry — with the
+    ``[[locations]]`` labels. What a phone's camera scans and what labels are printed
+    for follow the same rules as a scanner's. ValueError for an unknown ``name``."""
+    chosen = next((s for s in scanners if s.name == name), None) if name else None
+    if name and chosen is None:
+        known = ", ".join(s.name for s in scanners) or "none"
+        raise ValueError(f"no scanner named {name!r} in the configuration (scanners: {known})")
+    if chosen is None:
+        chosen = scanners[0] if scanners else ScannerSection(name="default", url="none://")
+    return ScanRules.from_options(scanner_options(chosen, locations))

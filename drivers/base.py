@@ -63,6 +63,9 @@ class DriverCounters:
     #: well-formed vendor parameters in tag reports that nothing here uses (an Impinj
     #: reader set to report TID or GPS, say): skipped, and not a fault
     skipped_parameters: int = 0
+    #: a gauge, not a counter: seconds added to the reader's own UTC stamps on the current
+    #: connection because its clock is off (0 when it is right; None: no reader clock)
+    clock_offset_s: float | None = None
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1

@@ -34,7 +34,9 @@ Options (URL query, or the ``options`` mapping from the configuration; the URL w
 reader's maximum), ``report_n`` (reads per report), ``session``, ``tag_population``,
 ``mode_identifier``, ``search_mode`` (Impinj target: 1 single, 2 dual, 3 single with
 suppression), ``impinj`` (request Impinj phase/RSSI/Doppler), ``rospec_id``,
-``connect_timeout_s``, ``max_report_bytes``, ``validate`` (cross-check every report with
+``connect_timeout_s``, ``max_report_bytes``, ``max_clock_skew_s`` (a reader whose UTC
+clock is further off re-anchors its stamps to the receive time, per connection; default
+5), ``validate`` (cross-check every report with
 sllurp) and ``decoder`` (``fast`` or ``sllurp``).
 """
 
@@ -111,13 +113,15 @@ class LlrpSettings:
     max_pending_reads: int = 500_000
     validate: bool = False
     decoder: str = "fast"
+    #: a reader's UTC stamps further than this from the receive time are re-anchored
+    max_clock_skew_s: float = 5.0
 
     _KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "antennas", "keepalive_s", "watchdog_intervals", "tx_power", "tx_power_dbm",
             "report_n", "session", "tag_population", "mode_identifier", "search_mode", "impinj",
             "rospec_id", "connect_timeout_s", "max_report_bytes", "max_pending_reads",
-            "validate", "decoder",
+            "validate", "decoder", "max_clock_skew_s",
         }
     )  # fmt: skip
 
@@ -180,6 +184,7 @@ class LlrpSettings:
             ("connect_timeout_s", float, 0.1, 300),
             ("max_report_bytes", int, 1024, 1 << 30),
             ("max_pending_reads", int, 1000, 1 << 26),
+            ("max_clock_skew_s", float, 0.5, 10 * 365 * 86400),
         ):
             if key in raw:
                 kwargs[key] = number(key, kind, lo, hi)
@@ -363,7 +368,7 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
             state_change_callback=self._on_llrp_state_changed,
         )
         self.framer = Framer(settings.max_report_bytes)
-        self.decoder = ReportDecoder(reader_id)
+        self.decoder = ReportDecoder(reader_id, round(settings.max_clock_skew_s * 1e6))
         self.reader_id = reader_id
         self.closing = threading.Event()
         self.close_acknowledged = threading.Event()
@@ -495,8 +500,9 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         body = frame.data[HEADER_SIZE:]
         if self.settings.decoder == "sllurp":
             tags = LLRPMessage(msgbytes=frame.data).msgdict["RO_ACCESS_REPORT"]["TagReportData"]
-            uptime = self.decoder.uptime
-            batch, problems = reads_from_sllurp(tags, self.reader_id, uptime), list[Problem]()
+            decoder = self.decoder
+            batch = reads_from_sllurp(tags, self.reader_id, decoder.uptime, decoder.utc)
+            problems = list[Problem]()
         else:
             batch, problems = self.decoder.decode(body)
         where = f"RO_ACCESS_REPORT id {frame.msg_id} at stream offset {frame.offset}"
@@ -514,7 +520,8 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         try:
             message = LLRPMessage(msgbytes=frame.data)
             tags = message.msgdict["RO_ACCESS_REPORT"]["TagReportData"]
-            reference = reads_from_sllurp(tags, self.reader_id, self.decoder.uptime)
+            decoder = self.decoder
+            reference = reads_from_sllurp(tags, self.reader_id, decoder.uptime, decoder.utc)
         except Exception as exc:
             problem = Problem("sllurp_decode_failed", f"{where}: sllurp cannot decode: {exc!r}")
         else:
@@ -567,6 +574,7 @@ class LlrpDriver(Driver):
         bridge = _Bridge(loop, settings.max_pending_reads)
         client = _ReaderClient(settings, bridge, self.reader_id)
         self._bridge, self._client, self._early, self._logged = bridge, client, [], {}
+        self.counters.clock_offset_s = 0.0
         self.log = self.log.bind(host=settings.host, port=settings.port)
         try:  # sllurp's socket timeout bounds this (no wait_for: it would orphan the thread)
             await asyncio.to_thread(client.connect)
@@ -646,6 +654,7 @@ class LlrpDriver(Driver):
                 if isinstance(item, _Signal):
                     self._on_signal(item)
                     continue
+                self._follow_clock(client.decoder.utc.offset_us)
                 self.counters.reads += len(item)
                 self.counters.batches += 1
                 bridge.release(len(item))
@@ -654,6 +663,20 @@ class LlrpDriver(Driver):
                 break
             else:
                 pending = []
+
+    def _follow_clock(self, offset_us: int | None) -> None:
+        """Export the re-anchoring offset of this connection; say it once when found."""
+        offset_s = 0.0 if offset_us is None else offset_us / 1e6
+        self.counters.clock_offset_s = offset_s
+        if offset_us is not None and "clock" not in self._logged:
+            self._logged["clock"] = 1
+            self.log.warning(
+                "reader_clock_skew",
+                offset_s=round(offset_s, 3),
+                max_clock_skew_s=self.settings.max_clock_skew_s,
+                hint="the reader's clock is wrong (set it, or use NTP); its reads are "
+                "re-stamped on this gateway's clock for this connection",
+            )
 
     def _on_signal(self, signal: _Signal) -> None:
         if signal.kind == "knock":

@@ -348,33 +348,52 @@ def _learn_layout(record: memoryview) -> _Layout | None:
     )
 
 
-class UptimeClock:
-    """Reader uptime → wall clock, for a reader without a UTC clock: it stamps reads in
-    microseconds since it booted (First/LastSeenTimestampUptime). The offset is the
-    smallest "receive time - newest stamp" seen on the connection, as network and
-    buffering delays only ever add to it; a reboot is a new connection, so a new clock."""
+class ReaderClock:
+    """A reader's timestamps → wall clock, per connection.
 
-    def __init__(self) -> None:
-        self.offset_us: int | None = None
+    Two kinds of reader need it. One without a UTC clock stamps reads in microseconds
+    since it booted (First/LastSeenTimestampUptime): its stamps are always re-anchored
+    (``threshold_us=0``). One whose UTC clock is wrong (never set, so it counts from
+    2000-01-01, or hours off) stamps reads outside any session window: its stamps are
+    re-anchored once they are ``threshold_us`` or more away from the receive time
+    (``math.inf``: never, for decoding a capture long after it was taken).
+
+    The offset is the smallest "receive time - newest stamp" seen on the connection, as
+    network and buffering delays only ever add to it; a reboot or a clock correction is
+    a new connection, so a new clock. Until the skew exceeds the threshold, stamps are
+    kept as the reader sent them.
+    """
+
+    def __init__(self, threshold_us: float = 0) -> None:
+        self.threshold_us = threshold_us
+        self._tightest: int | None = None  # smallest receive time - stamp seen so far
+        self.offset_us: int | None = None  # what is added to the stamps (None: nothing)
 
     def to_wall(self, out: ReadBatch, rows: np.ndarray, now: int) -> None:
-        """Turn the uptime stamps of ``out[rows]`` into wall-clock microseconds."""
-        if not len(rows):
+        """Turn the stamps of ``out[rows]`` into wall-clock microseconds."""
+        if not len(rows) or self.threshold_us == math.inf:
             return
         candidate = now - int(out["last_seen_us"][rows].max())
-        if self.offset_us is None or candidate < self.offset_us:
-            self.offset_us = candidate
-        out["first_seen_us"][rows] += self.offset_us
-        out["last_seen_us"][rows] += self.offset_us
+        if self._tightest is None or candidate < self._tightest:
+            self._tightest = candidate
+            skewed = abs(candidate) >= self.threshold_us
+            self.offset_us = candidate if skewed else None
+        if self.offset_us is not None:
+            out["first_seen_us"][rows] += self.offset_us
+            out["last_seen_us"][rows] += self.offset_us
 
 
 class ReportDecoder:
     """RO_ACCESS_REPORT body → READ_DTYPE batch (see the module docstring for why)."""
 
-    def __init__(self, reader_id: int = 0) -> None:
+    def __init__(self, reader_id: int = 0, max_clock_skew_us: int | None = None) -> None:
+        """``max_clock_skew_us``: re-anchor UTC stamps further than this from the receive
+        time (a live connection); None keeps them as sent (decoding a capture later)."""
         self.reader_id = reader_id
         self._layout: _Layout | None = None  # the last one: readers rarely change layout
-        self.uptime = UptimeClock()
+        self.uptime = ReaderClock()  # uptime stamps: always anchored to the wall clock
+        # UTC stamps: anchored when skewed beyond the threshold
+        self.utc = ReaderClock(math.inf if max_clock_skew_us is None else max_clock_skew_us)
 
     def decode(self, body: bytes) -> tuple[ReadBatch, list[Problem]]:
         """Decode a report body (the bytes after the 10-byte message header)."""
@@ -431,6 +450,8 @@ class ReportDecoder:
         out["last_seen_us"] = last if last is not None else (first if first is not None else now)
         if uptime:
             self.uptime.to_wall(out, np.arange(n), now)
+        elif first is not None or last is not None:
+            self.utc.to_wall(out, np.arange(n), now)
         out["seen_count"] = records["count"] if "count" in fields else 1
         out["phase"] = records["phase"] * PHASE_SCALE if "phase" in fields else np.nan
         out["doppler_hz"] = records["doppler"] * DOPPLER_SCALE if "doppler" in fields else np.nan
@@ -440,6 +461,7 @@ class ReportDecoder:
         """The general path: walk every record (mixed layouts, damaged reports)."""
         rows: list[tuple[Any, ...]] = []
         uptime_rows: list[int] = []
+        utc_rows: list[int] = []
         view = memoryview(body)
         pos, end = 0, len(body)
         now = now_us()
@@ -459,8 +481,10 @@ class ReportDecoder:
             if ptype == TAG_REPORT_DATA:
                 row = _record_row(view[pos : pos + length], problems, self.reader_id, now)
                 if row is not None:
-                    if row[-1]:
+                    if row[-1] == "uptime":
                         uptime_rows.append(len(rows))
+                    elif row[-1] == "utc":
+                        utc_rows.append(len(rows))
                     rows.append(row[:-1])
             elif ptype == TYPE_CUSTOM:
                 problems.append(Problem("unknown_parameter", "vendor extension in report skipped"))
@@ -469,6 +493,7 @@ class ReportDecoder:
             return np.zeros(0, dtype=READ_DTYPE)
         out = np.array(rows, dtype=READ_DTYPE)
         self.uptime.to_wall(out, np.array(uptime_rows, dtype=np.intp), now)
+        self.utc.to_wall(out, np.array(utc_rows, dtype=np.intp), now)
         return out
 
 
@@ -491,7 +516,8 @@ def _record_row(
         return None
     uptime = "first" not in values and "last" not in values
     suffix = "_up" if uptime else ""
-    uptime = uptime and ("first_up" in values or "last_up" in values)
+    stamped = "first" + suffix in values or "last" + suffix in values
+    clock = ("uptime" if uptime else "utc") if stamped else ""
     first = values.get("first" + suffix, values.get("last" + suffix, now))
     last = values.get("last" + suffix, values.get("first" + suffix, now))
     rssi = values["irssi"] / 100.0 if "irssi" in values else values.get("rssi", math.nan)
@@ -505,7 +531,7 @@ def _record_row(
         values.get("count", 1),
         values["phase"] * PHASE_SCALE if "phase" in values else math.nan,
         values["doppler"] * DOPPLER_SCALE if "doppler" in values else math.nan,
-        uptime,  # last: whether the stamps are uptime (the caller converts them)
+        clock,  # last: which clock stamped it, "uptime", "utc" or "" (the caller converts)
     )
 
 
@@ -518,13 +544,17 @@ def _epc_end(rec: memoryview, item: _Item) -> int:
 
 # -- sllurp's view, for validation and the ``decoder=sllurp`` mode ------------------------
 def reads_from_sllurp(
-    tags: Sequence[Mapping[str, Any]], reader_id: int = 0, uptime: UptimeClock | None = None
+    tags: Sequence[Mapping[str, Any]],
+    reader_id: int = 0,
+    uptime: ReaderClock | None = None,
+    utc: ReaderClock | None = None,
 ) -> ReadBatch:
     """sllurp's decoded TagReportData dicts → READ_DTYPE, with the same rules as ours
-    (uptime stamps through ``uptime``: the decoder's clock, to compare with it)."""
+    (stamps through ``uptime`` and ``utc``: the decoder's clocks, to compare with it)."""
     out = np.empty(len(tags), dtype=READ_DTYPE)
     now = now_us()
     uptime_rows: list[int] = []
+    utc_rows: list[int] = []
     for i, tag in enumerate(tags):
         epc = tag.get("EPC", tag.get("EPC-96", b""))
         kind = "UTC"
@@ -532,6 +562,8 @@ def reads_from_sllurp(
         if no_utc and ("FirstSeenTimestampUptime" in tag or "LastSeenTimestampUptime" in tag):
             kind = "Uptime"
             uptime_rows.append(i)
+        elif not no_utc:
+            utc_rows.append(i)
         first = tag.get(f"FirstSeenTimestamp{kind}", tag.get(f"LastSeenTimestamp{kind}", now))
         last = tag.get(f"LastSeenTimestamp{kind}", tag.get(f"FirstSeenTimestamp{kind}", now))
         if "ImpinjPeakRSSI" in tag:
@@ -556,7 +588,9 @@ def reads_from_sllurp(
             doppler,
         )
     if uptime_rows:
-        (uptime or UptimeClock()).to_wall(out, np.array(uptime_rows, dtype=np.intp), now)
+        (uptime or ReaderClock()).to_wall(out, np.array(uptime_rows, dtype=np.intp), now)
+    if utc_rows and utc is not None:
+        utc.to_wall(out, np.array(utc_rows, dtype=np.intp), now)
     return out
 
 

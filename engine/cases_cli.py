@@ -62,7 +62,7 @@ def _settings(config: Path | None) -> CasesSection:
         raise typer.Exit(code=2) from None
 
 
-def _actor(actor: str | None) -> str:
+def actor_name(actor: str | None) -> str:
     name = (actor or getpass.getuser()).strip()
     if not name:
         err_console.print("error: say who is acting with --actor NAME or TAGSWEEP_ACTOR")
@@ -71,7 +71,7 @@ def _actor(actor: str | None) -> str:
 
 
 @contextmanager
-def _store(store: Path | None, config: Path | None, *, create: bool = False) -> Iterator[Any]:
+def open_store(store: Path | None, config: Path | None, *, create: bool = False) -> Iterator[Any]:
     """Open the case store and turn workflow refusals into one-line errors (exit 1)."""
     from tagsweep.engine.audit import AuditLogError
     from tagsweep.engine.cases import CaseError, CaseStore
@@ -107,8 +107,8 @@ def open_cases(
     A new variance opens a case, a recurring one is linked to its case, and a case whose
     variance the run no longer shows is proposed for resolution with the run as evidence.
     """
-    who = _actor(actor)
-    with _store(store, config, create=True) as cases:
+    who = actor_name(actor)
+    with open_store(store, config, create=True) as cases:
         for folder in run:
             summary = cases.import_run(folder, actor=who)
             if summary.already_imported:
@@ -139,7 +139,7 @@ def list_cases(
     config: ConfigOpt = None,
 ) -> None:
     """List cases, oldest first."""
-    with _store(store, config) as cases:
+    with open_store(store, config) as cases:
         found = cases.list_cases(
             overdue=overdue,
             variance_type=variance_type,
@@ -176,7 +176,7 @@ def show_case(
     config: ConfigOpt = None,
 ) -> None:
     """Show one case: variance, status, notes, evidence, approvals, runs."""
-    with _store(store, config) as cases:
+    with open_store(store, config) as cases:
         detail = cases.detail(case_id)
     data = {
         **detail.case.as_dict(),
@@ -210,8 +210,8 @@ def assign(
     actor: ActorOpt = None,
 ) -> None:
     """Give a case an owner; an open case moves to investigation."""
-    with _store(store, config) as cases:
-        _print_case_line(cases.assign(case_id, owner, actor=_actor(actor), reason=reason))
+    with open_store(store, config) as cases:
+        _print_case_line(cases.assign(case_id, owner, actor=actor_name(actor), reason=reason))
 
 
 @cases_app.command("note")
@@ -223,8 +223,8 @@ def note(
     actor: ActorOpt = None,
 ) -> None:
     """Add a note to a case."""
-    with _store(store, config) as cases:
-        _print_case_line(cases.note(case_id, text, actor=_actor(actor)))
+    with open_store(store, config) as cases:
+        _print_case_line(cases.note(case_id, text, actor=actor_name(actor)))
 
 
 @cases_app.command("attach")
@@ -243,8 +243,8 @@ def attach(
 
     A disposal certificate, a return log, a photo of a serial plate, a ticket.
     """
-    with _store(store, config) as cases:
-        info = cases.attach(case_id, ref, actor=_actor(actor), note=note_text)
+    with open_store(store, config) as cases:
+        info = cases.attach(case_id, ref, actor=actor_name(actor), note=note_text)
     digest = f" sha256 {info['sha256']}" if info["sha256"] else ""
     console.print(f"{case_id} evidence {info['kind']} {info['ref']}{digest}", markup=False)
 
@@ -271,11 +271,11 @@ def resolve(
     """Close a case with its cause and corrections, or request a write-off."""
     from tagsweep.engine.cases import parse_assignments
 
-    with _store(store, config) as cases:
+    with open_store(store, config) as cases:
         case = cases.resolve(
             case_id,
             outcome,
-            actor=_actor(actor),
+            actor=actor_name(actor),
             reason=reason,
             corrections=parse_assignments(set_fields or []),
             accept_found=accept_found,
@@ -294,8 +294,8 @@ def approve(
     actor: ActorOpt = None,
 ) -> None:
     """Sign the next step of a case's write-off approval chain (or reject it)."""
-    with _store(store, config) as cases:
-        case = cases.approve(case_id, actor=_actor(actor), reject=reject, reason=reason)
+    with open_store(store, config) as cases:
+        case = cases.approve(case_id, actor=actor_name(actor), reject=reject, reason=reason)
         pending = cases.detail(case_id).pending_steps
         _print_case_line(case)
         if pending:
@@ -310,7 +310,7 @@ def export(
     config: ConfigOpt = None,
 ) -> None:
     """Export every case for the reconciliation record."""
-    with _store(store, config) as cases:
+    with open_store(store, config) as cases:
         path = cases.export(out, fmt)
         head = cases.recorded_head()
     console.print(f"wrote {path} (audit head seq {head.seq} {head.hash})", markup=False)
@@ -338,7 +338,7 @@ def verify(
             raise typer.Exit(code=2)
         report = AuditLog(log).verify()
     else:
-        with _store(store, config) as cases:
+        with open_store(store, config) as cases:
             report = cases.verify_audit()
             problems = cases.verify_evidence()
     (console if report.ok else err_console).print(report.describe(), markup=False)
@@ -346,71 +346,3 @@ def verify(
         err_console.print(f"EVIDENCE {problem}", markup=False)
     if not report.ok or problems:
         raise typer.Exit(code=1)
-
-
-# -- `tagsweep reconcile trends` and `reconcile golden` ---------------------------------
-# Plain functions: the `reconcile` group (engine/cli.py) registers them as commands.
-
-
-def trends_command(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders to compare (any order).")],
-    *,
-    out: Annotated[Path, typer.Option(help="Folder for trends.html/.md/.svg/.json.")] = Path(
-        "trends"
-    ),
-    top: Annotated[int, typer.Option(min=1, help="Rows per table.")] = 20,
-) -> None:
-    """Compare runs: variance rate, recurring categories, repeat offenders.
-
-    Writes trends.html (with an SVG chart), trends.md, trends.svg and trends.json.
-    """
-    from tagsweep.engine.trends import TrendsError, compare_runs, write_trends
-
-    try:
-        trends = compare_runs(runs, top=top)
-    except TrendsError as exc:
-        err_console.print(f"error: {exc}", markup=False)
-        raise typer.Exit(code=1) from None
-    paths = write_trends(trends, out)
-    for point in trends.points:
-        rate = "?" if point.rate is None else f"{point.rate:.1%}"
-        console.print(
-            f"{point.run_date} {point.run_id}: {point.variances} variances, rate {rate} "
-            f"({point.band})",
-            markup=False,
-        )
-    console.print(
-        f"{len(trends.by_location)} recurring by location, {len(trends.by_source)} by source, "
-        f"{len(trends.repeat_offenders)} repeat offenders; wrote {paths['html']}",
-        markup=False,
-    )
-
-
-def golden_command(
-    run: Annotated[Path, typer.Option("--run", help="Run folder whose register is the base.")],
-    *,
-    out: Annotated[Path, typer.Option(help="Folder for golden.parquet/.csv/.json.")],
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
-    actor: ActorOpt = None,
-) -> None:
-    """Write the next golden register (Parquet and CSV) from a run and its cases.
-
-    The run's register with every accepted case correction applied, with per-field
-    provenance (source, run, case); usable as the next run's baseline.
-    """
-    from tagsweep.engine.golden import GoldenError, build_golden
-
-    who = _actor(actor)
-    with _store(store, config) as cases:
-        try:
-            result = build_golden(run, cases, out, actor=who)
-        except GoldenError as exc:
-            err_console.print(f"error: {exc}", markup=False)
-            raise typer.Exit(code=1) from None
-    console.print(
-        f"wrote {result.parquet} and {result.csv}: {result.rows} assets, "
-        f"{len(result.applied)} corrections applied, {len(result.added)} assets added, "
-        f"{len(result.unapplied)} not applicable (see {result.manifest.name})",
-        markup=False,
-    )

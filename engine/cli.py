@@ -7,6 +7,7 @@ snapshot an artefact that can be archived, hashed and re-run.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,10 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tagsweep.engine.cases_cli import golden_command, trends_command
+from tagsweep.engine.cases_cli import ActorOpt, ConfigOpt, StoreOpt, actor_name, open_store
 
 if TYPE_CHECKING:
     from tagsweep.config.engine import EngineSection
+    from tagsweep.engine.run import RunResult
 
 reconcile_app = typer.Typer(
     help="Reconcile counts against frozen exports of the systems of record.",
@@ -72,10 +74,6 @@ def expand_run_dirs(paths: list[Path]) -> list[Path]:
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-# Step 5 of the method (golden register, lessons learned) lives with the case workflow.
-reconcile_app.command("golden")(golden_command)
-reconcile_app.command("trends")(trends_command)
 
 
 def _settings(config: Path | None) -> EngineSection:
@@ -229,7 +227,6 @@ def run_command(
     from rich.progress import Progress
 
     from tagsweep.engine.freeze import FreezeError
-    from tagsweep.engine.report import VARIANCE_LABELS, band
     from tagsweep.engine.run import RunError, reconcile
     from tagsweep.engine.stages import Stage
 
@@ -263,6 +260,12 @@ def run_command(
         except (RunError, FreezeError) as exc:
             err_console.print(f"error: {exc}", markup=False)
             raise typer.Exit(code=1) from None
+    _print_run(result, out)
+
+
+def _print_run(result: RunResult, out: Path) -> None:
+    from tagsweep.engine.report import VARIANCE_LABELS, band
+
     counts = result.manifest["counts"]
     console.print(f"run {result.run_id} as of {result.as_of}  →  {out}")
     console.print(
@@ -283,3 +286,115 @@ def run_command(
     for warning in result.manifest["warnings"]:
         err_console.print(f"warning: {warning}", markup=False)
     console.print("report: " + str(out / "report.html"))
+
+
+# -- step 5 of the method: lessons learned across runs, and the next golden register --
+
+
+@reconcile_app.command("trends")
+def trends_command(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to compare (any order).")],
+    *,
+    out: Annotated[Path, typer.Option(help="Folder for trends.html/.md/.svg/.json.")] = Path(
+        "trends"
+    ),
+    top: Annotated[int, typer.Option(min=1, help="Rows per table.")] = 20,
+) -> None:
+    """Compare runs: variance rate, recurring categories, repeat offenders.
+
+    Writes trends.html (with an SVG chart), trends.md, trends.svg and trends.json.
+    """
+    from tagsweep.engine.trends import TrendsError, compare_runs, write_trends
+
+    try:
+        trends = compare_runs(runs, top=top)
+    except TrendsError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+    paths = write_trends(trends, out)
+    for point in trends.points:
+        rate = "?" if point.rate is None else f"{point.rate:.1%}"
+        console.print(
+            f"{point.run_date} {point.run_id}: {point.variances} variances, rate {rate} "
+            f"({point.band})",
+            markup=False,
+        )
+    console.print(
+        f"{len(trends.by_location)} recurring by location, {len(trends.by_source)} by source, "
+        f"{len(trends.repeat_offenders)} repeat offenders; wrote {paths['html']}",
+        markup=False,
+    )
+
+
+@reconcile_app.command("golden")
+def golden_command(
+    run: Annotated[Path, typer.Option("--run", help="Run folder whose register is the base.")],
+    *,
+    out: Annotated[Path, typer.Option(help="Folder for golden.parquet/.csv/.json.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Write the next golden register (Parquet and CSV) from a run and its cases.
+
+    The run's register with every accepted case correction applied, with per-field
+    provenance (source, run, case); usable as the next run's baseline.
+    """
+    from tagsweep.engine.golden import GoldenError, build_golden
+
+    who = actor_name(actor)
+    with open_store(store, config) as cases:
+        try:
+            result = build_golden(run, cases, out, actor=who)
+        except GoldenError as exc:
+            err_console.print(f"error: {exc}", markup=False)
+            raise typer.Exit(code=1) from None
+    console.print(
+        f"wrote {result.parquet} and {result.csv}: {result.rows} assets, "
+        f"{len(result.applied)} corrections applied, {len(result.added)} assets added, "
+        f"{len(result.unapplied)} not applicable (see {result.manifest.name})",
+        markup=False,
+    )
+
+
+@reconcile_app.command("nightly")
+def nightly_command(
+    *,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="TOML config with [engine.nightly].")
+    ],
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="Folder of exports/, sessions/, snapshots/, runs/ (default: "
+            "$STATE_DIRECTORY as systemd sets it, else [engine.nightly] state_dir).",
+        ),
+    ] = None,
+    memory_limit: Annotated[
+        str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 8GB.")
+    ] = None,
+) -> None:
+    """What the nightly timer runs: freeze the configured exports into a new dated
+    snapshot, reconcile every session file (flat or one folder per gateway) against it
+    into a new dated run, and keep only the newest snapshots and runs."""
+    from tagsweep.engine.freeze import FreezeError
+    from tagsweep.engine.nightly import NightlyError, run_nightly
+    from tagsweep.engine.run import RunError
+
+    settings = _settings(config)
+    env_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    root = state_dir or (Path(env_dir) if env_dir else settings.nightly.state_dir)
+    try:
+        result = run_nightly(settings, root, memory_limit=memory_limit)
+    except (NightlyError, FreezeError, RunError) as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+    if result.run is None or result.run_dir is None:
+        return
+    console.print(f"snapshot {result.snapshot}  counts {len(result.counts)} file(s)")
+    _print_run(result.run, result.run_dir)
+    for path in result.removed:
+        console.print(f"removed {path} (beyond the number kept)")

@@ -478,7 +478,9 @@ def read_parquet(path: Path) -> pa.Table:
             r[0]
             for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
         ]
-        cols = ", ".join(f'CAST("{n}" AS VARCHAR) AS "{n}"' for n in names if n != LINE_COLUMN)
+        cols = ", ".join(
+            f"CAST({ident(n)} AS VARCHAR) AS {ident(n)}" for n in names if n != LINE_COLUMN
+        )
         return con.sql(
             f"SELECT {cols}, CAST(file_row_number + 1 AS BIGINT) AS {LINE_COLUMN} "
             f"FROM read_parquet({lit(str(path))}, file_row_number = true) "

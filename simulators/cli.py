@@ -116,9 +116,17 @@ def llrp(
     no_utc_clock: Annotated[
         bool,
         typer.Option(
-            "--no-utc-clock", help="A reader without a UTC clock: reads stamped with uptime."
+            "--no-utc-clock", help="A reader without a UTC clock (same as --clock uptime)."
         ),
     ] = False,
+    clock: Annotated[
+        str,
+        typer.Option(
+            "--clock",
+            help="The reader's clock: utc (right), uptime (no UTC clock), unset (counts "
+            "from 2000-01-01 since boot), offset=-3h (hours off; s, m, h, d).",
+        ),
+    ] = "utc",
 ) -> None:
     """A UHF RFID reader speaking LLRP 1.0.1 on a TCP port, reading random tags.
 
@@ -130,9 +138,10 @@ def llrp(
 
     from tagsweep.domain import now_us
     from tagsweep.simulators.llrp import Fault, LlrpSimulator, random_tags
-    from tagsweep.simulators.llrp.encoder import ReaderIdentity
+    from tagsweep.simulators.llrp.encoder import parse_clock
 
     try:
+        identity = parse_clock("uptime" if no_utc_clock else clock, now_us())
         antenna_ids = tuple(int(a) for a in antennas.split(",") if a.strip())
         faults = [Fault.parse(spec) for spec in fault or []]
         source = random_tags(tags, rate, antennas=antenna_ids or (1,), seed=seed, impinj=impinj)
@@ -142,8 +151,7 @@ def llrp(
 
     async def run() -> None:
         options: dict[str, Any] = {"tag_source": source, "faults": faults, "seed": seed}
-        if no_utc_clock:  # as if it booted an hour ago
-            options["identity"] = ReaderIdentity(booted_us=now_us() - 3_600_000_000)
+        options["identity"] = identity
         async with LlrpSimulator(host, port, **options) as sim:
             typer.echo(f"llrp://{host}:{sim.port}?antennas={antennas}")
             await sim.serve_forever()

@@ -251,3 +251,41 @@ def test_logs_redact_secret_keys(capsys: pytest.CaptureFixture[str]) -> None:
         configure_logging(json=True, level="debug")  # as tests/conftest.py set it
     assert "do-not-log" not in out
     assert '"password": "***"' in out
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_passes_config_check_on_a_fresh_clone(
+    example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fresh clone has none of the secrets: they are warnings here, errors at run time
+    for key in [*EXAMPLE_ENV, MQTT_PASSWORD_ENV, "TAGSWEEP_WEB_TOKEN"]:
+        monkeypatch.delenv(key, raising=False)
+    result = CliRunner().invoke(app, ["config", "check", str(example)])
+    assert result.exit_code == 0, result.output
+    assert f"OK {example}" in result.output
+    if example.stem in {"handheld", "portal"}:
+        assert "warning:" in result.output
+        assert "is not set" in result.output
+        with pytest.raises(ConfigError, match="is not set"):
+            load_config(example)
+
+
+def test_absent_secret_file_is_a_warning_at_check_time(tmp_path: Path) -> None:
+    file = write(tmp_path, "[web]\nenabled=true\ntoken_file='/run/credentials/x/web-token'\n")
+    result = CliRunner().invoke(app, ["config", "check", str(file)])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output
+    assert "web.token_file: cannot read /run/credentials/x/web-token" in result.output
+    with pytest.raises(ConfigError, match="web-token"):
+        load_config(file)
+
+
+def test_secret_file_readable_by_others_is_an_error_at_check_time(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret")
+    secret.chmod(0o644)
+    file = write(tmp_path, f"[mqtt]\npassword_file='{secret}'\n")
+    result = CliRunner().invoke(app, ["config", "check", str(file)])
+    assert result.exit_code == 1
+    assert "chmod 600" in result.output
+    assert "s3cret" not in result.output

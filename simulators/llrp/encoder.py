@@ -19,7 +19,7 @@ import itertools
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import numpy as np
@@ -173,6 +173,43 @@ class ReaderIdentity:
     #: a reader without a UTC clock: when it booted (wall µs); it stamps reads with
     #: First/LastSeenTimestampUptime, microseconds since then
     booted_us: int | None = None
+    #: a reader whose UTC clock is wrong: added to every UTC stamp it sends (µs)
+    clock_offset_us: int = 0
+
+
+#: 2000-01-01T00:00:00Z in µs: where a reader whose clock was never set starts counting
+#: (Impinj R420 and Intermec readers after a power loss without NTP, as reported on
+#: sllurp's and EdgeX's trackers)
+UNSET_CLOCK_EPOCH_US: Final = 946_684_800_000_000
+
+
+def parse_clock(spec: str, now_us: int, identity: ReaderIdentity | None = None) -> ReaderIdentity:
+    """``utc``, ``uptime``, ``unset`` or ``offset=±N[s|m|h|d]``: ``identity`` with that clock.
+
+    ``uptime`` is a reader without a UTC clock (booted an hour ago); ``unset`` one whose
+    clock started at 2000-01-01 when it booted; ``offset=-3h`` one that is three hours
+    behind.
+    """
+    base = identity or ReaderIdentity()
+    text = spec.strip().lower()
+    if text == "utc":
+        return replace(base, booted_us=None, clock_offset_us=0)
+    if text == "uptime":
+        return replace(base, booted_us=now_us - 3_600_000_000, clock_offset_us=0)
+    if text == "unset":
+        return replace(base, booted_us=None, clock_offset_us=UNSET_CLOCK_EPOCH_US - now_us)
+    if text.startswith("offset="):
+        value = text.removeprefix("offset=")
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        scale = units.get(value[-1:], 0)
+        try:
+            amount = float(value[:-1] if scale else value)
+        except ValueError:
+            amount = math.nan
+        if math.isfinite(amount):
+            offset = round(amount * (scale or 1) * 1e6)
+            return replace(base, booted_us=None, clock_offset_us=offset)
+    raise ValueError(f"clock {spec!r}: expected utc, uptime, unset or offset=±N[s|m|h|d]")
 
 
 def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
@@ -254,6 +291,8 @@ class ContentSelector:
     access_spec_id: bool = False
     #: stamps as uptime since this wall time (a reader without a UTC clock), else UTC
     uptime_since_us: int | None = None
+    #: a wrong UTC clock: added to every UTC stamp
+    utc_offset_us: int = 0
 
     @classmethod
     def from_flags(cls, flags: int, rospec_id: int, impinj: bool) -> ContentSelector:
@@ -389,7 +428,8 @@ def _encode_run(reads: ReadBatch, layout: _Layout) -> bytes:
     if sel.channel_index:  # a hopping reader's channel: 1..50, reproducible per read
         out["chan_t"] = 0x80 | 7
         out["chan"] = reads["first_seen_us"] // 251 % 50 + 1
-    base, utc = (0, True) if sel.uptime_since_us is None else (sel.uptime_since_us, False)
+    utc = sel.uptime_since_us is None
+    base = -sel.utc_offset_us if sel.uptime_since_us is None else sel.uptime_since_us
     if sel.first_seen:
         out["first_t"] = 0x80 | (2 if utc else 3)
         out["first"] = (reads["first_seen_us"] - base).astype(np.uint64)

@@ -563,8 +563,12 @@ class _Session:
             (s.request.selector for s in self.rospecs.values() if s.state == "active"),
             enc.EVERYTHING,
         )
-        booted = self.sim.identity.booted_us
-        return selector if booted is None else replace(selector, uptime_since_us=booted)
+        identity = self.sim.identity
+        return replace(
+            selector,
+            uptime_since_us=identity.booted_us,
+            utc_offset_us=identity.clock_offset_us,
+        )
 
     def _antennas(self) -> tuple[int, ...]:
         for spec in self.rospecs.values():

@@ -17,6 +17,7 @@ from tagsweep.daemon.cli import run_command, session_app, status_command
 from tagsweep.drivers.cli import llrp_app
 from tagsweep.engine.cases_cli import audit_app, cases_app
 from tagsweep.engine.cli import reconcile_app
+from tagsweep.labels.cli import labels_command
 from tagsweep.simulators.cli import sim_app
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(llrp_app, name="llrp")
 app.command("run")(run_command)
 app.command("status")(status_command)
+app.command("labels")(labels_command)
 app.add_typer(session_app, name="session")
 
 console = Console(highlight=False, soft_wrap=True)
@@ -80,16 +82,25 @@ def config_check(
     file: Annotated[Path, typer.Argument(help="TOML configuration file to validate.")],
 ) -> None:
     """Validate a configuration without starting anything; print OK and a summary, or
-    every error with file, line, key path and what was expected."""
-    from tagsweep.config import ConfigError, load_config
+    every error with file, line, key path and what was expected. A secret that is not
+    provisioned here (environment variable unset, secret file absent) is a warning: the
+    configuration is often checked on another machine than the one that runs it, where
+    `tagsweep run` refuses to start without it."""
+    from tagsweep.config import ConfigError, ConfigProblem, load_config
 
+    absent: list[ConfigProblem] = []
     try:
-        config = load_config(file)
+        config = load_config(file, absent_secrets=absent)
     except ConfigError as exc:
         for problem in exc.problems:
             err_console.print(f"error: {problem}", markup=False)
         err_console.print(f"{len(exc.problems)} error(s) in {file}")
         raise typer.Exit(code=1) from None
+    for problem in absent:
+        err_console.print(
+            f"warning: {problem} (`tagsweep run` needs it; see README, Configuration)",
+            markup=False,
+        )
     console.print(f"OK {file}")
     console.print(f"  gateway   {config.gateway.id} at site {config.gateway.site}")
     for reader in config.readers:

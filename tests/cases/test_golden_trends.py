@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tagsweep.engine.cases import CaseStore
-from tagsweep.engine.cases_cli import golden_command, trends_command
+from tagsweep.engine.cli import golden_command, trends_command
 from tagsweep.engine.golden import GoldenError, build_golden
 from tagsweep.engine.trends import TrendsError, compare_runs, rate_chart_svg, write_trends
 

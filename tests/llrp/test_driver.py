@@ -27,7 +27,12 @@ from tagsweep.simulators.llrp import (
     TagSource,
     random_tags,
 )
-from tagsweep.simulators.llrp.encoder import ContentSelector, MessageType, ReaderIdentity
+from tagsweep.simulators.llrp.encoder import (
+    ContentSelector,
+    MessageType,
+    ReaderIdentity,
+    parse_clock,
+)
 
 FAST = Backoff(initial_s=0.05, cap_s=0.2)
 
@@ -64,6 +69,8 @@ def keys(batch: ReadBatch) -> set[tuple[bytes, int]]:
 
 def llrp_url(sim: LlrpSimulator, **options: Any) -> str:
     query = {"antennas": "1,2", "keepalive_s": "0.2", "watchdog_intervals": "2", "validate": "1"}
+    # numbered_source's fixed stamps (2027) are how tests recognise reads: keep them as sent
+    query["max_clock_skew_s"] = str(10 * 365 * 86400)
     query.update({k: str(v) for k, v in options.items()})
     return f"llrp://127.0.0.1:{sim.port}?" + "&".join(f"{k}={v}" for k, v in query.items())
 
@@ -439,6 +446,64 @@ async def test_a_reader_without_a_utc_clock_gets_its_uptime_stamps_on_the_wall_c
     assert ((error >= 0) & (error < 1_000_000)).all()
     assert (got["last_seen_us"] - got["first_seen_us"] == 500).all()
     assert not {"validation_mismatch", "sllurp_decode_failed"} & set(driver.counters.faults)
+
+
+async def stamped_now(batches: int = 6, size: int = 20) -> AsyncIterator[ReadBatch]:
+    """Reads stamped at the moment they are produced (true wall-clock time)."""
+    for b in range(batches):
+        batch = empty_reads(size)
+        batch["epc"] = [f"E281{b:04X}{i:016X}".encode() for i in range(size)]
+        batch["antenna"] = 1
+        batch["rssi"] = -50.0
+        batch["first_seen_us"] = now_us() - 200_000 + np.arange(size) * 1_000
+        batch["last_seen_us"] = batch["first_seen_us"] + 500
+        batch["seen_count"] = 1
+        yield batch
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("clock", "skew_s"),
+    [("unset", None), ("offset=-3h", -3 * 3600.0), ("offset=+26h", 26 * 3600.0)],
+)
+async def test_a_reader_with_a_wrong_clock_gets_its_reads_on_the_wall_clock(
+    clock: str, skew_s: float | None
+) -> None:
+    """A reader whose UTC clock was never set (it counts from 2000-01-01, as R420 and
+    Intermec readers do after losing power without NTP) or is hours off (an FX9500 was)
+    stamps reads where no session window is: the driver re-anchors that connection's
+    stamps to the receive time, says so once, and exports the offset."""
+    start = now_us()
+    identity = parse_clock(clock, start)
+    async with LlrpSimulator(port=0, tag_source=stamped_now, identity=identity) as sim:
+        with capture_logs() as logs:
+            driver = LlrpDriver(llrp_url(sim, max_clock_skew_s=5), reader_id=1, backoff=FAST)
+            got = await collect(driver, lambda got: len(got) >= 120)
+    sent = sim.connections[0].sent_reads()
+    assert len(got) == len(sent) == 120
+    assert got["epc"].tolist() == sent["epc"].tolist()
+    error = got["first_seen_us"] - sent["first_seen_us"]  # sent: the true time
+    assert ((error >= 0) & (error < 2_000_000)).all(), error
+    assert (got["last_seen_us"] - got["first_seen_us"] == 500).all()
+    skews = [e for e in logs if e["event"] == "reader_clock_skew"]
+    assert len(skews) == 1
+    expected = -identity.clock_offset_us / 1e6
+    if skew_s is not None:
+        assert expected == pytest.approx(-skew_s)
+    assert skews[0]["offset_s"] == pytest.approx(expected, abs=2)
+    assert driver.counters.clock_offset_s == pytest.approx(expected, abs=2)
+    assert not {"validation_mismatch", "sllurp_decode_failed"} & set(driver.counters.faults)
+
+
+async def test_a_reader_with_a_right_clock_keeps_its_stamps() -> None:
+    async with LlrpSimulator(port=0, tag_source=stamped_now) as sim:
+        with capture_logs() as logs:
+            driver = LlrpDriver(llrp_url(sim, max_clock_skew_s=5), reader_id=1, backoff=FAST)
+            got = await collect(driver, lambda got: len(got) >= 120)
+    sent = sim.connections[0].sent_reads()
+    assert got["first_seen_us"].tolist() == sent["first_seen_us"].tolist()
+    assert not [e for e in logs if e["event"] == "reader_clock_skew"]
+    assert driver.counters.clock_offset_s == 0.0
 
 
 async def test_another_client_knocking_leaves_the_session_running() -> None:

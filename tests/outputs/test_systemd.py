@@ -100,8 +100,9 @@ def test_reconcile_timer_runs_the_reconcile_service() -> None:
     assert timer["Persistent"] == ["yes"]
     assert timer["OnCalendar"]
     assert service["Type"] == ["oneshot"]
-    assert f"{INSTALLED} reconcile run --config " in service["ExecStart"][0]
-    assert "--count" in service["ExecStart"][0]
+    assert service["ExecStart"] == [
+        f"{INSTALLED} reconcile nightly --config /etc/tagsweep/reconcile.toml"
+    ]
     # the same dynamic user as the gateway, so the session files are readable
     assert service["User"] == directives("tagsweep.service")["User"]
     assert service["PrivateNetwork"] == ["yes"]

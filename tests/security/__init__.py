@@ -1,0 +1,1 @@
+"""Security tests: each module says at its top what it defends and how."""
