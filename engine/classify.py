@@ -140,7 +140,7 @@ def stages(ctx: RunContext) -> list[Stage]:
         else f"coalesce(status, '') NOT IN {not_stale} "
         f"AND last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00'",
         # reported missing or stolen, yet the MDM sees it checking in
-        "is_lost_active": "NOT found AND ma_present AND status IN ('missing', 'stolen')",
+        "is_lost_active": "NOT found AND ma_present AND lost_present",
     }
     any_check = " OR ".join(f"({c})" for c in checks.values())
     flags = ", ".join(f"coalesce({c}, false) AS {name}" for name, c in checks.items())
@@ -152,6 +152,15 @@ WITH ret AS (
                    ORDER BY coalesce(status_label, status)) AS labels,
         string_agg(DISTINCT source, ',' ORDER BY source) AS sources
     FROM record_links WHERE asset_key IS NOT NULL AND status IN {retired} GROUP BY asset_key
+), lost AS (
+    -- a source says missing or stolen (not necessarily the register's source of truth)
+    SELECT asset_key,
+        string_agg(DISTINCT coalesce(status_label, status), ', '
+                   ORDER BY coalesce(status_label, status)) AS labels,
+        string_agg(DISTINCT status, ', ' ORDER BY status) AS statuses,
+        string_agg(DISTINCT source, ',' ORDER BY source) AS sources
+    FROM record_links WHERE asset_key IS NOT NULL AND status IN ('missing', 'stolen')
+    GROUP BY asset_key
 ), mdm_active AS ({mdm_active}
 ), mdm_user AS ({mdm_user}
 ), unconfirmed AS (
@@ -165,6 +174,8 @@ WITH ret AS (
         f.asset_key IS NOT NULL OR u.asset_key IS NOT NULL AS matched,
         ret.asset_key IS NOT NULL AS ret_present,
         ret.labels AS ret_labels, ret.sources AS ret_sources,
+        lost.asset_key IS NOT NULL AS lost_present, lost.labels AS lost_labels,
+        lost.statuses AS lost_statuses, lost.sources AS lost_sources,
         ma.asset_key IS NOT NULL AS ma_present, ma.source AS ma_source,
         ma.last_seen AS ma_last_seen,
         mu.custodian AS mu_custodian, mu.custodian_key AS mu_custodian_key,
@@ -173,6 +184,7 @@ WITH ret AS (
     LEFT JOIN found_assets f ON f.asset_key = r.asset_key
     LEFT JOIN unconfirmed u ON u.asset_key = r.asset_key
     LEFT JOIN ret ON ret.asset_key = r.asset_key
+    LEFT JOIN lost ON lost.asset_key = r.asset_key
     LEFT JOIN mdm_active ma ON ma.asset_key = r.asset_key
     LEFT JOIN mdm_user mu ON mu.asset_key = r.asset_key AND r.custodian_source <> mu.source
 ), flagged AS (
@@ -225,7 +237,8 @@ WITH regrec AS NOT MATERIALIZED (
         l.manufacturer_key IS NOT NULL AND r.manufacturer_key IS NOT NULL
             AND l.manufacturer_key <> r.manufacturer_key
             AND l.source <> r.manufacturer_source AS c_manufacturer,
-        l.model_key IS NOT NULL AND r.model_key IS NOT NULL AND l.model_key <> r.model_key
+        l.model_key IS NOT NULL AND r.model_key IS NOT NULL
+            AND NOT model_within(l.model_key, r.model_key)
             AND l.source <> r.model_source AS c_model,
         l.location IS NOT NULL AND r.location IS NOT NULL
             AND NOT loc_within(l.location, r.location)
@@ -361,14 +374,14 @@ FROM near n JOIN register r ON r.asset_key = n.probable_key
 
 UNION ALL
 SELECT 'status_condition_mismatch', a.asset_key, 'discovery', a.asset_tag, a.serial, NULL,
-    a.manufacturer, a.model, 'Status: ' || a.status_label,
+    a.manufacturer, a.model, 'Status: ' || a.lost_labels || ' (' || a.lost_sources || ')',
     'Active in ' || a.ma_source || ': last seen ' || strftime(a.ma_last_seen, '%Y-%m-%d'),
-    a.location, NULL, a.status_source, NULL, a.value, a.category,
-    'Recorded as ' || a.status_label || ' (' || a.status || ') in ' || a.status_source
+    a.location, NULL, a.lost_sources, NULL, a.value, a.category,
+    'Recorded as ' || a.lost_labels || ' (' || a.lost_statuses || ') in ' || a.lost_sources
         || ' but ' || a.ma_source || ' saw it check in on '
         || strftime(a.ma_last_seen, '%Y-%m-%d') || ': find the device and correct the record.',
-    to_json({{'register_status': a.status, 'status_label': a.status_label,
-              'status_source': a.status_source, 'discovery_source': a.ma_source,
+    to_json({{'recorded_status': a.lost_statuses, 'status_label': a.lost_labels,
+              'status_sources': a.lost_sources, 'discovery_source': a.ma_source,
               'discovery_last_seen': strftime(a.ma_last_seen, '%Y-%m-%dT%H:%M:%SZ')}})
 FROM asset_checks a WHERE a.is_lost_active
 

@@ -108,7 +108,8 @@ _TS_FORMATS = (
     "['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d %I:%M %p', '%Y-%m-%d %I:%M:%S %p', "
     "'%Y-%m-%d', '%m/%d/%Y %H:%M:%S', '%m/%d/%Y %H:%M', '%m/%d/%Y %I:%M:%S %p', "
     "'%m/%d/%Y %I:%M %p', '%m/%d/%Y', '%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M', '%d.%m.%Y', "
-    "'%Y/%m/%d %H:%M:%S', '%Y/%m/%d', '%d-%b-%Y', '%d %b %Y', '%b %d, %Y']"
+    "'%Y/%m/%d %H:%M:%S', '%Y/%m/%d', '%d-%b-%Y', '%d %b %Y', '%b %d, %Y', "
+    "'%Y-%m-%d at %I:%M %p', '%Y-%m-%d at %H:%M']"
 )
 #: The same, day first where day and month could swap ("03/04/2026" is 3 April).
 _TS_FORMATS_DMY = _TS_FORMATS.replace("%m/%d/%Y", "%d/%m/%Y")
@@ -196,6 +197,10 @@ CREATE OR REPLACE MACRO email_local(x) AS CASE
 -- Lenovo machine-type models as an MDM reports them ("20XW0026US"): not comparable
 -- with a marketing name unless an alias maps their first four characters
 CREATE OR REPLACE MACRO lenovo_mtm(x) AS regexp_full_match(upper(x), '[0-9]{{2}}[A-Z0-9]{{8}}');
+-- one model name is the other's first words ("macbook pro" / "macbook pro 14"): the
+-- same model, written with more or less detail
+CREATE OR REPLACE MACRO model_within(a, b) AS
+    a = b OR starts_with(a, b || ' ') OR starts_with(b, a || ' ');
 -- the numeric core of an asset tag ("AST-000123", "000123", "123" share "123")
 CREATE OR REPLACE MACRO tag_core(t) AS nullif(ltrim(regexp_extract(t, '([0-9]+)$', 1), '0'), '');
 """
@@ -348,10 +353,13 @@ mfr_d AS (
     LEFT JOIN placeholder_manufacturers pm ON pm.key = lower(trim(raw))
 ), model_d AS (
     -- ServiceNow's display value leads with the manufacturer: strip it
-    SELECT raw, coalesce(mo.canonical, mt.canonical, m.stripped) AS v,
-        coalesce(text_key(mo.canonical), text_key(mt.canonical),
-                 CASE WHEN NOT lenovo_mtm(m.stripped) THEN nullif(text_key(m.stripped), '') END)
-            AS k
+    -- (a BIOS placeholder is no model; the key leaves out parenthesized details, as in
+    -- Jamf's "MacBook Pro (14-inch, 2021)")
+    SELECT raw, CASE WHEN pm.key IS NULL THEN coalesce(mo.canonical, mt.canonical, m.stripped)
+                END AS v,
+        CASE WHEN pm.key IS NULL THEN coalesce(text_key(mo.canonical), text_key(mt.canonical),
+            CASE WHEN NOT lenovo_mtm(m.stripped) THEN nullif(text_key(
+                regexp_replace(m.stripped, '\\s*\\([^)]*\\)', '', 'g')), '') END) END AS k
     FROM (
         SELECT raw, regexp_replace(blank(coalesce(nullif(trim(strip_mfr(raw)), ''), raw)),
                                    '\\s+', ' ', 'g') AS stripped
@@ -359,6 +367,7 @@ mfr_d AS (
     ) m
     LEFT JOIN model_alias mo ON mo.key = text_key(m.stripped)
     LEFT JOIN model_alias mt ON lenovo_mtm(m.stripped) AND mt.key = text_key(left(m.stripped, 4))
+    LEFT JOIN placeholder_manufacturers pm ON pm.key = lower(trim(m.raw))
 ), loc_d AS (
     SELECT raw, coalesce(lm.canonical, loc_clean(raw)) AS v
     FROM (SELECT DISTINCT location_raw AS raw FROM source_rows)

@@ -358,16 +358,10 @@ SAP_FIAA: Final = Preset(
         "asset_tag": ["Inventory number", "Inventory No.", "Inventarnummer", "INVNR"],
         "serial": ["Serial number", "Serialnummer", "SERNR"],
         "manufacturer": ["Manufacturer", "Hersteller"],
-        "model": ["Asset description", "Anlagenbezeichnung", "Bezeichnung", "TXT50"],
         "category": ["Asset Class", "Anlagenklasse", "ANLKL"],
-        "location": [
-            ("Location", "Room"),
-            ("Standort", "Raum"),
-            ("STORT", "RAUMN"),
-            ("Plant", "Location"),
-            ("Werk", "Standort"),
-        ],
-        "custodian": ["Personnel Number", "Personalnummer", "Responsible", "Verantwortlicher"],
+        # the asset description is free text ("Notebook Dell Latitude 7440"), and SAP's
+        # location and person codes are not an ITAM's: none is compared unless mapped
+        # in [engine.sources.<name>.columns]
         "value": [
             "Acquis.val.",
             "Acquisition value",
@@ -378,7 +372,13 @@ SAP_FIAA: Final = Preset(
             "Book val.",
             "Buchwert",
         ],
-        "record_id": [("Asset", "Subnumber"), ("Anlage", "Unternummer"), ("ANLN1", "ANLN2")],
+        "record_id": [
+            ("Asset", "Subnumber"),
+            ("Asset", "SNo."),
+            ("Anlage", "Unternummer"),
+            ("Anlage", "UNr"),
+            ("ANLN1", "ANLN2"),
+        ],
         "retired_on": [
             "Deactivation on",
             "Deactivation date",
