@@ -429,7 +429,9 @@ SELECT s2.source, s2.role, s2.file, s2.line,
     -- a value that does not parse empties its field; the record stays (bad_values)
     CASE WHEN blank(s2.value_raw) IS NOT NULL AND s2.value0 IS NULL
          THEN trim(s2.value_raw) END AS value_bad,
-    CASE WHEN ts_bad(s2.last_seen_raw, s2.day_first) THEN trim(s2.last_seen_raw) END
+    -- (the parsed value is NULL for a "none" sentinel too: only the others are bad)
+    CASE WHEN s2.last_seen0 IS NULL AND blank(s2.last_seen_raw) IS NOT NULL
+              AND NOT date_sentinel(s2.last_seen_raw) THEN trim(s2.last_seen_raw) END
         AS last_seen_bad,
     CASE WHEN ts_bad(s2.retired_on_raw, s2.day_first) THEN trim(s2.retired_on_raw) END
         AS retired_on_bad,
