@@ -139,3 +139,34 @@ def test_a_generic_source_is_never_silently_a_second_register(tmp_path: Path) ->
         configured,
     )
     assert snap.source("devices").role == "mdm"
+
+
+def test_xlsx_serial_dates_custom_report_statuses_and_configured_conventions(
+    tmp_path: Path,
+) -> None:
+    import openpyxl
+
+    # Snipe-IT's custom asset report writes "Label (deployed)"; a workbook keeps a date
+    # cell that is not formatted as a date as Excel's serial day number
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Asset Tag", "Serial", "Status", "Last Audit", "Purchase Cost"])
+    sheet.append(["AST-1", "SN00001", "Ready to Deploy (deployed)", 46174, "1.899"])
+    sheet.append(["AST-2", "SN00002", "Broken (undeployable)", "03/04/2026", "12,50"])
+    book.save(tmp_path / "report.xlsx")
+    settings = EngineSection.model_validate(
+        {"sources": {"itam": {"preset": "snipeit", "day_first": True, "decimal_comma": True}}}
+    )
+    freeze([SourceSpec("itam", tmp_path / "report.xlsx")], tmp_path / "snap", settings)
+    run = reconcile(tmp_path / "snap", [], settings, tmp_path / "run")
+    register = {
+        r["asset_key"]: r for r in pq.read_table(run.out_dir / "register.parquet").to_pylist()
+    }
+    assert register["AST-1"]["status"] == "in_use"
+    assert register["AST-2"]["status"] == "defective"
+    assert str(register["AST-1"]["last_seen"])[:10] == "2026-06-01"  # serial 46174
+    assert str(register["AST-2"]["last_seen"])[:10] == "2026-04-03"  # day first
+    assert register["AST-1"]["value"] == 1899.0  # decimal comma: '.' groups thousands
+    assert register["AST-2"]["value"] == 12.5
+    assert run.manifest["counts"]["bad_values"] == 0
