@@ -34,7 +34,7 @@ PERSON_FIELDS = ("person_id", "email", "name")
 _FOOTER = re.compile(
     r"^(?:total|totals|grand total|subtotal|sum|summe|gesamt|gesamtsumme|zwischensumme|"
     r"count|anzahl|showing \d+|\d+ (?:rows?|records?|items?|assets?|devices?)\b|"
-    r"page \d+|seite \d+|exported (?:by|on|at)|report generated|\*+$)",
+    r"page \d+|seite \d+|exported (?:by|on|at)|report generated)\b|^\*+$",
     re.IGNORECASE,
 )
 
@@ -125,7 +125,11 @@ def skip_footer_rows(
     empty = None
     for name in id_columns:
         col = table.column(name)
-        blank = pc.or_kleene(pc.is_null(col), pc.equal(pc.utf8_trim_whitespace(col), ""))
+        # empty, or what a totals row puts there: asterisks, dashes, "Summe"
+        blank = pc.or_kleene(
+            pc.or_kleene(pc.is_null(col), pc.match_substring_regex(col, r"^[\s*=.\-_#]*$")),
+            pc.match_substring_regex(col, _FOOTER.pattern, ignore_case=True),
+        )
         blank = pc.fill_null(blank, True)
         empty = blank if empty is None else pc.and_(empty, blank)
     assert empty is not None

@@ -109,7 +109,8 @@ _TS_FORMATS = (
     "'%Y-%m-%d', '%m/%d/%Y %H:%M:%S', '%m/%d/%Y %H:%M', '%m/%d/%Y %I:%M:%S %p', "
     "'%m/%d/%Y %I:%M %p', '%m/%d/%Y', '%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M', '%d.%m.%Y', "
     "'%Y/%m/%d %H:%M:%S', '%Y/%m/%d', '%d-%b-%Y', '%d %b %Y', '%b %d, %Y', "
-    "'%Y-%m-%d at %I:%M %p', '%Y-%m-%d at %H:%M']"
+    "'%Y-%m-%d at %I:%M %p', '%Y-%m-%d at %H:%M', '%m/%d/%Y, %I:%M:%S %p', "
+    "'%m/%d/%Y, %I:%M %p', '%m/%d/%Y, %H:%M:%S', '%d.%m.%Y, %H:%M:%S']"
 )
 #: The same, day first where day and month could swap ("03/04/2026" is 3 April).
 _TS_FORMATS_DMY = _TS_FORMATS.replace("%m/%d/%Y", "%d/%m/%Y")

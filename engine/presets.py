@@ -148,7 +148,8 @@ NETBOX: Final = Preset(
         "custodian": ["Tenant", "Contact", "tenant.name"],
         "hostname": ["Name", "name"],
         "updated_at": ["Last updated", "last_updated"],
-        "record_id": ["ID", "id"],
+        # the NetBox ID; an export without it names a device by site + name (unique)
+        "record_id": ["ID", "id", ("Site", "Name"), ("site.name", "name")],
     },
     status_map={
         "active": "in_use",
@@ -263,6 +264,11 @@ INTUNE: Final = Preset(
         ("ownership", "personal", "personal device (Ownership: Personal), not company hardware"),
         ("model", "cloud ?pc.*", "Windows 365 Cloud PC, not hardware"),
         ("hostname", "cpc-.*", "Windows 365 Cloud PC, not hardware"),
+        (
+            "model",
+            "virtual machine|vmware.*|virtualbox|kvm|qemu.*|standard pc.*|hvm domu",
+            "virtual machine, not hardware",
+        ),
     ),
 )
 
@@ -355,8 +361,15 @@ SAP_FIAA: Final = Preset(
     "sap_fiaa",
     "fixed_asset",
     {
-        "asset_tag": ["Inventory number", "Inventory No.", "Inventarnummer", "INVNR"],
-        "serial": ["Serial number", "Serialnummer", "SERNR"],
+        "asset_tag": [
+            "Inventory number",
+            "Inventory No.",
+            "Inventarnummer",
+            "Inventarnr.",
+            "Inv.-Nr.",
+            "INVNR",
+        ],
+        "serial": ["Serial number", "Serial no.", "Serialnummer", "Serialnr.", "SERNR"],
         "manufacturer": ["Manufacturer", "Hersteller"],
         "category": ["Asset Class", "Anlagenklasse", "ANLKL"],
         # the asset description is free text ("Notebook Dell Latitude 7440"), and SAP's
@@ -369,6 +382,8 @@ SAP_FIAA: Final = Preset(
             "AnschWert",
             "Anschaffungswert",
             "Anschaffungs- und Herstellungskosten",
+            "AHK",
+            "Acq. value",
             "Book val.",
             "Buchwert",
         ],
@@ -384,6 +399,8 @@ SAP_FIAA: Final = Preset(
             "Deactivation date",
             "Deaktivierung am",
             "Deaktivierungsdatum",
+            "Deakt.Dat.",
+            "Deact.date",
             "DEAKT",
         ],
         "updated_at": ["Changed on", "Geändert am"],
