@@ -478,6 +478,7 @@ def _reconcile(
             writer.writerow([b.source, b.file, b.line, b.reason])
 
     n_bad_values = write_bad_values(con, out_dir / "bad_values.csv")
+    summary.bad_values = n_bad_values
     trends_html, trends_md = _trends_sections(out_dir, tmp_dir, summary, history)
     (out_dir / "report.md").write_text(render_markdown(summary, trends=trends_md), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(summary, trends=trends_html), encoding="utf-8")
