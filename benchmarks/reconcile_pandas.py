@@ -251,9 +251,8 @@ def normalize_register(snapshot: Path, settings: EngineSection) -> tuple[Frame, 
     rec["custodian"] = _squeeze(_blank(cust_raw))
     # no HR export in the benchmark: the username of "First Last (username)", else an
     # e-mail's local part, else the text
-    user = cust_raw.str.extract(r"\(([^()]*)\)[\t\n\f\r ]*$", expand=False)
-    user = user.str.strip(WS_CHARS).str.lower()
-    local = cust_raw.str.strip(WS_CHARS).str.split("@").str[0].str.lower()
+    user = _user_key(cust_raw.str.extract(r"\(([^()]*)\)[\t\n\f\r ]*$", expand=False))
+    local = _user_key(cust_raw.str.strip(WS_CHARS).str.split("@").str[0])
     local = local.where(cust_raw.str.contains("@", regex=False).fillna(False))
     rec["custodian_key"] = (
         user.where(user != "").fillna(local.where(local != "")).fillna(_text_key(cust_raw))
@@ -306,6 +305,11 @@ _TS_FORMATS = (
     "%Y-%m-%d", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M:%S %p",
     "%m/%d/%Y %I:%M %p", "%m/%d/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y",
 )  # fmt: skip
+
+
+def _user_key(raw: Series) -> Series:
+    """The engine's user_key: lower case, runs of '.', '_' and spaces as one space."""
+    return raw.str.lower().str.replace(r"[._\t\n\f\r ]+", " ", regex=True).str.strip(" ")
 
 
 def _money(raw: Series) -> Series:

@@ -103,13 +103,15 @@ def stages(ctx: RunContext) -> list[Stage]:
         """
     SELECT asset_key, arg_min(custodian, (source, line)) AS custodian,
         arg_min(custodian_key, (source, line)) AS custodian_key,
+        arg_min(custodian_alt, (source, line)) AS custodian_alt,
         arg_min(source, (source, line)) AS source
     FROM record_links
     WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL
     GROUP BY asset_key"""
         if has_mdm
         else no_mdm + ", CAST(NULL AS VARCHAR) AS custodian, "
-        "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS source WHERE false"
+        "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS custodian_alt, "
+        "CAST(NULL AS VARCHAR) AS source WHERE false"
     )
     asset_sources = [src for src in ctx.sources if src.role != "hr"]
     # sources can only disagree when there are several; only records of a non-register
@@ -126,7 +128,7 @@ def stages(ctx: RunContext) -> list[Stage]:
         "is_missing": "expected_here AND NOT matched" if ctx.counted else "false",
         "is_custodian": "custodian_key IS NOT NULL AND ("
         "(found_custodian_key IS NOT NULL AND found_custodian_key <> custodian_key) "
-        "OR (mu_custodian_key IS NOT NULL AND mu_custodian_key <> custodian_key) "
+        "OR mu_differs "
         "OR custodian_leaver)",
         "is_location": "found AND location IS NOT NULL AND found_location IS NOT NULL "
         "AND NOT loc_within(location, found_location)",
@@ -179,6 +181,12 @@ WITH ret AS (
         ma.asset_key IS NOT NULL AS ma_present, ma.source AS ma_source,
         ma.last_seen AS ma_last_seen,
         mu.custodian AS mu_custodian, mu.custodian_key AS mu_custodian_key,
+        -- the MDM's user is another person: no key of one is a key of the other
+        coalesce(mu.custodian_key IS NOT NULL AND r.custodian_key IS NOT NULL AND NOT (
+            mu.custodian_key = r.custodian_key
+            OR mu.custodian_key IS NOT DISTINCT FROM r.custodian_alt
+            OR mu.custodian_alt IS NOT DISTINCT FROM r.custodian_key
+            OR mu.custodian_alt = r.custodian_alt), false) AS mu_differs,
         mu.source AS mu_source
     FROM register r
     LEFT JOIN found_assets f ON f.asset_key = r.asset_key
@@ -392,7 +400,7 @@ SELECT 'custodian_mismatch', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.ma
     CASE
         WHEN a.found_custodian_key IS NOT NULL AND a.found_custodian_key <> a.custodian_key
         THEN concat_ws(' / ', 'Serial: ' || a.observed_serial, 'User: ' || a.found_custodian)
-        WHEN a.mu_custodian_key IS NOT NULL AND a.mu_custodian_key <> a.custodian_key
+        WHEN a.mu_differs
         THEN 'User: ' || a.mu_custodian || ' (' || a.mu_source || ')'
         ELSE 'User: ' || a.custodian || ' has left (HR)'
     END,
@@ -401,7 +409,7 @@ SELECT 'custodian_mismatch', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.ma
         WHEN a.found_custodian_key IS NOT NULL AND a.found_custodian_key <> a.custodian_key
         THEN 'The count found the device with ' || a.found_custodian || ', the register '
              || 'assigns it to ' || a.custodian || ': confirm the handoff with both.'
-        WHEN a.mu_custodian_key IS NOT NULL AND a.mu_custodian_key <> a.custodian_key
+        WHEN a.mu_differs
         THEN a.mu_source || ' says ' || a.mu_custodian || ' uses the device, the register '
              || 'assigns it to ' || a.custodian || ': confirm who holds it.'
         ELSE 'Assigned to ' || a.custodian || ', who has left: recover the device '

@@ -188,13 +188,17 @@ CREATE OR REPLACE MACRO status_meta(x) AS nullif(lower(regexp_extract(trim(x),
     '(?i)(?:^|\\s|\\()(deployed|pending|archived|deployable|undeployable)\\)?$', 1)), '');
 CREATE OR REPLACE MACRO status_label_part(x) AS lower(trim(regexp_replace(trim(x),
     '(?i)\\s*\\(?\\s*(deployed|pending|archived|deployable|undeployable)\\s*\\)?$', '')));
+-- a username as a person key: lower case, '.' and '_' as spaces, so that the local
+-- part of ana.ng@corp.example is the name "Ana Ng"
+CREATE OR REPLACE MACRO user_key(x) AS
+    nullif(trim(regexp_replace(lower(x), '[._\\s]+', ' ', 'g')), '');
 -- a user written "First Last (username)": the username
 CREATE OR REPLACE MACRO user_in_parens(x) AS
-    nullif(lower(trim(regexp_extract(x, '\\(([^()]*)\\)\\s*$', 1))), '');
+    user_key(regexp_extract(x, '\\(([^()]*)\\)\\s*$', 1));
 CREATE OR REPLACE MACRO name_before_parens(x) AS
     nullif(text_key(regexp_replace(x, '\\s*\\([^()]*\\)\\s*$', '')), '');
 CREATE OR REPLACE MACRO email_local(x) AS CASE
-    WHEN contains(x, '@') THEN nullif(lower(split_part(trim(x), '@', 1)), '') END;
+    WHEN contains(x, '@') THEN user_key(split_part(trim(x), '@', 1)) END;
 -- Lenovo machine-type models as an MDM reports them ("20XW0026US"): not comparable
 -- with a marketing name unless an alias maps their first four characters
 CREATE OR REPLACE MACRO lenovo_mtm(x) AS regexp_full_match(upper(x), '[0-9]{{2}}[A-Z0-9]{{8}}');
@@ -310,7 +314,7 @@ COMPANIONS = {
     "manufacturer": ("manufacturer_key",),
     "model": ("model_key",),
     "condition": ("condition_key",),
-    "custodian": ("custodian_key", "custodian_leaver"),
+    "custodian": ("custodian_key", "custodian_alt", "custodian_leaver"),
     "value": ("value_is_cost",),
 }
 
@@ -325,6 +329,9 @@ def custodian_dictionary(column: str, relation: str) -> str:
     SELECT d.raw, regexp_replace(blank(d.raw), '\\s+', ' ', 'g') AS v,
         coalesce(p1.person_key, p2.person_key, p3.person_key, p4.person_key,
                  d.k_user, d.k_local, d.k_full) AS k,
+        -- the name-like key besides: "Ben Owens (bowens)" is also "ben owens", as the
+        -- UPN ben.owens@corp.example is
+        coalesce(CASE WHEN d.k_user IS NOT NULL THEN d.k_name END, d.k_local, d.k_full) AS a,
         coalesce(p1.leaver, p2.leaver, p3.leaver, p4.leaver, false) AS leaver,
         coalesce(p1.person_key, p2.person_key, p3.person_key, p4.person_key) IS NOT NULL
             AS in_hr
@@ -418,7 +425,8 @@ SELECT s2.source, s2.role, s2.file, s2.line,
     blank(s2.status_raw) AS status_label,
     st.status,
     co.v AS condition, co.k AS condition_key,
-    cu.v AS custodian, cu.k AS custodian_key, coalesce(cu.leaver, false) AS custodian_leaver,
+    cu.v AS custodian, cu.k AS custodian_key, cu.a AS custodian_alt,
+    coalesce(cu.leaver, false) AS custodian_leaver,
     coalesce(cu.in_hr, false) AS custodian_in_hr,
     s2.value0 AS value, s2.value_is_cost,
     upper(blank(s2.hardware_uuid_raw)) AS hardware_uuid,
@@ -726,7 +734,7 @@ def primary_source(ctx: RunContext) -> str | None:
     return order[0] if order else None
 
 
-_COST_HEADER = re.compile(r"cost|acquis|anschaff|price|purchase|apc|kosten|preis", re.I)
+_COST_HEADER = re.compile(r"cost|acq|anschaff|ahk|price|purchase|apc|kosten|preis", re.I)
 
 
 def read_rules(src: SourceInput, settings: EngineSection) -> tuple[Preset, bool, bool]:
