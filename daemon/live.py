@@ -157,8 +157,19 @@ def open_register(
             else con.read_csv(str(file), all_varchar=True, header=True)
         )
     except duckdb.Error as exc:
-        raise RegisterFileError(f"{file}: cannot read register: {exc}") from None
+        # DuckDB's message can quote the file's lines: say what kind of problem it is,
+        # never what the file holds (the daemon may be pointed at a file it should not
+        # show, through its control socket).
+        kind = "Parquet" if suffix == ".parquet" else "CSV with a header row"
+        raise RegisterFileError(
+            f"{file}: cannot read register: not a readable {kind} file ({type(exc).__name__})"
+        ) from None
     return file, rel
+
+
+def _identifier(name: str) -> str:
+    """A column name as a quoted SQL identifier (a header may hold any text)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def load_register(path: Path) -> list[ExpectedAsset]:
@@ -180,18 +191,22 @@ def load_register(path: Path) -> list[ExpectedAsset]:
                 if alias in columns:
                     picked[wanted] = columns[alias]
                     break
+        # Errors name the columns looked for, never the ones found: a header row is the
+        # file's content (a secrets file's first line, say).
         if "location" not in picked:
             raise RegisterFileError(
                 f"{file}: register has no location column (looked for "
-                f"{', '.join(COLUMN_ALIASES['location'])}); columns are {sorted(columns)}"
+                f"{', '.join(COLUMN_ALIASES['location'])} among its {len(columns)} columns)"
             )
         if not {"asset_tag", "serial", "epc"} & picked.keys():
             raise RegisterFileError(
-                f"{file}: register needs an asset_tag, serial or epc column; "
-                f"columns are {sorted(columns)}"
+                f"{file}: register needs an asset_tag, serial or epc column "
+                f"(none among its {len(columns)} columns)"
             )
         projection = ", ".join(
-            f'CAST("{picked[name]}" AS VARCHAR) AS {name}' if name in picked else f"NULL AS {name}"
+            f"CAST({_identifier(picked[name])} AS VARCHAR) AS {name}"
+            if name in picked
+            else f"NULL AS {name}"
             for name in COLUMN_ALIASES
         )
         table = rel.project(projection).to_arrow_table()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import json
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
+from tagsweep.engine import sandbox
 from tagsweep.engine.export_rules import (
     BadValue,
     ExportAt,
@@ -41,6 +41,7 @@ from tagsweep.engine.export_rules import (
 from tagsweep.engine.normalize import MACROS
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
+from tagsweep.hashing import sha256_file
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = 1
@@ -117,14 +118,6 @@ class Snapshot:
             if src.name == name:
                 return src
         raise KeyError(name)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,8 +306,7 @@ def read_csv(
         readable = _csv_to_utf8(path, enc, tmp_dir)
     except UnicodeDecodeError as exc:
         raise FreezeError(f"{path}: not {enc.encoding} at byte {exc.start}: {exc.reason}") from None
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = sandbox.connect(read=[readable])
     try:
         con.execute(
             "CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true, header=true, "
@@ -472,7 +464,7 @@ def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
 
 
 def read_parquet(path: Path) -> pa.Table:
-    con = duckdb.connect()
+    con = sandbox.connect(read=[path])
     try:
         names = [
             r[0]
@@ -531,7 +523,7 @@ def _exported_at(
         return spec.exported_at.astimezone(UTC)
     column = columns.get("updated_at")
     if isinstance(column, str) and column in table.column_names:
-        con = duckdb.connect()
+        con = sandbox.connect()
         try:
             con.register("t", table.select([column]))
             con.execute(MACROS)
@@ -566,8 +558,7 @@ def freeze(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSection) 
     except RoleError as exc:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise FreezeError(str(exc)) from None
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con = sandbox.connect()  # UTC; reads only the Arrow tables registered with it
     con.execute(MACROS)
     try:
         for spec in specs:

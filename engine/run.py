@@ -27,7 +27,7 @@ import duckdb
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
-from tagsweep.engine import classify, match, normalize
+from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -35,7 +35,6 @@ from tagsweep.engine.freeze import (
     csv_rows,
     load_snapshot,
     read_csv,
-    sha256_file,
 )
 from tagsweep.engine.outputs import (
     escape_formula_sql,
@@ -45,10 +44,16 @@ from tagsweep.engine.outputs import (
     write_variance_log,
 )
 from tagsweep.engine.presets import GENERIC, header_key, resolve_columns
+from tagsweep.engine.profiling import RunProfiler
 from tagsweep.engine.report import RunSummary, collect, render_html, render_markdown
+from tagsweep.engine.session_check import SessionCheck, SessionCheckError, check_session_file
 from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
 from tagsweep.engine.trends import TrendsError, compare_runs, render_html_fragment
 from tagsweep.engine.trends import render_markdown as render_trends_markdown
+from tagsweep.hashing import sha256_file
+
+#: seconds and peak memory per stage, beside the manifest (engine/profiling.py)
+TIMINGS_FILE = "timings.json"
 
 #: Columns a count input may carry: the session file's, plus what a manual count sheet
 #: records beyond them (the seed's count records user and condition).
@@ -70,6 +75,7 @@ class CountInput:
     relation: str
     scope: list[str] = field(default_factory=list)
     manifest: str | None = None
+    check: SessionCheck | None = None
 
 
 @dataclass(slots=True)
@@ -79,6 +85,8 @@ class RunResult:
     as_of: date
     manifest: dict[str, Any]
     timings: dict[str, float]
+    #: what timings.json holds: wall seconds, peak memory, every stage's seconds and peak
+    profile: dict[str, Any] = field(default_factory=dict)
 
 
 def add_business_days(start: date, days: int, holidays: Sequence[date] = ()) -> date:
@@ -166,9 +174,16 @@ def load_sources(
 
 
 def load_counts(
-    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], tmp_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path],
+    tmp_dir: Path,
+    settings: EngineSection | None = None,
+    *,
+    allow_unverified: bool = False,
 ) -> list[CountInput]:
-    """Session files (Parquet + manifest) and manual count sheets (CSV)."""
+    """Session files (Parquet, verified against their manifest: engine.session_check)
+    and manual count sheets (CSV)."""
+    trusted = settings.trusted_gateways if settings is not None else {}
     inputs: list[CountInput] = []
     for index, path in enumerate(paths):
         if not path.is_file():
@@ -186,20 +201,13 @@ def load_counts(
                 f"FROM read_parquet({lit(str(path))}, file_row_number = true))"
             )
             bad: list[BadRow] = []
-            manifest_path = path.with_suffix(".json")
-            scope: list[str] = []
-            manifest = None
-            if manifest_path.is_file():
-                data = json.loads(manifest_path.read_text(encoding="utf-8"))
-                expected = data.get("sha256")
-                if expected and expected != digest:
-                    raise RunError(
-                        f"{path}: sha256 {digest} differs from its manifest {manifest_path.name} "
-                        f"({expected}); a closed session file must not change"
-                    )
-                scope = [str(s) for s in data.get("scope") or []]
-                manifest = manifest_path.name
-            kind = "session"
+            try:
+                check = check_session_file(
+                    con, path, digest, trusted_gateways=trusted, allow_unverified=allow_unverified
+                )
+            except SessionCheckError as exc:
+                raise RunError(str(exc)) from None
+            scope, manifest, kind = check.scope, check.manifest, "session"
         else:
             table, bad, _encoding = read_csv(path, path.name, tmp_dir)
             name = f"count_sheet_{index}"
@@ -211,6 +219,7 @@ def load_counts(
             cols = ", ".join(ident(n) for n in names if n != LINE_COLUMN)
             relation = f"(SELECT {cols}, {LINE_COLUMN} FROM {name})"
             scope, manifest, kind = [], None, "sheet"
+            check = SessionCheck(manifest=None, integrity="sheet")
         keys = {header_key(n): n for n in names}
         missing = [c for c in ("location",) if header_key(c) not in keys]
         if missing or not any(header_key(c) in keys for c in COUNT_IDENTIFIERS):
@@ -253,6 +262,7 @@ def load_counts(
                 relation=relation,
                 scope=scope,
                 manifest=manifest,
+                check=check,
             )
         )
     return inputs
@@ -277,25 +287,32 @@ def reconcile(
     memory_limit: str | None = None,
     threads: int | None = None,
     history: Sequence[Path] = (),
+    allow_unverified: bool = False,
 ) -> RunResult:
     """Run freeze-checked normalize → match → classify → outputs into ``out_dir``.
 
     ``history`` names earlier run folders: the report then carries the trends across
-    them and this run."""
+    them and this run. ``allow_unverified`` counts session files without a manifest or
+    a trusted signature; each one is named in the run manifest and report."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
-    # Every output is written with an ORDER BY on a unique key, and every aggregate is
-    # order-independent, so stage tables need not keep insertion order (3x cheaper).
-    con.execute("SET preserve_insertion_order = false")
-    if memory_limit:
-        con.execute(f"SET memory_limit = {lit(memory_limit)}")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
+    # The files of the run are all this connection may open: the baseline, the counts,
+    # the output and debug folders (see engine.sandbox).
+    baseline_dir = [baseline] if baseline.is_dir() else []
+    con = sandbox.connect(
+        read=[*([] if baseline_dir else [baseline]), *counts],
+        dirs=[*baseline_dir, out_dir, *([debug_dir] if debug_dir is not None else [])],
+        memory_limit=memory_limit,
+        threads=threads,
+        # Every output is written with an ORDER BY on a unique key, and every aggregate
+        # is order-independent, so stage tables need not keep insertion order (3x cheaper).
+        preserve_insertion_order=False,
+    )
+    profiler = RunProfiler()
+    profiler.start()
     try:
         with tempfile.TemporaryDirectory(prefix="tagsweep-run-") as tmp:
             return _reconcile(
+                profiler,
                 con,
                 baseline=baseline,
                 counts=counts,
@@ -307,12 +324,15 @@ def reconcile(
                 debug_dir=debug_dir,
                 on_stage=on_stage,
                 history=history,
+                allow_unverified=allow_unverified,
             )
     finally:
+        profiler.stop()
         con.close()
 
 
 def _reconcile(
+    profiler: RunProfiler,
     con: duckdb.DuckDBPyConnection,
     *,
     baseline: Path,
@@ -325,12 +345,18 @@ def _reconcile(
     debug_dir: Path | None,
     on_stage: Callable[[Stage], None] | None,
     history: Sequence[Path] = (),
+    allow_unverified: bool = False,
 ) -> RunResult:
     con.execute(normalize.MACROS)
     sources, baseline_info, bad_rows, warnings = load_sources(con, baseline)
-    count_inputs = load_counts(con, counts, tmp_dir)
+    count_inputs = load_counts(con, counts, tmp_dir, settings, allow_unverified=allow_unverified)
     for c in count_inputs:
         bad_rows.extend(c.bad)
+        if c.check is not None and c.check.integrity == "unverified":
+            warnings.append(
+                f"session file {c.path.name} is counted UNVERIFIED (--allow-unverified): "
+                f"{c.check.note}"
+            )
     if count_inputs:
         count_sql = " UNION ALL ".join(f"SELECT * FROM {c.relation}" for c in count_inputs)
     else:
@@ -385,9 +411,13 @@ def _reconcile(
                 "rows": c.rows,
                 "bad_rows": len(c.bad),
                 "manifest": c.manifest,
+                "integrity": c.check.integrity if c.check else None,
+                "gateway": c.check.gateway if c.check else None,
+                "unverified_reason": c.check.note if c.check else None,
             }
             for c in count_inputs
         ],
+        "allow_unverified": allow_unverified,
         "epc_mapping_sha256": epc_map_hash,
     }
     cfg_hash = config_hash(settings)
@@ -416,8 +446,8 @@ def _reconcile(
         sources=sources,
         counted=bool(count_inputs),
     )
-    runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage)
-    background = _Background(con, out_dir, runner.timings)
+    runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage, profiler=profiler)
+    background = _Background(con, out_dir, runner.timings, profiler)
     try:
         bad_rows.extend(_run_stages(ctx, runner, background))
 
@@ -463,12 +493,14 @@ def _reconcile(
             )
         )
         started = time.perf_counter()
-        corrections = _write_outputs(con, out_dir, register_source, background)
+        with profiler.span("outputs", "outputs"):
+            corrections = _write_outputs(con, out_dir, register_source, background)
         runner.timings["outputs"] = time.perf_counter() - started
         summary = summaries[0]
         summary.corrections = corrections
     finally:
         background.close()
+    reports_started = time.perf_counter()
     hashes = background.hashes
     bad_rows.sort(key=lambda b: (b.source, b.file, b.line, b.reason))
     with (out_dir / "bad_rows.csv").open("w", encoding="utf-8", newline="") as fh:
@@ -486,7 +518,7 @@ def _reconcile(
     outputs = sorted(
         p.relative_to(out_dir).as_posix()
         for p in out_dir.rglob("*")
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name not in {"manifest.json", TIMINGS_FILE}
     )
     manifest = {
         "run_id": run_id,
@@ -509,11 +541,17 @@ def _reconcile(
         },
         "warnings": warnings,
         "outputs": {name: hashes.get(name) or sha256_file(out_dir / name) for name in outputs},
+        # seconds and peak memory per stage: not hashed, they differ between two runs
+        "timings": TIMINGS_FILE,
     }
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings))
+    profiler.record("reports_and_manifest", "outputs", reports_started, time.perf_counter())
+    profiler.stop()
+    profile = profiler.report()
+    (out_dir / TIMINGS_FILE).write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
+    return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings), profile)
 
 
 class _Background:
@@ -523,20 +561,22 @@ class _Background:
     files it writes are hashed there for the manifest; ``wait`` re-raises a failure."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, out_dir: Path, timings: dict[str, float]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        out_dir: Path,
+        timings: dict[str, float],
+        profiler: RunProfiler,
     ) -> None:
         self.con = con
         self.out_dir = out_dir
         self.timings = timings
+        self.profiler = profiler
         self.hashes: dict[str, str] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile")
         self._pending: list[Future[None]] = []
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self.con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("SET enable_progress_bar = false")
-        return cur
+        return self.con.cursor()  # the connection's (locked) settings are global
 
     def hash_files(self, *files: str) -> None:
         for rel in files:
@@ -563,7 +603,9 @@ class _Background:
             started = time.perf_counter()
             write(cur, self.out_dir)
             self.hash_files(*files)
-            self.timings[f"out:{name}"] = time.perf_counter() - started
+            ended = time.perf_counter()
+            self.timings[f"out:{name}"] = ended - started
+            self.profiler.record(f"out:{name}", "outputs", started, ended)
 
         self.submit(job)
 
@@ -591,7 +633,11 @@ def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -
     people = [s for s in normalize_stages if s.name in normalize.COUNT_SIDE_NEEDS]
     runner.run(people)
     side = StageRunner(
-        runner.con, debug_dir=runner.debug_dir, timings=runner.timings, on_stage=runner.on_stage
+        runner.con,
+        debug_dir=runner.debug_dir,
+        timings=runner.timings,
+        on_stage=runner.on_stage,
+        profiler=runner.profiler,
     )
 
     def observations(cur: duckdb.DuckDBPyConnection) -> None:
@@ -637,7 +683,9 @@ def _write_outputs(
     background.write("corrections", write)
     started = time.perf_counter()
     write_variance_log(con, out_dir)
-    timings["out:variance_log"] = time.perf_counter() - started
+    ended = time.perf_counter()
+    timings["out:variance_log"] = ended - started
+    background.profiler.record("out:variance_log", "outputs", started, ended)
     background.submit(
         lambda _cur: background.hash_files("variances.parquet", "variances.csv", "variances.jsonl")
     )

@@ -43,9 +43,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from tagsweep import signing
 from tagsweep.config import TagsweepConfig, parse_config
 from tagsweep.daemon.events import GatewayEvent
-from tagsweep.daemon.outputs import attach_outputs
+from tagsweep.daemon.integrations import attach_integrations
 from tagsweep.daemon.sessions import ClosedSession
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.domain import now_us
@@ -331,7 +332,7 @@ async def _count_in(
             metrics_port=metrics_port,
         )
         gw = Gateway(cfg, sinks=[watch])
-        attach_outputs(gw, environ={})
+        attach_integrations(gw, environ={})
         metrics = f", metrics http://{cfg.metrics.listen}/metrics" if cfg.metrics.enabled else ""
         progress.console.print(
             f"gateway config {work / 'gateway.json'}; while it counts: "
@@ -489,7 +490,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             seed=options.seed,
             now=datetime.now(UTC),
         )
-        settings = EngineSection()
+        # The engine trusts the demo gateway's signing key: its session file is verified
+        # by signature, as a production engine configured with the gateway's key does.
+        gateway_key = signing.load_or_create_key(out / "session-signing.key").public_key()
+        settings = EngineSection.model_validate(
+            {"trusted_gateways": {"demo-gw": signing.public_key_text(gateway_key)}}
+        )
         progress.update(step, info="reconcile freeze")
         freeze(
             [SourceSpec(name, path, preset) for name, (preset, path) in exports.sources.items()],
