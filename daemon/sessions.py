@@ -258,12 +258,13 @@ def build_observations(
         # A deliberate re-scan elsewhere means the item is there now.
         item["location"] = scan["location"] or timeline.at(ts) or default
         item["reader"] = scan["scanner"]
+        item["operator"] = scan.get("operator") or None
     rows.extend(items.values())
 
     for row in rows:
         row["session_id"] = session.session_id
         row["site"] = session.site
-        row["operator"] = session.operator
+        row["operator"] = row.get("operator") or session.operator
     rows.sort(
         key=lambda r: (
             r["method"],

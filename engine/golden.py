@@ -56,7 +56,9 @@ class GoldenResult:
     unapplied: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> GoldenResult:
+def build_golden(
+    run_dir: Path, store: CaseStore, out: Path, *, actor: str | None = None
+) -> GoldenResult:
     """Write ``golden.parquet``, ``golden.csv`` and ``golden.json`` into ``out``."""
     run_dir = Path(run_dir)
     register_path = run_dir / "register.parquet"

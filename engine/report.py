@@ -72,6 +72,8 @@ class RunSummary:
     corrections: dict[str, int] = field(default_factory=dict)
     #: values emptied because they did not parse, their records kept (bad_values.csv)
     bad_values: int = 0
+    #: The case store's audit head when the run was made ("seq N sha256 H"), an anchor.
+    audit_head: str | None = None
 
     @property
     def rate(self) -> float:
@@ -168,7 +170,8 @@ _MARKDOWN = """\
 | As of | {{ s.as_of }} |
 | Scope | {{ s.scope | join(", ") if s.scope else "every register location" }} |
 | tagsweep | {{ s.version }} |
-
+{% if s.audit_head %}| Audit log head | {{ s.audit_head }} |
+{% endif %}
 ## Totals
 
 | Measure | Count |
@@ -255,6 +258,8 @@ svg text{font-size:12px;font-family:system-ui,sans-serif}
 <h1>Reconciliation report</h1>
 <p>Run <code>{{ s.run_id }}</code> as of {{ s.as_of }}; scope:
 {{ s.scope | join(", ") if s.scope else "every register location" }}; tagsweep {{ s.version }}.</p>
+{% if s.audit_head %}<p>Case audit log head at this run: <code>{{ s.audit_head }}</code>
+(check later with <code>tagsweep audit verify --anchor</code> and this run's folder).</p>{% endif %}
 <h2>Totals</h2>
 {{ totals_svg }}
 <h2>Variance rate</h2>

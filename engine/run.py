@@ -28,6 +28,7 @@ from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
+from tagsweep.engine.audit_anchor import anchor_record
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -287,13 +288,16 @@ def reconcile(
     memory_limit: str | None = None,
     threads: int | None = None,
     history: Sequence[Path] = (),
+    audit_log: Path | None = None,
     allow_unverified: bool = False,
 ) -> RunResult:
     """Run freeze-checked normalize → match → classify → outputs into ``out_dir``.
 
     ``history`` names earlier run folders: the report then carries the trends across
     them and this run. ``allow_unverified`` counts session files without a manifest or
-    a trusted signature; each one is named in the run manifest and report."""
+    a trusted signature; each one is named in the run manifest and report. ``audit_log``
+    is the case store's audit log: its head at this time is recorded in the manifest and
+    report (an anchor kept outside the store)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     # The files of the run are all this connection may open: the baseline, the counts,
     # the output and debug folders (see engine.sandbox).
@@ -324,6 +328,7 @@ def reconcile(
                 debug_dir=debug_dir,
                 on_stage=on_stage,
                 history=history,
+                audit_log=audit_log,
                 allow_unverified=allow_unverified,
             )
     finally:
@@ -345,6 +350,7 @@ def _reconcile(
     debug_dir: Path | None,
     on_stage: Callable[[Stage], None] | None,
     history: Sequence[Path] = (),
+    audit_log: Path | None = None,
     allow_unverified: bool = False,
 ) -> RunResult:
     con.execute(normalize.MACROS)
@@ -511,6 +517,9 @@ def _reconcile(
 
     n_bad_values = write_bad_values(con, out_dir / "bad_values.csv")
     summary.bad_values = n_bad_values
+    anchor = anchor_record(audit_log) if audit_log is not None else None
+    if anchor is not None:
+        summary.audit_head = f"seq {anchor['seq']} sha256 {anchor['hash']}"
     trends_html, trends_md = _trends_sections(out_dir, tmp_dir, summary, history)
     (out_dir / "report.md").write_text(render_markdown(summary, trends=trends_md), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(summary, trends=trends_html), encoding="utf-8")
@@ -540,6 +549,7 @@ def _reconcile(
             "by_type": dict(summary.by_type),
         },
         "warnings": warnings,
+        "audit_anchor": anchor,
         "outputs": {name: hashes.get(name) or sha256_file(out_dir / name) for name in outputs},
         # seconds and peak memory per stage: not hashed, they differ between two runs
         "timings": TIMINGS_FILE,

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import enum
 import random
+import ssl
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,13 @@ from tagsweep.logs import get_logger
 from tagsweep.simulators.llrp import encoder as enc
 from tagsweep.simulators.llrp.encoder import MessageType as M
 from tagsweep.simulators.llrp.encoder import ParameterError, ReaderIdentity, ROSpecRequest, Status
+from tagsweep.simulators.llrp.profiles import (
+    GET_SUPPORTED_VERSION,
+    M_UNSUPPORTED_VERSION,
+    PROFILES,
+    ReaderProfile,
+    rospec_refusal,
+)
 from tagsweep.simulators.llrp.rospec import RunningSpec
 from tagsweep.simulators.llrp.sources import TagSource, random_epcs, random_reads
 
@@ -158,12 +166,16 @@ class LlrpSimulator:
         identity: ReaderIdentity | None = None,
         max_reads_per_report: int = 1000,
         seed: int = 0,
+        profile: ReaderProfile | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.tag_source = tag_source
         self.faults = list(faults)
-        self.identity = identity or ReaderIdentity()
+        self.profile = profile or PROFILES["generic"]
+        self.tls = tls  # LLRP over TLS (llrps://) when set
+        self.identity = identity or self.profile.identity
         self.max_reads_per_report = max_reads_per_report
         self.connections: list[ConnectionLog] = []
         self._seed = seed
@@ -185,7 +197,7 @@ class LlrpSimulator:
         await self.stop()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=self.tls)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -218,6 +230,10 @@ class LlrpSimulator:
         log = ConnectionLog(len(self.connections), str(writer.get_extra_info("peername")))
         faults = [f for f in self.faults if f.connection in (None, log.index)]
         session = _Session(self, reader, writer, log, faults)
+        # a reader takes one client: while another is connected, this one is refused
+        session.refuse = self.profile.one_client and any(
+            not c.done.is_set() for c in self.connections
+        )
         async with self._new_connection:
             self.connections.append(log)
             self._new_connection.notify_all()
@@ -255,7 +271,13 @@ class _Session:
         self.inventorying = asyncio.Event()  # some ROSpec is in an AISpec
         self.silent = False  # STALL / MISSED_KEEPALIVES: nothing reader-initiated is sent
         self.stalled = False  # STALL: not even responses
-        self.keepalive_ms = 0
+        self.profile = sim.profile
+        self.refuse = False
+        self.keepalive_ms = self.profile.default_keepalive_ms
+        # HoldEventsAndReportsUponReconnect: reader-initiated messages wait here
+        self.events_enabled = not self.profile.hold_until_enabled
+        self.held_messages: list[bytes] = []
+        self.extensions_enabled = False  # IMPINJ_ENABLE_EXTENSIONS received
         # ROReportTrigger None: reads wait here until the client sends GET_REPORT
         self.held: list[ReadBatch] = []
         # reproducible fault bytes, not security: S311 does not apply
@@ -276,9 +298,17 @@ class _Session:
         if not self.stalled and not self.writer.is_closing():
             self.writer.write(data)
 
+    def emit(self, data: bytes) -> None:
+        """A message the reader sends on its own (report, keepalive, event): held while
+        the client has not enabled events and reports (HoldEventsAndReportsUponReconnect)."""
+        if self.events_enabled:
+            self.send(data)
+        else:
+            self.held_messages.append(data)
+
     async def run(self) -> None:
         self.logger.info("llrp_client_connected")
-        if self._fault_now(FaultKind.BUSY):
+        if self.refuse or self._fault_now(FaultKind.BUSY):
             # as a reader that already has a client: say so, then close the connection
             status = CONNECTION_ALREADY_EXISTS
             self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us(), status))
@@ -286,6 +316,7 @@ class _Session:
             self.logger.info("llrp_client_refused", reason="another client holds the reader")
             return
         self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us()))
+        self._restart_keepalive()  # on from the start when the profile says so
         try:
             while True:
                 header = await self.reader.readexactly(enc.HEADER_SIZE)
@@ -331,17 +362,25 @@ class _Session:
                     )
                 )
             else:
-                self.send(enc.reader_capabilities(msg_id, self.sim.identity))
+                extra = self.profile.capabilities_extra
+                self.send(enc.reader_capabilities(msg_id, self.sim.identity, extra))
         elif msg_type == M.GET_READER_CONFIG:
-            self.send(enc.reader_config(msg_id, self.sim.identity, self.keepalive_ms))
+            extra = self.profile.config_extra
+            self.send(enc.reader_config(msg_id, self.sim.identity, self.keepalive_ms, extra))
         elif msg_type == M.SET_READER_CONFIG:
             interval = enc.parse_keepalive_ms(body)
             if interval is not None:
                 self.keepalive_ms = interval
                 self._restart_keepalive()
             self.send(enc.status_response(M.SET_READER_CONFIG_RESPONSE, msg_id))
-        elif msg_type == M.ENABLE_EVENTS_AND_REPORTS:
-            pass  # no response defined
+        elif msg_type == M.ENABLE_EVENTS_AND_REPORTS:  # no response defined
+            self.events_enabled = True
+            for data in self.held_messages:
+                self.send(data)
+            self.held_messages.clear()
+        elif msg_type == GET_SUPPORTED_VERSION and self.profile.llrp_1_0_1_only:
+            status = enc.llrp_status(M_UNSUPPORTED_VERSION, "LLRP version 1.0.1 only")
+            self.send(enc.message(M.ERROR_MESSAGE, msg_id, status))
         elif msg_type == M.GET_REPORT:
             self._report_held(msg_id)
         elif msg_type == M.KEEPALIVE_ACK:
@@ -361,6 +400,7 @@ class _Session:
             and body[:5] == struct.pack(">IB", enc.VENDOR_IMPINJ, 21)
             and self.sim.identity.manufacturer == enc.VENDOR_IMPINJ
         ):  # IMPINJ_ENABLE_EXTENSIONS: only an Impinj reader knows it
+            self.extensions_enabled = True
             self.send(enc.custom_message(enc.VENDOR_IMPINJ, 22, msg_id, enc.llrp_status()))
         else:
             self.send(
@@ -380,9 +420,15 @@ class _Session:
 
         if msg_type == M.ADD_ROSPEC:
             try:
-                request = enc.parse_add_rospec(body)
+                request = enc.parse_add_rospec(body, self.profile.factory_selector_flags)
             except ParameterError as exc:
                 fail(str(exc), Status.PARAMETER_ERROR)
+                return
+            refusal = rospec_refusal(
+                self.profile, request, len(self.rospecs), self.extensions_enabled
+            )
+            if refusal is not None:
+                fail(refusal[1], refusal[0])
                 return
             if request.rospec_id == 0 or request.rospec_id in self.rospecs:
                 fail(f"ROSpecID {request.rospec_id} is zero or already in use")
@@ -450,7 +496,7 @@ class _Session:
             if self.silent or self._fault_now(FaultKind.MISSED_KEEPALIVES):
                 self.silent = True
                 continue
-            self.send(enc.keepalive(self._msg_id()))
+            self.emit(enc.keepalive(self._msg_id()))
             self.log.keepalives += 1
 
     async def _pump(self) -> None:
@@ -493,27 +539,43 @@ class _Session:
         self.log.reports += 1
 
     async def _send_reads(self, batch: ReadBatch, report_n: int, spec: RunningSpec) -> None:
-        """Encode the batch once, then cut it into reports of at most N reads (and at
-        most the reader's own limit per message)."""
+        """Encode the batch once, then cut it into reports of at most N reads, at most
+        the reader's own limit per message, and no larger than its message size cap."""
         per_report = min(report_n or self.sim.max_reads_per_report, self.sim.max_reads_per_report)
         selector = self._selector(spec)
-        body, offsets = enc.tag_report_records(batch, selector=selector)
-        for start in range(0, len(batch), per_report):
+        tag_extra = self.profile.tag_extra
+        body, offsets = enc.tag_report_records(batch, tag_extra, selector=selector)
+        cap = self.profile.max_message_bytes - enc.HEADER_SIZE
+        start = 0
+        while start < len(batch):
             if self.pending_faults:
                 await self._inject_faults()
             if self.silent:  # stalled or hung: never send again
                 await asyncio.Event().wait()
             stop = min(start + per_report, len(batch))
+            while stop > start + 1 and offsets[stop] - offsets[start] > cap:
+                stop = start + max(1, (stop - start) // 2)
             reads = batch[start:stop]
             if self.extra:  # this report carries an injected parameter: encode it alone
-                report = enc.ro_access_report(self._msg_id(), reads, self.extra, selector)
+                report = enc.ro_access_report(
+                    self._msg_id(), reads, self.extra + tag_extra, selector
+                )
                 self.extra = b""
             else:
                 chunk = body[offsets[start] : offsets[stop]]
                 report = enc.message(M.RO_ACCESS_REPORT, self._msg_id(), chunk)
-            self.send(report)
+            if self.profile.split_segments and self.events_enabled and len(report) > 1:
+                # one report, two TCP segments: the client must reassemble it
+                half = len(report) // 2
+                self.send(report[:half])
+                await self.writer.drain()
+                await asyncio.sleep(0)
+                self.send(report[half:])
+            else:
+                self.emit(report)
             self.log.sent.append(reads.copy())
             self.log.reports += 1
+            start = stop
 
     async def _inject_faults(self) -> None:
         fault = self._fault_now(*_STREAM_FAULTS)
@@ -549,7 +611,7 @@ class _Session:
             await self._burst(fault.burst_reads)
         elif kind is FaultKind.INTRUDER:
             status = ANOTHER_CONNECTION_ATTEMPTED
-            self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us(), status))
+            self.emit(enc.reader_event_connection_attempt(self._msg_id(), now_us(), status))
         elif kind is FaultKind.CONFIG_ERROR:
             pass  # injected when capabilities are requested
 
@@ -563,7 +625,9 @@ class _Session:
         while sent < total:
             n = min(per_report, total - sent)
             reads = random_reads(epcs, n, rng, self._antennas())
-            self.send(enc.ro_access_report(self._msg_id(), reads, selector=self._selector(spec)))
+            selector = self._selector(spec)
+            tag_extra = self.profile.tag_extra
+            self.emit(enc.ro_access_report(self._msg_id(), reads, tag_extra, selector))
             self.log.sent.append(reads)
             self.log.observed += n
             self.log.reports += 1
