@@ -40,6 +40,7 @@ from tagsweep.engine.export_rules import (
     resolve_roles,
     skip_footer_rows,
 )
+from tagsweep.engine.hygiene import duplicate_headers, strip_nul, unique_names
 from tagsweep.engine.limits import (
     LimitError,
     RowBudget,
@@ -327,6 +328,9 @@ def read_csv(
         rejects = con.execute(
             "SELECT line, error_type, error_message FROM reject_errors ORDER BY line"
         ).fetchall()
+        first = con.execute(
+            "SELECT * FROM read_csv(?, all_varchar=true, header=false) LIMIT 1", [str(readable)]
+        ).fetchone()
         seen = sorted({int(line) for line, _, _ in rejects})
         record_lines = _record_lines(readable, table.num_rows + len(seen), table.num_columns)
     except duckdb.Error as exc:
@@ -343,6 +347,8 @@ def read_csv(
         bad.append(BadRow(source, path.name, where, f"{kind}: {message}".strip()))
     lines = _accepted_lines(table.num_rows, seen, record_lines)
     table = table.append_column(LINE_COLUMN, pa.array(lines, pa.int64()))
+    if first is not None and len(first) == table.num_columns - 1:
+        table = with_header(table, [str(v or "") for v in first])
     return table, bad, enc
 
 
@@ -396,6 +402,7 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
         # are billions of empty cells. Without it, each row has the cells it holds.
         sheet.reset_dimensions()
         header: list[str] | None = None
+        original: list[str] = []
         columns: dict[str, list[str | None]] = {}
         lines: list[int] = []
         bad: list[BadRow] = []
@@ -406,8 +413,9 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
                 if any(cells):
                     # read-only sheets pad every row to the widest one: drop empty tails
                     width = max(i for i, c in enumerate(cells) if c) + 1
-                    header = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
-                    budget.width(len(header), number)
+                    original = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
+                    budget.width(len(original), number)
+                    header = unique_names(original)
                     columns = {h: [] for h in header}
                 continue
             if not any(cells):
@@ -425,7 +433,7 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
         raise FreezeError(f"{path}: the first worksheet is empty")
     arrays = {k: pa.array(v, pa.string()) for k, v in columns.items()}
     arrays[LINE_COLUMN] = pa.array(lines, pa.int64())
-    return pa.table(arrays), bad
+    return with_header(pa.table(arrays), original), bad
 
 
 def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, str | None]:
@@ -547,7 +555,37 @@ def read_export(
         check_table(table, path, limits, LINE_COLUMN)
     except LimitError as exc:
         raise FreezeError(str(exc)) from None
-    return table, bad, fmt, enc
+    return hygiene(table, path), bad, fmt, enc
+
+
+_HEADER_KEY = b"tagsweep.header"
+_NOTES_KEY = b"tagsweep.notes"
+
+
+def with_header(table: pa.Table, header: Sequence[str]) -> pa.Table:
+    """``table`` remembering the file's own header row (before duplicates were renamed)."""
+    return table.replace_schema_metadata({_HEADER_KEY: json.dumps(list(header))})
+
+
+def hygiene(table: pa.Table, path: Path) -> pa.Table:
+    """NUL characters removed, duplicate headers named (engine.hygiene); the notes travel
+    in the table's metadata until :func:`take_notes`."""
+    names = [n for n in table.column_names if n != LINE_COLUMN]
+    meta = table.schema.metadata or {}
+    original = json.loads(meta[_HEADER_KEY]) if _HEADER_KEY in meta else names
+    notes = [f"{path.name}: {n}" for n in duplicate_headers(original, names)]
+    table, nul = strip_nul(table, LINE_COLUMN)
+    if nul:
+        notes.append(f"{path.name}: {nul}")
+        table = table.rename_columns(unique_names(table.column_names))
+    return table.replace_schema_metadata({_NOTES_KEY: json.dumps(notes)})
+
+
+def take_notes(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The table without its metadata, and the notes :func:`hygiene` left in it."""
+    meta = table.schema.metadata or {}
+    notes = json.loads(meta[_NOTES_KEY]) if _NOTES_KEY in meta else []
+    return table.replace_schema_metadata(None), [str(n) for n in notes]
 
 
 def _read_export(
@@ -561,7 +599,15 @@ def _read_export(
         table, bad = read_json(path, source)
         return table, bad, "json", detect_encoding(path)
     if suffix == ".parquet":
-        return read_parquet(path), [], "parquet", None
+        table = read_parquet(path)
+        written = pq.read_schema(path).names
+        read = table.column_names[:-1]  # the last is _line
+        if len(written) == len(read) and any("\x00" in n for n in written):
+            # DuckDB ends a column name at a NUL: keep the name as written (hygiene
+            # strips the NUL and says so)
+            names = [w if "\x00" in w else n for w, n in zip(written, read, strict=True)]
+            table = table.rename_columns([*names, LINE_COLUMN])
+        return with_header(table, written), [], "parquet", None
     table, bad, enc = read_csv(path, source, tmp_dir, encoding)
     return table, bad, "csv", enc
 
@@ -635,9 +681,10 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
     tmp_dir.mkdir(exist_ok=True)
     sources: list[FrozenSource] = []
     bad_rows: list[BadRow] = []
+    hygiene_notes: list[str] = []
     bad_values: list[BadValue] = []
     skipped: list[SkippedRow] = []
-    warnings: list[str] = []
+    warnings: list[str] = hygiene_notes
     presets = {spec.name: preset_for(spec, settings) for spec in specs}
     try:
         roles = resolve_roles([(n, p, r) for n, (p, r) in presets.items()], settings)
@@ -659,6 +706,8 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
                 settings.limits,
                 configured.encoding if configured else None,
             )
+            table, notes = take_notes(table)
+            hygiene_notes += [f"source {spec.name}: {n}" for n in notes]
             if enc is not None and (note := encoding_warning(spec.name, spec.path, enc)):
                 warnings.append(note)
             headers = [c for c in table.column_names if c != LINE_COLUMN]

@@ -29,6 +29,7 @@ from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.audit_anchor import anchor_record
+from tagsweep.engine.escaping import csv_safe
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -37,6 +38,7 @@ from tagsweep.engine.freeze import (
     load_snapshot,
     read_csv,
 )
+from tagsweep.engine.hygiene import strip_nul
 from tagsweep.engine.outputs import (
     escape_formula_sql,
     write_corrections,
@@ -77,6 +79,7 @@ class CountInput:
     scope: list[str] = field(default_factory=list)
     manifest: str | None = None
     check: SessionCheck | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -209,8 +212,11 @@ def load_counts(
             except SessionCheckError as exc:
                 raise RunError(str(exc)) from None
             scope, manifest, kind = check.scope, check.manifest, "session"
+            notes = []
         else:
             table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            table, nul = strip_nul(table, LINE_COLUMN)
+            notes = [f"count file {path.name}: {nul}"] if nul else []
             name = f"count_sheet_{index}"
             # a table, not a registered Arrow view: the stages also run on other cursors
             con.register(name + "_arrow", table)
@@ -264,6 +270,7 @@ def load_counts(
                 scope=scope,
                 manifest=manifest,
                 check=check,
+                notes=notes,
             )
         )
     return inputs
@@ -358,6 +365,7 @@ def _reconcile(
     count_inputs = load_counts(con, counts, tmp_dir, settings, allow_unverified=allow_unverified)
     for c in count_inputs:
         bad_rows.extend(c.bad)
+        warnings.extend(c.notes)
         if c.check is not None and c.check.integrity == "unverified":
             warnings.append(
                 f"session file {c.path.name} is counted UNVERIFIED (--allow-unverified): "
@@ -513,7 +521,7 @@ def _reconcile(
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["source", "file", "line", "reason"])
         for b in bad_rows:
-            writer.writerow([b.source, b.file, b.line, b.reason])
+            writer.writerow([csv_safe(b.source), csv_safe(b.file), b.line, csv_safe(b.reason)])
 
     n_bad_values = write_bad_values(con, out_dir / "bad_values.csv")
     summary.bad_values = n_bad_values

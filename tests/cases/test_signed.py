@@ -430,3 +430,24 @@ def test_cli_signs_with_the_key_and_checks_anchors(world: World, monkeypatch: An
     assert "the log has no entry seq" in cli("audit", "verify", "--log",
                                              str(world.root / "audit.jsonl"), "--anchor",
                                              str(anchor), code=1)  # fmt: skip
+
+
+def test_anchor_published_as_a_retained_mqtt_message(world: World, mosquitto: Any) -> None:
+    import paho.mqtt.subscribe as subscribe
+
+    world.write_off()
+    conf = world.tmp / "tagsweep.toml"
+    conf.write_text('[engine.cases]\nstore = "cases"\nallowed_signers = "keys/allowed_signers"\n')
+    url = f"mqtt://{mosquitto.host}:{mosquitto.port}/tagsweep/audit/head"
+    result = CliRunner().invoke(app, ["audit", "anchor", "--publish", url, "--config", str(conf)])
+    assert result.exit_code == 0, result.output
+    # A later subscriber (an auditor's machine) still gets the head: it is retained.
+    # paho's subscribe helper carries no type annotations
+    message = subscribe.simple(  # type: ignore[no-untyped-call]
+        "tagsweep/audit/head", hostname=mosquitto.host, port=mosquitto.port, retained=True
+    )
+    assert message.retain
+    kept = world.tmp / "from-mqtt.json"
+    kept.write_bytes(message.payload)
+    assert json.loads(kept.read_text())["seq"] == world.reader().recorded_head().seq
+    assert world.check(kept).ok
