@@ -198,8 +198,8 @@ WITH ret AS (
             OR mu.custodian_alt = r.custodian_alt), false) AS mu_differs,
         mu.source AS mu_source
     FROM (
-        SELECT asset_key, status, location, custodian_key, custodian_leaver, condition_key,
-            last_seen, custodian_source
+        SELECT asset_key, status, location, custodian_key, custodian_alt, custodian_leaver,
+            condition_key, last_seen, custodian_source
         FROM register
     ) r
     LEFT JOIN found_assets f ON f.asset_key = r.asset_key
