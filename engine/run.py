@@ -29,6 +29,7 @@ from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.audit_anchor import anchor_record
+from tagsweep.engine.escaping import csv_safe
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -37,6 +38,7 @@ from tagsweep.engine.freeze import (
     load_snapshot,
     read_csv,
 )
+from tagsweep.engine.hygiene import strip_nul
 from tagsweep.engine.outputs import (
     write_corrections,
     write_matches,
@@ -76,6 +78,7 @@ class CountInput:
     scope: list[str] = field(default_factory=list)
     manifest: str | None = None
     check: SessionCheck | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -208,8 +211,11 @@ def load_counts(
             except SessionCheckError as exc:
                 raise RunError(str(exc)) from None
             scope, manifest, kind = check.scope, check.manifest, "session"
+            notes = []
         else:
             table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            table, nul = strip_nul(table, LINE_COLUMN)
+            notes = [f"count file {path.name}: {nul}"] if nul else []
             name = f"count_sheet_{index}"
             # a table, not a registered Arrow view: the stages also run on other cursors
             con.register(name + "_arrow", table)
@@ -263,6 +269,7 @@ def load_counts(
                 scope=scope,
                 manifest=manifest,
                 check=check,
+                notes=notes,
             )
         )
     return inputs
@@ -357,6 +364,7 @@ def _reconcile(
     count_inputs = load_counts(con, counts, tmp_dir, settings, allow_unverified=allow_unverified)
     for c in count_inputs:
         bad_rows.extend(c.bad)
+        warnings.extend(c.notes)
         if c.check is not None and c.check.integrity == "unverified":
             warnings.append(
                 f"session file {c.path.name} is counted UNVERIFIED (--allow-unverified): "
@@ -510,7 +518,7 @@ def _reconcile(
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["source", "file", "line", "reason"])
         for b in bad_rows:
-            writer.writerow([b.source, b.file, b.line, b.reason])
+            writer.writerow([csv_safe(b.source), csv_safe(b.file), b.line, csv_safe(b.reason)])
 
     anchor = anchor_record(audit_log) if audit_log is not None else None
     if anchor is not None:
