@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tagsweep import signing
 from tagsweep.config.cases import CasesSection
 from tagsweep.config.nightly import NightlySection
 from tagsweep.domain import VarianceType
@@ -56,6 +57,11 @@ REGISTER_FIELDS: tuple[str, ...] = (
     "last_seen",
     "updated_at",
 )
+#: Fields an export may carry that only say how to read its records, never register
+#: values: the source's own record id (an identifier of last resort: NetBox's ID, a
+#: ServiceNow sys_id, an SAP asset number), the ownership an MDM records (Intune's
+#: Corporate / Personal), and the date a fixed-asset system deactivated the asset.
+RECORD_FIELDS: tuple[str, ...] = ("record_id", "ownership", "retired_on")
 #: Fields of an HR export.
 HR_FIELDS: tuple[str, ...] = ("person_id", "email", "name", "employment_status", "end_date")
 
@@ -113,15 +119,35 @@ class SourceSettings(_Strict):
     columns: dict[str, str] = {}
     #: raw status label (case-insensitive) → canonical lifecycle, for this source only
     status_map: dict[str, str] = {}
+    #: how the export writes numbers and dates (default: the preset's choice): decimal
+    #: comma ("1.899,00") and day-first dates ("03/04/2026" is 3 April)
+    decimal_comma: bool | None = None
+    day_first: bool | None = None
+    #: text encoding of a CSV export (default: detected), e.g. "windows-1252"
+    encoding: str | None = None
+    #: categories (device roles, model categories) no count will tag, such as patch
+    #: panels and cable managers: their records are left out of the reconciliation
+    exclude_categories: list[str] = []
 
     @field_validator("columns")
     @classmethod
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(REGISTER_FIELDS) - set(HR_FIELDS))
+        known = REGISTER_FIELDS + RECORD_FIELDS + HR_FIELDS
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(
-                f"unknown field(s) {unknown}; expected some of {list(REGISTER_FIELDS + HR_FIELDS)}"
-            )
+            raise ValueError(f"unknown field(s) {unknown}; expected some of {list(known)}")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, value: str | None) -> str | None:
+        if value is not None:
+            import codecs
+
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}") from None
         return value
 
     @field_validator("status_map")
@@ -169,6 +195,35 @@ def check_tag_format(value: str) -> str:
     return value
 
 
+class ExportLimits(BaseModel):
+    """What an untrusted export may cost before freeze refuses it (``[engine.limits]``).
+
+    Exports come from other teams' systems; a small file must not be able to take the
+    engine's memory or time (a zip bomb in an XLSX, millions of empty rows, JSON nested
+    a hundred thousand deep). Each limit, when exceeded, stops the freeze with the file,
+    the position and the setting to raise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: size of the export file
+    max_file_mb: float = Field(default=2048.0, gt=0)
+    #: data rows of one export
+    max_rows: int = Field(default=5_000_000, ge=1)
+    #: columns of one export
+    max_columns: int = Field(default=2_000, ge=1)
+    #: rows x columns of one export
+    max_cells: int = Field(default=200_000_000, ge=1)
+    #: characters in one value
+    max_cell_chars: int = Field(default=100_000, ge=1)
+    #: nesting of a JSON export (objects and arrays)
+    max_json_depth: int = Field(default=64, ge=1, le=500)
+    #: an XLSX is a zip: total size of what it unpacks to
+    max_unzipped_mb: float = Field(default=4096.0, gt=0)
+    #: an XLSX member larger than 1 MB unpacked may not unpack to more than this many
+    #: times its packed size (spreadsheets reach 10-50; zip bombs thousands)
+    max_zip_ratio: float = Field(default=200.0, gt=1)
+
+
 class EngineSection(BaseModel):
     """Settings of ``tagsweep reconcile``; see ``config/examples/engine.toml``."""
 
@@ -183,6 +238,14 @@ class EngineSection(BaseModel):
     # -- freeze ----------------------------------------------------------------------
     max_export_spread_hours: float = Field(default=24.0, gt=0)
     sources: dict[str, SourceSettings] = {}
+
+    # -- session files ---------------------------------------------------------------
+    #: gateway id → the Ed25519 public key(s) its session manifests are signed with
+    #: (``tagsweep session key`` on the gateway prints it); empty: hashes only
+    trusted_gateways: dict[str, list[str]] = {}
+
+    # -- untrusted files -------------------------------------------------------------
+    limits: ExportLimits = ExportLimits()
 
     # -- normalize -------------------------------------------------------------------
     register_roles: list[Literal["itam", "mdm", "fixed_asset", "procurement"]] = ["itam"]
@@ -220,6 +283,24 @@ class EngineSection(BaseModel):
     _statuses = field_validator(
         "expected_present_statuses", "found_status_mismatch", "retired_statuses"
     )(_check_statuses)
+
+    @field_validator("trusted_gateways", mode="before")
+    @classmethod
+    def _gateway_keys(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, list[str]] = {}
+        for gateway, keys in value.items():
+            listed = [keys] if isinstance(keys, str) else keys
+            if not isinstance(listed, list) or not listed:
+                raise ValueError(f"{gateway}: expected a public key or a list of them")
+            for key in listed:
+                try:
+                    signing.parse_public_key(str(key))
+                except signing.SigningError as exc:
+                    raise ValueError(f"{gateway}: {exc}") from None
+            out[str(gateway)] = [str(k).strip() for k in listed]
+        return out
 
     @field_validator("field_precedence")
     @classmethod

@@ -76,8 +76,15 @@ class GatewaySection(Section):
 class StoreSection(Section):
     path: Path = Path("/var/lib/tagsweep/gateway.duckdb")
     session_dir: Path = Path("/var/lib/tagsweep/sessions")
+    #: Ed25519 key the gateway signs its session manifests with (created on first use,
+    #: mode 0600); default: ``session-signing.key`` next to the store.
+    signing_key: Path | None = None
     keep_raw_reads: bool = False
     raw_read_retention_hours: float = Field(default=24.0, gt=0)
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.path.with_name("session-signing.key")
 
 
 class DedupSection(Section):
@@ -221,9 +228,18 @@ class ControlSection(Section):
     mode: Literal[0o600, 0o660] = 0o600
 
 
+class WebTlsSection(Section):
+    """HTTPS for the live page: a phone's browser opens its camera only on a secure page
+    (``tagsweep web cert`` makes a self-signed pair)."""
+
+    cert_file: Path
+    key_file: Path
+
+
 class WebSection(Section):
     enabled: bool = False
     listen: str = "127.0.0.1:8080"
+    tls: WebTlsSection | None = None
     token_env: str | None = None
     token_file: Path | None = None
     token: SecretStr | None = Field(default=None, exclude=True)

@@ -74,14 +74,14 @@ def _call(path: Path, cmd: str, args: dict[str, Any] | None = None) -> Any:
 
 
 def build_gateway(config: TagsweepConfig) -> Gateway:
-    """The gateway ``tagsweep run`` starts: the one place outputs are attached to it
+    """The gateway ``tagsweep run`` starts: the one place integrations are attached to it
     (sinks with ``add_sink``, tasks with ``add_service``, ``on_ready``, ``on_timing``)."""
+    from tagsweep.daemon.integrations import attach_integrations
     from tagsweep.daemon.livefeed import attach_live_view
-    from tagsweep.daemon.outputs import attach_outputs
     from tagsweep.daemon.supervisor import Gateway
 
     gateway = Gateway(config)
-    attach_outputs(gateway)
+    attach_integrations(gateway)
     attach_live_view(gateway)
     return gateway
 
@@ -302,3 +302,23 @@ def session_list(config: ConfigOption = None, socket: SocketOption = None) -> No
 
 
 session_app.command("progress")(progress)
+
+
+@session_app.command("key")
+def session_key(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The gateway's configuration.")],
+) -> None:
+    """Print the public key this gateway signs session manifests with (created on first
+    use), as the line to add to the engine's [engine.trusted_gateways]."""
+    from tagsweep import signing
+
+    cfg = _load(config)
+    path = cfg.store.signing_key_path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = signing.load_or_create_key(path)
+    except (OSError, signing.SigningError) as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+    public = signing.public_key_text(key.public_key())
+    console.print(f'"{cfg.gateway.id}" = "{public}"', markup=False)

@@ -12,6 +12,22 @@ Commands: ``ping``, ``status``, ``session.start``, ``session.location``,
 ``session.stop``, ``session.show``, ``session.list``. Bad input (malformed JSON,
 unknown commands or arguments, unknown sessions, a stop without a start) gets an error
 answer on the same connection; the daemon keeps running.
+
+What the socket defends against (anyone who may connect is trusted to count, not to
+read the daemon's files or exhaust it):
+
+* a request is validated whole — JSON no deeper than :data:`MAX_DEPTH`, an ``id`` that is
+  null, a short string or a safe integer, arguments of the right type and size — before
+  any command runs; a malformed request is answered ``bad_request`` and logged at info
+  level, never with a traceback;
+* ``NaN``/``Infinity`` are refused on the way in and never written on the way out: every
+  answer is valid JSON;
+* a command reads only the files it is asked to load, and only after everything else
+  about the request was checked (a refused ``session.start`` never opens its
+  ``--expected`` register); its errors say which file and why, never what is in it;
+* at most :data:`MAX_CLIENTS` connections at once (more are answered ``busy`` and
+  closed), and a connection that sends no complete request for :data:`IDLE_TIMEOUT_S`
+  is closed.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 import stat
@@ -34,6 +51,18 @@ if TYPE_CHECKING:
 
 #: Longest request line accepted (a status answer may be longer; requests are small).
 MAX_LINE: Final = 64 * 1024
+#: Deepest nesting of objects and lists in a request (the largest real one has 3).
+MAX_DEPTH: Final = 8
+#: Longest string ``id``; integer ids must be safe in every JSON reader (|id| < 2**53).
+MAX_ID_CHARS: Final = 128
+MAX_SAFE_INT: Final = 2**53 - 1
+#: Longest string argument, and most entries in a list argument (``scope``).
+MAX_ARG_CHARS: Final = 4096
+MAX_LIST_ITEMS: Final = 1000
+#: Connections served at once; the next ones are answered ``busy`` and closed.
+MAX_CLIENTS: Final = 32
+#: A connection that sends no complete request line for this long is closed.
+IDLE_TIMEOUT_S: Final = 60.0
 #: Unix socket paths are limited to 107 bytes on Linux (sun_path).
 MAX_SOCKET_PATH: Final = 107
 
@@ -65,8 +94,18 @@ def _args(args: Mapping[str, Any], required: tuple[str, ...], optional: tuple[st
         if key == "scope":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise RequestError("scope must be a list of location paths")
+            if len(value) > MAX_LIST_ITEMS:
+                raise RequestError(f"scope has {len(value)} entries; at most {MAX_LIST_ITEMS}")
+            texts = value
         elif value is not None and not isinstance(value, str):
             raise RequestError(f"{key} must be a string, got {type(value).__name__}")
+        else:
+            texts = [value] if value is not None else []
+        for text in texts:
+            if len(text) > MAX_ARG_CHARS:
+                raise RequestError(f"{key} is longer than {MAX_ARG_CHARS} characters")
+            if "\x00" in text:
+                raise RequestError(f"{key} contains a NUL character")
 
 
 async def _ping(_gw: Gateway, args: Mapping[str, Any]) -> Any:
@@ -111,7 +150,13 @@ async def _show(gw: Gateway, args: Mapping[str, Any]) -> Any:
         if current is None:
             raise RequestError("no count session is open (give session_id)", "session_error")
         session_id = current.session_id
-    return (await gw.sessions(session_id))[0]
+    row = dict((await gw.sessions(session_id))[0])
+    if gw.session is not None and gw.session.session_id == session_id:
+        # reads that arrived while it was open but are outside its window (a reader's
+        # clock), so they are not in its count; and, gateway-wide, reads by reason
+        row["reads_outside_window"] = gw.pipeline.outside_open_session
+    row["reads_outside_session"] = dict(gw.counters.reads_outside_session)
+    return row
 
 
 async def _progress(gw: Gateway, args: Mapping[str, Any]) -> Any:
@@ -146,6 +191,8 @@ class ControlServer:
         self.path = Path(path)
         self.mode = mode
         self.log = get_logger("control", socket=str(self.path))
+        self.max_clients = MAX_CLIENTS
+        self.idle_timeout_s = IDLE_TIMEOUT_S
         self._server: asyncio.base_events.Server | None = None
         self._closed = asyncio.Event()
         self._clients: set[asyncio.StreamWriter] = set()
@@ -198,11 +245,31 @@ class ControlServer:
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
+        if len(self._clients) >= self.max_clients:
+            self.gateway.counters.control_errors += 1
+            self.log.warning("control_busy", clients=len(self._clients))
+            with contextlib.suppress(Exception):
+                await self._send(
+                    writer,
+                    {
+                        "ok": False,
+                        "error": f"too many connections ({self.max_clients}); try again",
+                        "code": "busy",
+                    },
+                )
+                writer.close()
+                await writer.wait_closed()
+            if task is not None:
+                self._handlers.discard(task)
+            return
         self._clients.add(writer)
         try:
             while not self._closed.is_set():
                 try:
-                    line = await reader.readline()
+                    line = await asyncio.wait_for(reader.readline(), self.idle_timeout_s)
+                except TimeoutError:
+                    self.log.info("control_idle_closed", idle_s=self.idle_timeout_s)
+                    break
                 except (ValueError, asyncio.LimitOverrunError):
                     await self._send(
                         writer,
@@ -230,20 +297,15 @@ class ControlServer:
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, answer: Mapping[str, Any]) -> None:
-        writer.write(json.dumps(answer, default=str).encode() + b"\n")
+        writer.write(encode_answer(answer) + b"\n")
         await writer.drain()
 
     async def handle_line(self, line: bytes) -> dict[str, Any]:
         """One request line → one answer; never raises."""
         request_id: Any = None
         try:
-            try:
-                request = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise RequestError(f"malformed JSON: {exc}") from None
-            if not isinstance(request, dict):
-                raise RequestError('a request must be a JSON object like {"cmd": "status"}')
-            request_id = request.get("id")
+            request = parse_request(line)
+            request_id = checked_id(request.get("id"))
             cmd = request.get("cmd")
             args = request.get("args") or {}
             if not isinstance(cmd, str):
@@ -276,6 +338,71 @@ class ControlServer:
         if request_id is not None:
             answer["id"] = request_id
         return answer
+
+
+def _reject_constant(name: str) -> Any:
+    raise RequestError(f"malformed JSON: {name} is not a JSON value")
+
+
+def parse_request(line: bytes) -> dict[str, Any]:
+    """The request object of one line, or RequestError saying what is wrong with it."""
+    try:
+        request = json.loads(line, parse_constant=_reject_constant)
+    except RequestError:
+        raise
+    except RecursionError:
+        raise RequestError(f"request nested deeper than {MAX_DEPTH} levels") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(f"malformed JSON: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise RequestError(f"malformed JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise RequestError('a request must be a JSON object like {"cmd": "status"}')
+    if _depth(request) > MAX_DEPTH:
+        raise RequestError(f"request nested deeper than {MAX_DEPTH} levels")
+    return request
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    """Nesting depth of a parsed JSON value, looking no deeper than MAX_DEPTH + 1."""
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level - 1
+
+
+def checked_id(value: Any) -> Any:
+    """The request id if it can be echoed safely: null, a short string or a safe integer."""
+    if value is None or (isinstance(value, str) and len(value) <= MAX_ID_CHARS):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_SAFE_INT:
+        return value
+    raise RequestError(
+        f'"id" must be null, a string of at most {MAX_ID_CHARS} characters or an integer '
+        f"of at most 53 bits"
+    )
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def encode_answer(answer: Mapping[str, Any]) -> bytes:
+    """Valid JSON always: a non-finite number becomes null (strict JSON has no NaN)."""
+    try:
+        text = json.dumps(answer, default=str, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(dict(answer)), default=str, allow_nan=False)
+    return text.encode()
 
 
 def _alive(path: Path) -> bool:

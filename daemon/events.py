@@ -8,10 +8,11 @@ outbox is one sink, tests use a list.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -72,3 +73,34 @@ class EventSink(Protocol):
     """Something that accepts gateway events (the MQTT outbox, a test list, ...)."""
 
     async def emit(self, events: Sequence[GatewayEvent]) -> None: ...
+
+
+class EventFanout:
+    """Hands every batch of events to each sink, in order; a failing sink is logged,
+    counted through ``on_failure`` and skipped, never stopping the others or the caller."""
+
+    def __init__(
+        self,
+        sinks: Sequence[EventSink] = (),
+        *,
+        log: Any,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sinks: list[EventSink] = list(sinks)
+        self._log = log
+        self._on_failure = on_failure
+
+    def add(self, sink: EventSink) -> None:
+        self.sinks.append(sink)
+
+    async def emit(self, events: Sequence[GatewayEvent]) -> None:
+        if not events:
+            return
+        for sink in list(self.sinks):
+            try:
+                await sink.emit(events)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._on_failure()
+                self._log.exception("sink_failed", sink=type(sink).__name__, error=repr(exc))

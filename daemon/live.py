@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tagsweep.domain import Location, Method, normalize_epc, now_us
 from tagsweep.epc import EpcScheme, asset_tag_for_epc
+from tagsweep.sql import ident
 
 if TYPE_CHECKING:
     import duckdb
@@ -157,7 +158,13 @@ def open_register(
             else con.read_csv(str(file), all_varchar=True, header=True)
         )
     except duckdb.Error as exc:
-        raise RegisterFileError(f"{file}: cannot read register: {exc}") from None
+        # DuckDB's message can quote the file's lines: say what kind of problem it is,
+        # never what the file holds (the daemon may be pointed at a file it should not
+        # show, through its control socket).
+        kind = "Parquet" if suffix == ".parquet" else "CSV with a header row"
+        raise RegisterFileError(
+            f"{file}: cannot read register: not a readable {kind} file ({type(exc).__name__})"
+        ) from None
     return file, rel
 
 
@@ -180,18 +187,22 @@ def load_register(path: Path) -> list[ExpectedAsset]:
                 if alias in columns:
                     picked[wanted] = columns[alias]
                     break
+        # Errors name the columns looked for, never the ones found: a header row is the
+        # file's content (a secrets file's first line, say).
         if "location" not in picked:
             raise RegisterFileError(
                 f"{file}: register has no location column (looked for "
-                f"{', '.join(COLUMN_ALIASES['location'])}); columns are {sorted(columns)}"
+                f"{', '.join(COLUMN_ALIASES['location'])} among its {len(columns)} columns)"
             )
         if not {"asset_tag", "serial", "epc"} & picked.keys():
             raise RegisterFileError(
-                f"{file}: register needs an asset_tag, serial or epc column; "
-                f"columns are {sorted(columns)}"
+                f"{file}: register needs an asset_tag, serial or epc column "
+                f"(none among its {len(columns)} columns)"
             )
         projection = ", ".join(
-            f'CAST("{picked[name]}" AS VARCHAR) AS {name}' if name in picked else f"NULL AS {name}"
+            f"CAST({ident(picked[name])} AS VARCHAR) AS {name}"
+            if name in picked
+            else f"NULL AS {name}"
             for name in COLUMN_ALIASES
         )
         table = rel.project(projection).to_arrow_table()
@@ -438,6 +449,15 @@ class LiveCount:
                 epc.decode("ascii") if isinstance(epc, bytes) else epc, location, ts_us=ts
             )
 
+    def lookup(
+        self, *, asset_tag: str | None = None, serial: str | None = None
+    ) -> ExpectedAsset | None:
+        """The register row a scanned asset tag (else serial) names, if any."""
+        tag, ser = _upper(asset_tag), _upper(serial)
+        return (self._by_tag.get(tag) if tag else None) or (
+            self._by_serial.get(ser) if ser else None
+        )
+
     def observe_scan(
         self,
         *,
@@ -449,9 +469,7 @@ class LiveCount:
         """A barcode scan of an asset tag or a serial: ticks the asset off like a read."""
         tag = _upper(asset_tag)
         ser = _upper(serial)
-        asset = (self._by_tag.get(tag) if tag else None) or (
-            self._by_serial.get(ser) if ser else None
-        )
+        asset = self.lookup(asset_tag=tag, serial=ser)
         if asset is not None:
             identity = asset.key
         elif tag:

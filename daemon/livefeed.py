@@ -105,8 +105,12 @@ class LiveFeed:
             raise SessionError(f"--expected: {exc}") from None
         if not assets:
             raise SessionError(f"--expected: {expected}: the register has no usable rows")
-        self._prepared[expected] = assets
+        self._prepared = {expected: assets}  # one at a time: a start uses it or forgets it
         return len(assets)
+
+    def forget(self, expected: str) -> None:
+        """Drop a prepared register the session start did not use (it was refused)."""
+        self._prepared.pop(expected, None)
 
     # -- the event sink ----------------------------------------------------------------
 
@@ -235,10 +239,9 @@ class LiveFeed:
         reader was already on): they are here, and no "opened" event will say so. Open
         means last read less than the dedup window before the start, the same rule the
         session's file uses (a sighting not swept yet but older than that is not)."""
-        dedup = self.gateway.dedup
-        rows, _ = dedup.open_sightings()
+        rows, _ = self.gateway.open_sightings()  # a copy: dedup may be busy on its thread
         names = [d.name for d in self.gateway.devices]
-        for row in rows[rows["last_seen_us"] > started_us - dedup.window_us]:
+        for row in rows[rows["last_seen_us"] > started_us - self.gateway.pipeline.window_us]:
             index = int(row["reader"])
             name = names[index] if index < len(names) else ""
             role, location = self._roles.get(name, ("handheld", None))
@@ -343,7 +346,10 @@ def attach_live_view(gateway: Gateway) -> LiveFeed:
     gateway.add_sink(feed)
     gateway.live = feed
     if gateway.config.web.enabled:
-        server = LiveWebServer.from_config(feed.view, gateway.config.web)
+        from tagsweep.daemon.phones import PhoneScans
+
+        phones = PhoneScans(gateway, feed.view)
+        server = LiveWebServer.from_config(feed.view, gateway.config.web, phones)
         feed.server = server
         gateway.add_service("live-view", server.serve, stop=server.request_stop)
     return feed

@@ -24,7 +24,6 @@ observations at the location context of their last scan.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -37,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagsweep import __version__
+from tagsweep import __version__, signing
 from tagsweep.daemon.location import (
     EVIDENCE_DTYPE,
     AttributionParams,
@@ -58,6 +57,7 @@ from tagsweep.domain import (
     SessionState,
     us_to_datetime,
 )
+from tagsweep.hashing import sha256_file
 
 #: Scan kinds that count an item (a location label sets context; a GTIN names a model).
 COUNTED_SCAN_KINDS: Final = {
@@ -258,12 +258,13 @@ def build_observations(
         # A deliberate re-scan elsewhere means the item is there now.
         item["location"] = scan["location"] or timeline.at(ts) or default
         item["reader"] = scan["scanner"]
+        item["operator"] = scan.get("operator") or None
     rows.extend(items.values())
 
     for row in rows:
         row["session_id"] = session.session_id
         row["site"] = session.site
-        row["operator"] = session.operator
+        row["operator"] = row.get("operator") or session.operator
     rows.sort(
         key=lambda r: (
             r["method"],
@@ -281,14 +282,6 @@ def build_observations(
 
 
 # -- the session file --------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_atomically(path: Path, write: Any) -> None:
     """Write through a temporary file, fsync, rename, fsync the folder, then 0444."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -308,14 +301,26 @@ def _write_atomically(path: Path, write: Any) -> None:
 
 
 def write_session_file(
-    table: pa.Table, session: CountSession, *, session_dir: Path, gateway: str
+    table: pa.Table,
+    session: CountSession,
+    *,
+    session_dir: Path,
+    gateway: str,
+    signing_key: Path | None = None,
 ) -> ClosedSession:
-    """Write ``<id>.parquet`` and ``<id>.json`` (manifest with the Parquet sha256)."""
+    """Write ``<id>.parquet`` and ``<id>.json`` (manifest with the Parquet sha256),
+    signed with the gateway's key at ``signing_key`` (created on first use) if given."""
+    key = None
+    if signing_key is not None:
+        try:
+            key = signing.load_or_create_key(signing_key)
+        except signing.SigningError as exc:
+            raise SessionError(f"cannot sign session {session.session_id}: {exc}") from None
     session_dir.mkdir(parents=True, exist_ok=True)
     parquet = session_dir / f"{session.session_id}.parquet"
     manifest = session_dir / f"{session.session_id}.json"
     _write_atomically(parquet, lambda p: pq.write_table(table, p, compression="zstd"))
-    sha = _sha256(parquet)
+    sha = sha256_file(parquet)
     ended = session.ended_us if session.ended_us is not None else session.started_us
     body = {
         "session_id": session.session_id,
@@ -330,6 +335,8 @@ def write_session_file(
         "tagsweep_version": __version__,
     }
     assert tuple(body) == SESSION_MANIFEST_KEYS
+    if key is not None:
+        body[signing.SIGNATURE_KEY] = signing.sign(body, key)
     text = json.dumps(body, indent=2) + "\n"
     _write_atomically(manifest, lambda p: p.write_text(text, encoding="utf-8"))
     return ClosedSession(session.session_id, parquet, manifest, table.num_rows, sha)
@@ -344,6 +351,7 @@ def close_session(
     gateway: str,
     params: AttributionParams | None = None,
     window_us: int = 0,
+    signing_key: Path | None = None,
 ) -> ClosedSession:
     """Compute observations from the store, write the session file, mark it closed.
 
@@ -361,7 +369,9 @@ def close_session(
         params=params,
     )
     store.replace_observations(session.session_id, table_for_store(table))
-    closed = write_session_file(table, session, session_dir=session_dir, gateway=gateway)
+    closed = write_session_file(
+        table, session, session_dir=session_dir, gateway=gateway, signing_key=signing_key
+    )
     store.set_session_state(
         session.session_id,
         SessionState.CLOSED.value,

@@ -1,6 +1,9 @@
 """UHF RFID readers over LLRP: sllurp, supervised, bridged into asyncio.
 
 ``llrp://host[:5084]?antennas=1,2&keepalive_s=5&watchdog_intervals=3&tx_power=30``
+``llrps://host[:5085]?tls_fingerprint=SHA256`` (LLRP over TLS 1.2+; the reader's
+certificate pinned by its SHA-256 fingerprint, or ``tls_ca=/path/ca.pem`` to verify it
+against a CA file; one of the two is required)
 
 sllurp runs the LLRP session (capabilities, configuration, ROSpec) on its own thread.
 What it lacks for a gateway that must never silently stop reading is added here:
@@ -34,9 +37,10 @@ Options (URL query, or the ``options`` mapping from the configuration; the URL w
 reader's maximum), ``report_n`` (reads per report), ``session``, ``tag_population``,
 ``mode_identifier``, ``search_mode`` (Impinj target: 1 single, 2 dual, 3 single with
 suppression), ``impinj`` (request Impinj phase/RSSI/Doppler), ``rospec_id``,
-``connect_timeout_s``, ``max_report_bytes``, ``max_clock_skew_s`` (a reader whose UTC
-clock is further off re-anchors its stamps to the receive time, per connection; default
-5), ``validate`` (cross-check every report with
+``connect_timeout_s``, ``max_report_bytes``, ``report_interval_s`` (GET_REPORT this
+often, so reads wait at most that long for N to fill; default 1), ``max_clock_skew_s``
+(a reader whose UTC clock is further off re-anchors its stamps to the receive time, per
+connection; default 5), ``validate`` (cross-check every report with
 sllurp) and ``decoder`` (``fast`` or ``sllurp``).
 """
 
@@ -44,8 +48,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import select
 import socket
+import ssl
+import struct
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
@@ -73,6 +80,7 @@ from tagsweep.drivers.llrp_wire import (
 )
 
 DEFAULT_PORT = 5084
+DEFAULT_TLS_PORT = 5085  # LLRP 1.1 section 18.1: LLRP over TLS
 _CLOSE_CONNECTION_RESPONSE = 4
 _DELETE_ROSPEC_RESPONSE = 31
 _SHUTDOWN_RESPONSES = frozenset({_DELETE_ROSPEC_RESPONSE, 33, 35, _CLOSE_CONNECTION_RESPONSE})
@@ -89,6 +97,8 @@ _REFUSALS: Final[dict[int, str]] = {
     3: "the reader could not open a session",
 }
 _ANOTHER_CONNECTION_ATTEMPTED: Final = 4
+#: GET_REPORT (LLRP 1.0.1 16.1.26; sllurp cannot encode it): header only, own id
+_GET_REPORT: Final = struct.pack(">HII", (1 << 10) | 60, HEADER_SIZE, 0x7FFFFF00)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +125,19 @@ class LlrpSettings:
     decoder: str = "fast"
     #: a reader's UTC stamps further than this from the receive time are re-anchored
     max_clock_skew_s: float = 5.0
+    #: ask for unreported reads (GET_REPORT) this often: bounds how late a read arrives
+    report_interval_s: float = 1.0
+    tls: bool = False
+    tls_fingerprint: str = ""  # SHA-256 of the reader's certificate, hex
+    tls_ca: str = ""  # or: verify the reader's certificate against this CA file
 
     _KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "antennas", "keepalive_s", "watchdog_intervals", "tx_power", "tx_power_dbm",
             "report_n", "session", "tag_population", "mode_identifier", "search_mode", "impinj",
             "rospec_id", "connect_timeout_s", "max_report_bytes", "max_pending_reads",
-            "validate", "decoder", "max_clock_skew_s",
+            "validate", "decoder", "max_clock_skew_s", "report_interval_s", "tls_fingerprint",
+            "tls_ca",
         }
     )  # fmt: skip
 
@@ -185,6 +201,7 @@ class LlrpSettings:
             ("max_report_bytes", int, 1024, 1 << 30),
             ("max_pending_reads", int, 1000, 1 << 26),
             ("max_clock_skew_s", float, 0.5, 10 * 365 * 86400),
+            ("report_interval_s", float, 0.05, 3600),
         ):
             if key in raw:
                 kwargs[key] = number(key, kind, lo, hi)
@@ -194,11 +211,41 @@ class LlrpSettings:
         for key in ("impinj", "validate"):
             if key in raw:
                 kwargs[key] = flag(key)
+        tls = url.scheme == "llrps"
+        if tls:
+            kwargs["tls"] = True
+            fingerprint = str(raw.get("tls_fingerprint", "")).replace(":", "").lower()
+            if fingerprint and (
+                len(fingerprint) != 64 or set(fingerprint) - set("0123456789abcdef")
+            ):
+                raise DriverConfigError(
+                    f"{url.raw}: tls_fingerprint must be the certificate's SHA-256 "
+                    "(64 hex digits, colons allowed)"
+                )
+            kwargs["tls_fingerprint"] = fingerprint
+            kwargs["tls_ca"] = str(raw.get("tls_ca", ""))
+            if not fingerprint and not kwargs["tls_ca"]:
+                raise DriverConfigError(
+                    f"{url.raw}: llrps:// needs tls_fingerprint=SHA256 (pin the reader's "
+                    "self-signed certificate) or tls_ca=FILE; an unverified reader is refused"
+                )
+        elif "tls_fingerprint" in raw or "tls_ca" in raw:
+            raise DriverConfigError(f"{url.raw}: tls_fingerprint/tls_ca need llrps://")
         if "decoder" in raw:
             if raw["decoder"] not in ("fast", "sllurp"):
                 raise DriverConfigError(f"{url.raw}: decoder must be 'fast' or 'sllurp'")
             kwargs["decoder"] = raw["decoder"]
-        return cls(url.host, url.port or DEFAULT_PORT, **kwargs)
+        return cls(url.host, url.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT), **kwargs)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """TLS 1.2 or later; the CA file verifies the chain and the host name, a pinned
+        fingerprint replaces both (readers ship self-signed certificates)."""
+        context = ssl.create_default_context(cafile=self.tls_ca or None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not self.tls_ca:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # the fingerprint check below decides
+        return context
 
     def sllurp_config(self) -> LLRPReaderConfig:
         config: dict[str, Any] = {
@@ -243,7 +290,7 @@ class LlrpSettings:
 class _Signal:
     """A non-read event from the reader thread."""
 
-    kind: str  # keepalive | problem | lost | inventorying | knock
+    kind: str  # keepalive | problem | lost | inventorying | knock | power | frequency
     detail: str = ""
     problem: Problem | None = None
 
@@ -322,6 +369,63 @@ class _Session(LLRPClient):  # type: ignore[misc]  # sllurp ships no type inform
     def __init__(self, settings: LlrpSettings, **kwargs: Any) -> None:
         super().__init__(settings.sllurp_config(), **kwargs)
         self.settings = settings
+        self.power_table: list[tuple[int, float]] = []  # (index, dBm) as the reader says
+        self.power_choice = ""  # what tx_power_dbm became, for the log
+        self.frequency_choice = ""  # the hop table or fixed channel used, for the log
+
+    def parseCapabilities(self, capdict: dict[str, Any]) -> None:  # noqa: N802  (sllurp's name)
+        band = capdict.get("RegulatoryCapabilities", {}).get("UHFBandCapabilities", {})
+        entries = band.get("TransmitPowerLevelTableEntry", [])
+        entries = [entries] if isinstance(entries, dict) else entries
+        self.power_table = sorted(
+            (int(e["Index"]), int(e["TransmitPowerValue"]) / 100.0) for e in entries
+        )
+        self._choose_frequencies(band.get("FrequencyInformation", {}))
+        super().parseCapabilities(capdict)
+
+    def _choose_frequencies(self, info: dict[str, Any]) -> None:
+        """RFTransmitter's HopTableID / ChannelIndex from the reader's own frequency
+        information: a hopping (FCC) reader's first hop table, a fixed-frequency (ETSI)
+        reader's first channel; sllurp would always send hop table 1, channel 1."""
+        tables = info.get("FrequencyHopTable") or []
+        tables = [tables] if isinstance(tables, dict) else tables
+        frequencies = self.config.frequencies
+        if info.get("Hopping") and tables:
+            table = tables[0]
+            frequencies["HopTableId"] = int(table["HopTableId"])
+            frequencies["ChannelList"] = [1]
+            khz = table.get("Frequency") or []
+            self.frequency_choice = (
+                f"hopping over table {table['HopTableId']} ({len(khz)} channels"
+                + (f", {min(khz) / 1000:.2f}-{max(khz) / 1000:.2f} MHz)" if khz else ")")
+            )
+        elif info.get("FixedFrequencyTable"):
+            fixed = info["FixedFrequencyTable"]
+            khz = fixed.get("Frequency") or []
+            frequencies["HopTableId"] = 0
+            frequencies["ChannelList"] = [1]
+            first = f" ({khz[0] / 1000:.2f} MHz)" if khz else ""
+            self.frequency_choice = (
+                f"fixed channel 1{first} of {len(khz)} (the reader does not hop)"
+            )
+
+    def setTxPowerDbm(self, tx_pow_dbm: Any = None) -> None:  # noqa: N802  (sllurp's name)
+        """tx_power_dbm through the reader's own power table: the nearest entry, whatever
+        index the table starts at (sllurp assumes 1 and a sorted table; a Zebra FX's
+        starts at 0, and sllurp's index 0 means "maximum")."""
+        if not self.power_table or not isinstance(tx_pow_dbm, dict):
+            super().setTxPowerDbm(tx_pow_dbm)
+            return
+        choices = []
+        for antenna, wanted in tx_pow_dbm.items():
+            index, dbm = min(self.power_table, key=lambda e: (abs(e[1] - float(wanted)), e[0]))
+            self.config.tx_power[antenna] = index
+            choices.append(f"antenna {antenna}: {wanted} dBm → index {index} ({dbm:.2f} dBm)")
+        low, high = self.power_table[0], self.power_table[-1]
+        self.power_choice = "; ".join(choices) + (
+            f" (reader's table: {len(self.power_table)} entries, index {low[0]} = "
+            f"{low[1]:.2f} dBm … index {high[0]} = {high[1]:.2f} dBm)"
+        )
 
     def getROSpec(self, force_new: bool = False) -> Any:  # noqa: N802  (sllurp's name)
         if self.rospec and not force_new:
@@ -372,11 +476,40 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         self.reader_id = reader_id
         self.closing = threading.Event()
         self.close_acknowledged = threading.Event()
+        self.last_refusal = ""  # the reader's own words on the last request it refused
         self._send_lock = threading.Lock()
         self.add_state_callback(SllurpState.STATE_INVENTORYING, self._on_inventorying)
 
     def _on_inventorying(self, _client: Any, _state: Any) -> None:
+        if self.llrp.power_choice:
+            self.bridge.post(_Signal("power", self.llrp.power_choice))
+        if self.llrp.frequency_choice:
+            self.bridge.post(_Signal("frequency", self.llrp.frequency_choice))
         self.bridge.post(_Signal("inventorying"))
+
+    def _connect_socket(self) -> bool:
+        connected = bool(super()._connect_socket())
+        if not self.settings.tls:
+            return connected
+        settings = self.settings
+        plain = self._socket
+        if plain is None:
+            return connected
+        try:
+            sock = settings.tls_context().wrap_socket(plain, server_hostname=settings.host)
+        except (ssl.SSLError, OSError) as exc:
+            self._socket = None
+            plain.close()
+            raise OSError(
+                f"TLS handshake with {settings.host}:{settings.port} failed: {exc}"
+            ) from exc
+        try:
+            verify_fingerprint(sock, settings)
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+        return connected
 
     def send_data(self, data: bytes) -> None:
         sock = self._socket
@@ -394,10 +527,16 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         try:
             sock = self._socket
             while sock is not None and not self._stop_main_loop.is_set():
-                readable, _, _ = select.select([sock], [], [], 0.2)
+                # TLS: decrypted bytes may wait in the SSL layer, which select cannot see
+                pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+                readable = pending or select.select([sock], [], [], 0.2)[0]
                 if not readable:
                     continue
-                data = sock.recv(1 << 16)
+                if isinstance(sock, ssl.SSLSocket):
+                    with self._send_lock:  # one SSL object: no read during a write
+                        data = sock.recv(1 << 16)
+                else:
+                    data = sock.recv(1 << 16)
                 if not data:
                     reason = "reader closed the connection"
                     break
@@ -407,6 +546,8 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
             reason = f"connection lost: {exc}"
         except ReaderConfigurationError as exc:
             reason = f"reader rejected the configuration: {exc}"
+            if self.last_refusal:
+                reason += f"; the reader answered {self.last_refusal}"
             if "Impinj" in str(exc):
                 reason += " (impinj=1 asks for Impinj extensions: is the reader an Impinj?)"
         except Exception as exc:  # the backstop sllurp lacks: report, never die silently
@@ -493,6 +634,7 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
             if _attempt_status(message) == _ANOTHER_CONNECTION_ATTEMPTED:
                 self.bridge.post(_Signal("knock"))
                 return  # news for the log, nothing for the session to do
+            self.last_refusal = _refusal_status(message) or self.last_refusal
             self._on_llrp_message_received(message)
             self.llrp.handleMessage(message)
 
@@ -551,7 +693,7 @@ _DECODE_KINDS = frozenset({"framing", "decode", "malformed_record", "malformed_p
 class LlrpDriver(Driver):
     """A UHF RFID reader over LLRP; yields READ_DTYPE batches (see the module docstring)."""
 
-    schemes: ClassVar[tuple[str, ...]] = ("llrp",)
+    schemes: ClassVar[tuple[str, ...]] = ("llrp", "llrps")
     kind: ClassVar[str] = "rfid"
 
     def __init__(self, url: str, **kwargs: Any) -> None:
@@ -615,11 +757,14 @@ class LlrpDriver(Driver):
             return
         loop = asyncio.get_running_loop()
         interval = self.settings.keepalive_s
-        poll = min(0.25, interval / 4)
-        last_alive = loop.time()
+        poll = min(0.25, interval / 4, self.settings.report_interval_s)
+        last_alive = last_asked = loop.time()
         pending: list[_Item] = self._early
         self._early = []
         while True:
+            if loop.time() - last_asked >= self.settings.report_interval_s:
+                last_asked = loop.time()
+                self._ask_for_reports(client)
             if not pending:
                 if self.closing:
                     return
@@ -664,6 +809,15 @@ class LlrpDriver(Driver):
             else:
                 pending = []
 
+    def _ask_for_reports(self, client: _ReaderClient) -> None:
+        """GET_REPORT: the reader sends what it has read but not reported yet. A reader
+        cuts reports every N tag reports (ROReportSpec); with few tags in the field N
+        may take long to fill, so this bounds how late a read can be."""
+        try:
+            client.send_data(_GET_REPORT)
+        except (OSError, ReaderConfigurationError) as exc:
+            self.log.debug("llrp_get_report_not_sent", error=str(exc))
+
     def _follow_clock(self, offset_us: int | None) -> None:
         """Export the re-anchoring offset of this connection; say it once when found."""
         offset_s = 0.0 if offset_us is None else offset_us / 1e6
@@ -679,6 +833,12 @@ class LlrpDriver(Driver):
             )
 
     def _on_signal(self, signal: _Signal) -> None:
+        if signal.kind == "power":
+            self.log.info("llrp_tx_power", detail=signal.detail)
+            return
+        if signal.kind == "frequency":
+            self.log.info("llrp_frequencies", detail=signal.detail)
+            return
         if signal.kind == "knock":
             self.log.info(
                 "llrp_another_client_knocked",
@@ -752,6 +912,33 @@ class LlrpDriver(Driver):
             return
         await asyncio.to_thread(client.close_acknowledged.wait, 1.0)
         self.log.info("llrp_closed", acknowledged=client.close_acknowledged.is_set())
+
+
+def verify_fingerprint(sock: ssl.SSLSocket, settings: LlrpSettings) -> None:
+    """Raise OSError unless the reader's certificate is the pinned one (when pinned)."""
+    if not settings.tls_fingerprint:
+        return
+    seen = hashlib.sha256(sock.getpeercert(binary_form=True) or b"").hexdigest()
+    if seen != settings.tls_fingerprint:
+        raise OSError(
+            f"the reader's certificate has SHA-256 {seen}, not the pinned "
+            f"{settings.tls_fingerprint}: refusing the connection"
+        )
+
+
+def _refusal_status(message: LLRPMessage) -> str:
+    """``ADD_ROSPEC_RESPONSE: M_ParameterError 'why'`` for a response whose LLRPStatus is
+    not success, naming the parameter or field the reader points at ("" otherwise)."""
+    for name, body in (message.msgdict or {}).items():
+        status = body.get("LLRPStatus") if isinstance(body, dict) else None
+        if not isinstance(status, dict) or status.get("StatusCode") in (None, 0, "M_Success"):
+            continue
+        text = f"{name}: {status.get('StatusCode')} {status.get('ErrorDescription', '')!r}"
+        for key in ("ParameterError", "FieldError"):
+            if status.get(key):
+                text += f" ({key} {status[key]})"
+        return text
+    return ""
 
 
 def _attempt_status(message: LLRPMessage) -> int | None:

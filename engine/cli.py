@@ -10,13 +10,20 @@ from __future__ import annotations
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tagsweep.engine.cases_cli import ActorOpt, ConfigOpt, StoreOpt, actor_name, open_store
+from tagsweep.engine.cases_cli import (
+    ActorOpt,
+    ConfigOpt,
+    KeyOpt,
+    StoreOpt,
+    actor_name,
+    open_store,
+)
 from tagsweep.netbox.options import TokenFileOption
 
 if TYPE_CHECKING:
@@ -92,6 +99,14 @@ def _settings(config: Path | None) -> EngineSection:
         raise typer.Exit(code=2) from None
 
 
+def _audit_log(config: Path | None) -> Path:
+    """The case store's audit log (``[engine.cases] store``, relative to the config)."""
+    store = _settings(config).cases.store
+    if config is not None and not store.is_absolute():
+        store = config.parent / store
+    return store / "audit.jsonl"
+
+
 def _split(value: str, what: str) -> tuple[str, str]:
     name, sep, rest = value.partition("=")
     if not sep or not name or not rest:
@@ -134,8 +149,9 @@ def freeze_command(
             "--source",
             "-s",
             help="NAME[:PRESET]=FILE, e.g. itam:snipeit=assets.csv, mdm:intune=devices.csv, "
-            "hr=people.csv. Presets: snipeit, netbox, servicenow, intune, jamf, generic, "
-            "fixed_asset, procurement, hr (default: the name if it is a preset, else generic). "
+            "hr=people.csv. Presets: snipeit, netbox, servicenow, intune, jamf, sap_fiaa, "
+            "generic, fixed_asset, procurement, hr (default: the name if it is a preset, "
+            "else generic, whose role the name gives: mdm, fixed_asset, procurement, hr). "
             "NAME:netbox-api=URL pulls NetBox's devices from its REST API, the URL's query "
             "as filters (e.g. 'dcim:netbox-api=https://netbox.example.com/?site=dc1&tag=x').",
         ),
@@ -173,18 +189,43 @@ def freeze_command(
         except FreezeError as exc:
             err_console.print(f"error: {exc}", markup=False)
             raise typer.Exit(code=1) from None
+    from tagsweep.engine.export_rules import contribution, key_columns
+
     table = Table(title=f"snapshot {out}")
-    for col in ("source", "preset", "role", "rows", "bad rows", "exported at", "sha256"):
+    for col in (
+        "source", "preset", "role", "rows", "key columns", "contributes",
+        "bad rows", "bad values", "skipped", "encoding", "exported at",
+    ):  # fmt: skip
         table.add_column(col)
     for s in snapshot.sources:
         table.add_row(
-            s.name, s.preset, s.role, str(s.rows), str(s.bad_rows), s.exported_at, s.sha256[:12]
+            s.name,
+            s.preset,
+            s.role,
+            str(s.rows),
+            key_columns(s.columns),
+            contribution(s.role, s.columns),
+            str(s.bad_rows),
+            str(s.bad_values),
+            str(s.skipped_rows),
+            s.encoding or s.format,
+            s.exported_at,
         )
     console.print(table)
     for bad in snapshot.bad_rows[:20]:
         err_console.print(f"bad row: {bad.file}:{bad.line}: {bad.reason}", markup=False)
     if len(snapshot.bad_rows) > 20:
         err_console.print(f"... {len(snapshot.bad_rows) - 20} more in snapshot.json")
+    for bad_value in snapshot.bad_values[:20]:
+        err_console.print(
+            f"bad value (field emptied, record kept): {bad_value.file}:{bad_value.line} "
+            f"column {bad_value.column!r}: {bad_value.value!r} {bad_value.reason}",
+            markup=False,
+        )
+    if len(snapshot.bad_values) > 20:
+        err_console.print(f"... {len(snapshot.bad_values) - 20} more in snapshot.json")
+    for row in snapshot.skipped_rows:
+        err_console.print(f"skipped: {row.file}:{row.line}: {row.reason}", markup=False)
     for warning in snapshot.warnings:
         err_console.print(f"warning: {warning}", markup=False)
 
@@ -232,6 +273,21 @@ def run_command(
             "The report then shows the trends across them and this run.",
         ),
     ] = None,
+    timings: Annotated[
+        bool,
+        typer.Option(
+            "--timings",
+            help="Print seconds and peak memory per stage (always in the run's timings.json).",
+        ),
+    ] = False,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Count session files that have no manifest or no trusted signature; "
+            "the run manifest and report name each one.",
+        ),
+    ] = False,
 ) -> None:
     """Normalize, match and classify; write the variance log, register, report."""
     from rich.progress import Progress
@@ -266,11 +322,34 @@ def run_command(
                 on_stage=on_stage,
                 memory_limit=memory_limit,
                 history=earlier,
+                audit_log=_audit_log(config),
+                allow_unverified=allow_unverified,
             )
         except (RunError, FreezeError) as exc:
             err_console.print(f"error: {exc}", markup=False)
             raise typer.Exit(code=1) from None
     _print_run(result, out)
+    if timings:
+        print_timings(result.profile)
+
+
+def print_timings(profile: dict[str, Any]) -> None:
+    """The stages of a run by start time: seconds, share of the wall time, peak memory."""
+    wall = float(profile["wall_seconds"]) or 1.0
+    table = Table(title=f"timings: {wall:.2f} s wall, peak {profile['peak_rss_mb']:.0f} MB")
+    for col, justify in (("stage", "left"), ("starts at s", "right"), ("seconds", "right"),
+                         ("% of wall", "right"), ("peak MB", "right")):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for stage in profile["stages"]:
+        table.add_row(
+            f"{stage['group']}/{stage['name']}",
+            f"{stage['started_s']:.2f}",
+            f"{stage['seconds']:.2f}",
+            f"{100 * stage['seconds'] / wall:.0f}",
+            f"{stage['peak_rss_mb']:.0f}",
+        )
+    console.print(table)
+    console.print("stages overlap (background jobs run beside the stages): shares do not add up")
 
 
 def _print_run(result: RunResult, out: Path) -> None:
@@ -281,7 +360,8 @@ def _print_run(result: RunResult, out: Path) -> None:
     console.print(
         f"register {counts['register_assets']}  expected {counts['expected_in_count']}  "
         f"found {counts['found']}  counted items {counts['counted_items']}  "
-        f"bad rows {counts['bad_rows']}"
+        f"bad rows {counts['bad_rows']}  bad values {counts.get('bad_values', 0)} "
+        "(bad_values.csv)"
     )
     rate = float(counts["variance_rate_percent"])
     console.print(f"variances {counts['variances']}  rate {rate:.1f} % ({band(rate)})")
@@ -343,6 +423,7 @@ def golden_command(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     actor: ActorOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Write the next golden register (Parquet and CSV) from a run and its cases.
 
@@ -351,8 +432,8 @@ def golden_command(
     """
     from tagsweep.engine.golden import GoldenError, build_golden
 
-    who = actor_name(actor)
-    with open_store(store, config) as cases:
+    with open_store(store, config, sign=True, key=key) as cases:
+        who = actor_name(actor, cases)
         try:
             result = build_golden(run, cases, out, actor=who)
         except GoldenError as exc:
@@ -395,7 +476,9 @@ def nightly_command(
     env_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     root = state_dir or (Path(env_dir) if env_dir else settings.nightly.state_dir)
     try:
-        result = run_nightly(settings, root, memory_limit=memory_limit)
+        result = run_nightly(
+            settings, root, memory_limit=memory_limit, audit_log=_audit_log(config)
+        )
     except (NightlyError, FreezeError, RunError) as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=1) from None

@@ -25,9 +25,11 @@ from typing import Any
 import duckdb
 
 from tagsweep import __version__
-from tagsweep.config.engine import EngineSection
+from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.domain import SESSION_FILE_COLUMNS
-from tagsweep.engine import classify, match, normalize
+from tagsweep.engine import classify, match, normalize, sandbox
+from tagsweep.engine.audit_anchor import anchor_record
+from tagsweep.engine.escaping import csv_safe
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -35,19 +37,27 @@ from tagsweep.engine.freeze import (
     csv_rows,
     load_snapshot,
     read_csv,
-    sha256_file,
 )
+from tagsweep.engine.hygiene import strip_nul
+from tagsweep.engine.limits import LimitError, check_file_size, check_table
 from tagsweep.engine.outputs import (
+    escape_formula_sql,
     write_corrections,
     write_matches,
     write_register,
     write_variance_log,
 )
 from tagsweep.engine.presets import GENERIC, header_key, resolve_columns
+from tagsweep.engine.profiling import RunProfiler
 from tagsweep.engine.report import RunSummary, collect, render_html, render_markdown
+from tagsweep.engine.session_check import SessionCheck, SessionCheckError, check_session_file
 from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
 from tagsweep.engine.trends import TrendsError, compare_runs, render_html_fragment
 from tagsweep.engine.trends import render_markdown as render_trends_markdown
+from tagsweep.hashing import sha256_file
+
+#: seconds and peak memory per stage, beside the manifest (engine/profiling.py)
+TIMINGS_FILE = "timings.json"
 
 #: Columns a count input may carry: the session file's, plus what a manual count sheet
 #: records beyond them (the seed's count records user and condition).
@@ -69,6 +79,8 @@ class CountInput:
     relation: str
     scope: list[str] = field(default_factory=list)
     manifest: str | None = None
+    check: SessionCheck | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -78,6 +90,8 @@ class RunResult:
     as_of: date
     manifest: dict[str, Any]
     timings: dict[str, float]
+    #: what timings.json holds: wall seconds, peak memory, every stage's seconds and peak
+    profile: dict[str, Any] = field(default_factory=dict)
 
 
 def add_business_days(start: date, days: int, holidays: Sequence[date] = ()) -> date:
@@ -165,9 +179,16 @@ def load_sources(
 
 
 def load_counts(
-    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], tmp_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path],
+    tmp_dir: Path,
+    settings: EngineSection | None = None,
+    *,
+    allow_unverified: bool = False,
 ) -> list[CountInput]:
-    """Session files (Parquet + manifest) and manual count sheets (CSV)."""
+    """Session files (Parquet, verified against their manifest: engine.session_check)
+    and manual count sheets (CSV)."""
+    trusted = settings.trusted_gateways if settings is not None else {}
     inputs: list[CountInput] = []
     for index, path in enumerate(paths):
         if not path.is_file():
@@ -185,22 +206,24 @@ def load_counts(
                 f"FROM read_parquet({lit(str(path))}, file_row_number = true))"
             )
             bad: list[BadRow] = []
-            manifest_path = path.with_suffix(".json")
-            scope: list[str] = []
-            manifest = None
-            if manifest_path.is_file():
-                data = json.loads(manifest_path.read_text(encoding="utf-8"))
-                expected = data.get("sha256")
-                if expected and expected != digest:
-                    raise RunError(
-                        f"{path}: sha256 {digest} differs from its manifest {manifest_path.name} "
-                        f"({expected}); a closed session file must not change"
-                    )
-                scope = [str(s) for s in data.get("scope") or []]
-                manifest = manifest_path.name
-            kind = "session"
+            try:
+                check = check_session_file(
+                    con, path, digest, trusted_gateways=trusted, allow_unverified=allow_unverified
+                )
+            except SessionCheckError as exc:
+                raise RunError(str(exc)) from None
+            scope, manifest, kind = check.scope, check.manifest, "session"
+            notes = []
         else:
-            table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            limits = settings.limits if settings is not None else ExportLimits()
+            try:
+                check_file_size(path, limits)
+                table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+                check_table(table, path, limits, LINE_COLUMN)
+            except LimitError as exc:
+                raise RunError(str(exc)) from None
+            table, nul = strip_nul(table, LINE_COLUMN)
+            notes = [f"count file {path.name}: {nul}"] if nul else []
             name = f"count_sheet_{index}"
             # a table, not a registered Arrow view: the stages also run on other cursors
             con.register(name + "_arrow", table)
@@ -210,6 +233,7 @@ def load_counts(
             cols = ", ".join(ident(n) for n in names if n != LINE_COLUMN)
             relation = f"(SELECT {cols}, {LINE_COLUMN} FROM {name})"
             scope, manifest, kind = [], None, "sheet"
+            check = SessionCheck(manifest=None, integrity="sheet")
         keys = {header_key(n): n for n in names}
         missing = [c for c in ("location",) if header_key(c) not in keys]
         if missing or not any(header_key(c) in keys for c in COUNT_IDENTIFIERS):
@@ -252,6 +276,8 @@ def load_counts(
                 relation=relation,
                 scope=scope,
                 manifest=manifest,
+                check=check,
+                notes=notes,
             )
         )
     return inputs
@@ -276,25 +302,35 @@ def reconcile(
     memory_limit: str | None = None,
     threads: int | None = None,
     history: Sequence[Path] = (),
+    audit_log: Path | None = None,
+    allow_unverified: bool = False,
 ) -> RunResult:
     """Run freeze-checked normalize → match → classify → outputs into ``out_dir``.
 
     ``history`` names earlier run folders: the report then carries the trends across
-    them and this run."""
+    them and this run. ``allow_unverified`` counts session files without a manifest or
+    a trusted signature; each one is named in the run manifest and report. ``audit_log``
+    is the case store's audit log: its head at this time is recorded in the manifest and
+    report (an anchor kept outside the store)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
-    # Every output is written with an ORDER BY on a unique key, and every aggregate is
-    # order-independent, so stage tables need not keep insertion order (3x cheaper).
-    con.execute("SET preserve_insertion_order = false")
-    if memory_limit:
-        con.execute(f"SET memory_limit = {lit(memory_limit)}")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
+    # The files of the run are all this connection may open: the baseline, the counts,
+    # the output and debug folders (see engine.sandbox).
+    baseline_dir = [baseline] if baseline.is_dir() else []
+    con = sandbox.connect(
+        read=[*([] if baseline_dir else [baseline]), *counts],
+        dirs=[*baseline_dir, out_dir, *([debug_dir] if debug_dir is not None else [])],
+        memory_limit=memory_limit,
+        threads=threads,
+        # Every output is written with an ORDER BY on a unique key, and every aggregate
+        # is order-independent, so stage tables need not keep insertion order (3x cheaper).
+        preserve_insertion_order=False,
+    )
+    profiler = RunProfiler()
+    profiler.start()
     try:
         with tempfile.TemporaryDirectory(prefix="tagsweep-run-") as tmp:
             return _reconcile(
+                profiler,
                 con,
                 baseline=baseline,
                 counts=counts,
@@ -306,12 +342,16 @@ def reconcile(
                 debug_dir=debug_dir,
                 on_stage=on_stage,
                 history=history,
+                audit_log=audit_log,
+                allow_unverified=allow_unverified,
             )
     finally:
+        profiler.stop()
         con.close()
 
 
 def _reconcile(
+    profiler: RunProfiler,
     con: duckdb.DuckDBPyConnection,
     *,
     baseline: Path,
@@ -324,12 +364,20 @@ def _reconcile(
     debug_dir: Path | None,
     on_stage: Callable[[Stage], None] | None,
     history: Sequence[Path] = (),
+    audit_log: Path | None = None,
+    allow_unverified: bool = False,
 ) -> RunResult:
     con.execute(normalize.MACROS)
     sources, baseline_info, bad_rows, warnings = load_sources(con, baseline)
-    count_inputs = load_counts(con, counts, tmp_dir)
+    count_inputs = load_counts(con, counts, tmp_dir, settings, allow_unverified=allow_unverified)
     for c in count_inputs:
         bad_rows.extend(c.bad)
+        warnings.extend(c.notes)
+        if c.check is not None and c.check.integrity == "unverified":
+            warnings.append(
+                f"session file {c.path.name} is counted UNVERIFIED (--allow-unverified): "
+                f"{c.check.note}"
+            )
     if count_inputs:
         count_sql = " UNION ALL ".join(f"SELECT * FROM {c.relation}" for c in count_inputs)
     else:
@@ -384,9 +432,13 @@ def _reconcile(
                 "rows": c.rows,
                 "bad_rows": len(c.bad),
                 "manifest": c.manifest,
+                "integrity": c.check.integrity if c.check else None,
+                "gateway": c.check.gateway if c.check else None,
+                "unverified_reason": c.check.note if c.check else None,
             }
             for c in count_inputs
         ],
+        "allow_unverified": allow_unverified,
         "epc_mapping_sha256": epc_map_hash,
     }
     cfg_hash = config_hash(settings)
@@ -413,9 +465,10 @@ def _reconcile(
         sla_routine=add_business_days(as_of, settings.sla_business_days, settings.holidays),
         sla_urgent=add_business_days(as_of, settings.sla_business_days_urgent, settings.holidays),
         sources=sources,
+        counted=bool(count_inputs),
     )
-    runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage)
-    background = _Background(con, out_dir, runner.timings)
+    runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage, profiler=profiler)
+    background = _Background(con, out_dir, runner.timings, profiler)
     try:
         bad_rows.extend(_run_stages(ctx, runner, background))
 
@@ -426,6 +479,7 @@ def _reconcile(
                 "WHERE bad_reason IS NOT NULL ORDER BY source, line"
             ).fetchall():
                 bad_rows.append(BadRow(str(src), str(file), int(line), str(reason)))
+        warnings.extend(_set_aside_notes(con))
         for src, n, labels in con.execute(
             "SELECT source, count(*), "
             "string_agg(DISTINCT status_label, ', ' ORDER BY status_label) "
@@ -460,20 +514,27 @@ def _reconcile(
             )
         )
         started = time.perf_counter()
-        corrections = _write_outputs(con, out_dir, register_source, background)
+        with profiler.span("outputs", "outputs"):
+            corrections = _write_outputs(con, out_dir, register_source, background)
         runner.timings["outputs"] = time.perf_counter() - started
         summary = summaries[0]
         summary.corrections = corrections
     finally:
         background.close()
+    reports_started = time.perf_counter()
     hashes = background.hashes
     bad_rows.sort(key=lambda b: (b.source, b.file, b.line, b.reason))
     with (out_dir / "bad_rows.csv").open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["source", "file", "line", "reason"])
         for b in bad_rows:
-            writer.writerow([b.source, b.file, b.line, b.reason])
+            writer.writerow([csv_safe(b.source), csv_safe(b.file), b.line, csv_safe(b.reason)])
 
+    n_bad_values = write_bad_values(con, out_dir / "bad_values.csv")
+    summary.bad_values = n_bad_values
+    anchor = anchor_record(audit_log) if audit_log is not None else None
+    if anchor is not None:
+        summary.audit_head = f"seq {anchor['seq']} sha256 {anchor['hash']}"
     trends_html, trends_md = _trends_sections(out_dir, tmp_dir, summary, history)
     (out_dir / "report.md").write_text(render_markdown(summary, trends=trends_md), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(summary, trends=trends_html), encoding="utf-8")
@@ -481,7 +542,7 @@ def _reconcile(
     outputs = sorted(
         p.relative_to(out_dir).as_posix()
         for p in out_dir.rglob("*")
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name not in {"manifest.json", TIMINGS_FILE}
     )
     manifest = {
         "run_id": run_id,
@@ -499,15 +560,23 @@ def _reconcile(
             "assets_with_variance": summary.assets_with_variance,
             "variance_rate_percent": round(summary.rate, 3),
             "bad_rows": len(bad_rows),
+            "bad_values": n_bad_values,
             "by_type": dict(summary.by_type),
         },
         "warnings": warnings,
+        "audit_anchor": anchor,
         "outputs": {name: hashes.get(name) or sha256_file(out_dir / name) for name in outputs},
+        # seconds and peak memory per stage: not hashed, they differ between two runs
+        "timings": TIMINGS_FILE,
     }
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings))
+    profiler.record("reports_and_manifest", "outputs", reports_started, time.perf_counter())
+    profiler.stop()
+    profile = profiler.report()
+    (out_dir / TIMINGS_FILE).write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
+    return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings), profile)
 
 
 class _Background:
@@ -517,20 +586,22 @@ class _Background:
     files it writes are hashed there for the manifest; ``wait`` re-raises a failure."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, out_dir: Path, timings: dict[str, float]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        out_dir: Path,
+        timings: dict[str, float],
+        profiler: RunProfiler,
     ) -> None:
         self.con = con
         self.out_dir = out_dir
         self.timings = timings
+        self.profiler = profiler
         self.hashes: dict[str, str] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile")
         self._pending: list[Future[None]] = []
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self.con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("SET enable_progress_bar = false")
-        return cur
+        return self.con.cursor()  # the connection's (locked) settings are global
 
     def hash_files(self, *files: str) -> None:
         for rel in files:
@@ -557,7 +628,9 @@ class _Background:
             started = time.perf_counter()
             write(cur, self.out_dir)
             self.hash_files(*files)
-            self.timings[f"out:{name}"] = time.perf_counter() - started
+            ended = time.perf_counter()
+            self.timings[f"out:{name}"] = ended - started
+            self.profiler.record(f"out:{name}", "outputs", started, ended)
 
         self.submit(job)
 
@@ -585,7 +658,11 @@ def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -
     people = [s for s in normalize_stages if s.name in normalize.COUNT_SIDE_NEEDS]
     runner.run(people)
     side = StageRunner(
-        runner.con, debug_dir=runner.debug_dir, timings=runner.timings, on_stage=runner.on_stage
+        runner.con,
+        debug_dir=runner.debug_dir,
+        timings=runner.timings,
+        on_stage=runner.on_stage,
+        profiler=runner.profiler,
     )
 
     def observations(cur: duckdb.DuckDBPyConnection) -> None:
@@ -631,7 +708,9 @@ def _write_outputs(
     background.write("corrections", write)
     started = time.perf_counter()
     write_variance_log(con, out_dir)
-    timings["out:variance_log"] = time.perf_counter() - started
+    ended = time.perf_counter()
+    timings["out:variance_log"] = ended - started
+    background.profiler.record("out:variance_log", "outputs", started, ended)
     background.submit(
         lambda _cur: background.hash_files("variances.parquet", "variances.csv", "variances.jsonl")
     )
@@ -676,6 +755,47 @@ def _trends_sections(
     # One level down: the trends become a section of the run's report.
     md = "\n".join("#" + line if line.startswith("#") else line for line in md.splitlines())
     return render_html_fragment(trends) + "\n", md + "\n\n"
+
+
+BAD_VALUE_COLUMNS = ("source", "file", "line", "column", "value", "reason")
+
+
+def write_bad_values(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """``bad_values.csv``: every value that did not parse and was emptied, its record
+    kept (source, file, line, column, value, reason), formula-escaped; the row count."""
+    cols = ", ".join(escape_formula_sql(c) if c != "line" else "line" for c in BAD_VALUE_COLUMNS)
+    rows = con.execute(
+        f'SELECT {cols} FROM bad_values ORDER BY source, file, line, "column", value'
+    ).fetchall()
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(BAD_VALUE_COLUMNS)
+        writer.writerows(rows)
+    return len(rows)
+
+
+def _set_aside_notes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Records left out of the reconciliation on purpose, said once per source and
+    reason: not company hardware (personal devices, Cloud PCs, scoped-out roles), and
+    stale MDM enrolments of a device the MDM also holds live."""
+    notes = [
+        f"source {src}: {n} record(s) left out: {reason} (lines {lines})"
+        for src, reason, n, lines in con.execute(
+            "SELECT source, excluded, count(*), "
+            "string_agg(CAST(line AS VARCHAR), ', ' ORDER BY line) FROM source_records "
+            "WHERE excluded IS NOT NULL AND bad_reason IS NULL GROUP BY ALL ORDER BY 1, 2"
+        ).fetchall()
+    ]
+    notes += [
+        f"source {src}: line {line} (serial {serial}, last check-in {seen}) is a stale "
+        f"enrolment of the device on line {kept}; the later record is used"
+        for src, line, serial, seen, kept in con.execute(
+            "SELECT source, line, coalesce(serial, asset_tag, record_id), "
+            "coalesce(strftime(last_seen, '%Y-%m-%d'), 'never'), superseded_by "
+            "FROM other_links WHERE superseded_by IS NOT NULL ORDER BY source, line"
+        ).fetchall()
+    ]
+    return notes
 
 
 def _rows(con: duckdb.DuckDBPyConnection, source: SourceInput) -> int:

@@ -17,22 +17,22 @@ from pathlib import Path
 import duckdb
 
 from tagsweep.config.engine import EngineSection
+from tagsweep.engine.profiling import RunProfiler
+from tagsweep.sql import ident, lit
 
 #: Rows per Parquet row group in the files the engine writes. DuckDB scans one row group
 #: per thread, so a million-row file written as one row group is read by one core.
 PARQUET_ROW_GROUP_ROWS = 122_880
 
-
-def lit(value: str | None) -> str:
-    """A SQL string literal (or NULL)."""
-    if value is None:
-        return "NULL"
-    return "'" + value.replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+__all__ = [
+    "PARQUET_ROW_GROUP_ROWS",
+    "RunContext",
+    "SourceInput",
+    "Stage",
+    "StageRunner",
+    "ident",
+    "lit",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,9 @@ class RunContext:
     sla_routine: date
     sla_urgent: date
     sources: list[SourceInput] = field(default_factory=list)
+    #: whether the run has a count; without one the sources are reconciled against
+    #: each other only (nothing can be missing from a count that did not happen)
+    counted: bool = True
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class StageRunner:
     debug_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
     on_stage: Callable[[Stage], None] | None = None
+    profiler: RunProfiler | None = None
 
     def run(self, stages: Sequence[Stage]) -> None:
         for stage in stages:
@@ -96,7 +100,10 @@ class StageRunner:
             self.con.execute(f"CREATE OR REPLACE {kind} {ident(stage.name)} AS {stage.sql}")
         except duckdb.Error as exc:
             raise RuntimeError(f"stage {stage.group}/{stage.name} failed: {exc}") from exc
-        self.timings[stage.name] = time.perf_counter() - start
+        ended = time.perf_counter()
+        self.timings[stage.name] = ended - start
+        if self.profiler is not None:
+            self.profiler.record(stage.name, stage.group, start, ended)
         if self.debug_dir is not None:
             self.debug_dir.mkdir(parents=True, exist_ok=True)
             target = self.debug_dir / f"{stage.group}.{stage.name}.parquet"

@@ -21,8 +21,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import duckdb
 import pyarrow.parquet as pq
+
+from tagsweep.engine import sandbox
+from tagsweep.engine.escaping import markdown_cell
 
 GOOD_RATE: Final = 0.05
 POOR_RATE: Final = 0.15
@@ -134,7 +136,7 @@ def compare_runs(run_dirs: list[Path], *, top: int = 20) -> Trends:
         )
     metas.sort(key=lambda m: (m[2], m[1]))
 
-    con = duckdb.connect()
+    con = sandbox.connect(read=[m[0] / "variances.parquet" for m in metas])
     try:
         con.execute(
             "CREATE TABLE runs (run_id VARCHAR, run_date DATE, run_no INTEGER, rows BIGINT)"
@@ -312,9 +314,7 @@ def render_markdown(trends: Trends) -> str:
             return f"_{empty}_\n"
         keys = list(rows[0])
         lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += [
-            "| " + " | ".join(str(r[k]).replace("|", "\\|") for k in keys) + " |" for r in rows
-        ]
+        lines += ["| " + " | ".join(markdown_cell(r[k]) for k in keys) + " |" for r in rows]
         return "\n".join(lines) + "\n"
 
     runs = [

@@ -166,15 +166,21 @@ class ReaderIdentity:
     model: int = 2001002
     firmware: str = "tagsweep-sim-1.0"
     reader_id: bytes = b"\x00\x16\x25\x00\x00\x01"  # MAC-style id
-    #: TransmitPowerLevelTableEntry values in dBm; index i+1 → power_dbm[i]
+    #: TransmitPowerLevelTableEntry values in dBm; index i + power_index_base → power_dbm[i]
     power_dbm: tuple[float, ...] = tuple(10.0 + 0.25 * i for i in range(81))
+    power_index_base: int = 1  # Impinj: 1; Zebra FX: 0
     hop_frequencies_khz: tuple[int, ...] = (902750, 915250, 927250)
+    hop_table_id: int = 1
+    #: a fixed-frequency (ETSI) reader: its channels; it does not hop
+    fixed_frequencies_khz: tuple[int, ...] = ()
     mode_identifiers: tuple[int, ...] = (0, 1, 2, 1000, 1002)
     #: a reader without a UTC clock: when it booted (wall µs); it stamps reads with
     #: First/LastSeenTimestampUptime, microseconds since then
     booted_us: int | None = None
     #: a reader whose UTC clock is wrong: added to every UTC stamp it sends (µs)
     clock_offset_us: int = 0
+    gpis: int = 4
+    gpos: int = 4
 
 
 #: 2000-01-01T00:00:00Z in µs: where a reader whose clock was never set starts counting
@@ -212,7 +218,7 @@ def parse_clock(spec: str, now_us: int, identity: ReaderIdentity | None = None) 
     raise ValueError(f"clock {spec!r}: expected utc, uptime, unset or offset=±N[s|m|h|d]")
 
 
-def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
+def reader_capabilities(msg_id: int, identity: ReaderIdentity, extra: bytes = b"") -> bytes:
     """GET_READER_CAPABILITIES_RESPONSE (16.1.2) describing ``identity``."""
     fw = identity.firmware.encode()
     general = (
@@ -229,17 +235,24 @@ def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
     general += tlv(139, struct.pack(">Hh", 1, 0))  # ReceiveSensitivityTableEntry
     for antenna in range(1, identity.antennas + 1):
         general += tlv(140, struct.pack(">HHB", antenna, 1, 1))  # PerAntennaAirProtocol
-    general += tlv(141, struct.pack(">HH", 4, 4))  # GPIOCapabilities
+    general += tlv(141, struct.pack(">HH", identity.gpis, identity.gpos))  # GPIOCapabilities
     llrp_caps = tlv(142, struct.pack(">BBHIIIII", 0, 1, 0, 1, 1, 1, 1, 1))
     band = b"".join(
-        tlv(145, struct.pack(">Hh", i + 1, round(dbm * 100)))
+        tlv(145, struct.pack(">Hh", i + identity.power_index_base, round(dbm * 100)))
         for i, dbm in enumerate(identity.power_dbm)
     )
-    hops = identity.hop_frequencies_khz
-    hop_table = tlv(
-        147, struct.pack(">BBH", 1, 0, len(hops)) + struct.pack(f">{len(hops)}I", *hops)
-    )
-    band += tlv(146, bytes([0x80]) + hop_table)  # FrequencyInformation, hopping
+    fixed = identity.fixed_frequencies_khz
+    if fixed:  # FrequencyInformation, not hopping: FixedFrequencyTable
+        table = tlv(148, struct.pack(f">H{len(fixed)}I", len(fixed), *fixed))
+        band += tlv(146, bytes([0x00]) + table)
+    else:  # FrequencyInformation, hopping: FrequencyHopTable
+        hops = identity.hop_frequencies_khz
+        hop_table = tlv(
+            147,
+            struct.pack(">BBH", identity.hop_table_id, 0, len(hops))
+            + struct.pack(f">{len(hops)}I", *hops),
+        )
+        band += tlv(146, bytes([0x80]) + hop_table)
     modes = b"".join(
         tlv(329, struct.pack(">IBBBBIIIII", mode, 0x80, 2, 0, 4, 640000, 1500, 6250, 25000, 0))
         for mode in identity.mode_identifiers
@@ -247,17 +260,19 @@ def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
     band += tlv(328, modes)
     regulatory = tlv(143, struct.pack(">HH", 840, 1) + tlv(144, band))
     air = tlv(327, struct.pack(">BH", 0, 2))
-    body = llrp_status() + tlv(137, general) + llrp_caps + regulatory + air
+    body = llrp_status() + tlv(137, general) + llrp_caps + regulatory + air + extra
     return message(MessageType.GET_READER_CAPABILITIES_RESPONSE, msg_id, body)
 
 
-def reader_config(msg_id: int, identity: ReaderIdentity, keepalive_ms: int) -> bytes:
+def reader_config(
+    msg_id: int, identity: ReaderIdentity, keepalive_ms: int, extra: bytes = b""
+) -> bytes:
     """GET_READER_CONFIG_RESPONSE (16.1.4) with identification, antennas and keepalive."""
     rid = identity.reader_id
     body = llrp_status() + tlv(218, struct.pack(">BH", 0, len(rid)) + rid)
     for antenna in range(1, identity.antennas + 1):
         body += tlv(221, struct.pack(">BHh", 0x80, antenna, 600))  # AntennaProperties
-    body += tlv(220, struct.pack(">BI", 1 if keepalive_ms else 0, keepalive_ms))
+    body += tlv(220, struct.pack(">BI", 1 if keepalive_ms else 0, keepalive_ms)) + extra
     return message(MessageType.GET_READER_CONFIG_RESPONSE, msg_id, body)
 
 
@@ -574,6 +589,22 @@ def iter_params(data: bytes) -> Iterator[Param]:
 
 
 @dataclass(slots=True)
+class AISpecRequest:
+    """One AISpec of an ROSpec: its antennas and stop trigger (LLRP 1.0.1 10.2.2)."""
+
+    antennas: tuple[int, ...]
+    stop_trigger: int = 0  # 0 Null, 1 Duration, 2 GPI with timeout, 3 TagObservation
+    duration_ms: int = 0  # Duration's value, or GPI's / TagObservation's timeout
+    #: TagObservationTrigger type: 0 upon seeing N tags or timeout, 1 upon no new tags
+    #: for T ms or timeout, 2 N attempts to see all tags in the field or timeout
+    observation: int = 0
+    number_of_tags: int = 0
+    number_of_attempts: int = 0
+    quiet_ms: int = 0  # T of "no more new tags for T ms"
+    inventory_parameter_specs: int = 0
+
+
+@dataclass(slots=True)
 class ROSpecRequest:
     """The parts of an ADD_ROSPEC the simulator acts on (and tests check)."""
 
@@ -586,12 +617,19 @@ class ROSpecRequest:
     selector: ContentSelector = EVERYTHING
     ai_stop_trigger: int = 0  # 0 Null (continuous), 1 Duration, 2 GPI, 3 Tag observation
     tx_power_index: dict[int, int] = field(default_factory=dict)  # antenna → table index
+    hop_table: dict[int, tuple[int, int]] = field(default_factory=dict)  # → (table, channel)
     session: dict[int, int] = field(default_factory=dict)  # antenna → Gen2 session
     search_mode: dict[int, int] = field(default_factory=dict)  # antenna → Impinj mode
     raw: bytes = field(default=b"", repr=False)
+    period_offset_ms: int = 0  # Periodic start trigger: first start after, then every
+    period_ms: int = 0
+    stop_trigger: int = 0  # ROSpecStopTrigger: 0 Null, 1 Duration, 2 GPI with timeout
+    stop_duration_ms: int = 0
+    aispecs: list[AISpecRequest] = field(default_factory=list)
+    report_spec: bool = False  # whether an ROReportSpec was given (else the reader's)
 
 
-def parse_add_rospec(body: bytes) -> ROSpecRequest:
+def parse_add_rospec(body: bytes, factory_flags: int = 0xFFFF) -> ROSpecRequest:
     """ADD_ROSPEC body → :class:`ROSpecRequest`; raises ParameterError when malformed."""
     rospec = next((p for p in iter_params(body) if p.type == 177), None)
     if rospec is None or len(rospec.body) < 6:
@@ -604,11 +642,22 @@ def parse_add_rospec(body: bytes) -> ROSpecRequest:
             start = child.find(179)
             if start is not None and start.body:
                 request.start_trigger = start.body[0]
+                periodic = start.find(180, 1)  # PeriodicTriggerValue: offset, period
+                if periodic is not None and len(periodic.body) >= 8:
+                    request.period_offset_ms, request.period_ms = struct.unpack_from(
+                        ">II", periodic.body
+                    )
+            stop = child.find(182)
+            if stop is not None and len(stop.body) >= 5:
+                request.stop_trigger, request.stop_duration_ms = struct.unpack_from(
+                    ">BI", stop.body
+                )
         elif child.type == 183 and len(child.body) >= 2:  # AISpec
             _parse_aispec(child, request)
         elif child.type == 237 and len(child.body) >= 3:  # ROReportSpec
+            request.report_spec = True
             request.report_trigger, request.report_n = struct.unpack_from(">BH", child.body)
-            flags, impinj = 0xFFFF, False
+            flags, impinj = factory_flags, False
             for part in child.children(3):
                 if part.type == 238 and len(part.body) >= 2:  # TagReportContentSelector
                     flags = struct.unpack_from(">H", part.body)[0]
@@ -637,18 +686,34 @@ def _is_impinj(param: Param, subtype: int) -> bool:
 
 def _parse_aispec(aispec: Param, request: ROSpecRequest) -> None:
     count = struct.unpack_from(">H", aispec.body)[0]
-    request.antennas += struct.unpack_from(f">{count}H", aispec.body, 2)
+    antennas = struct.unpack_from(f">{count}H", aispec.body, 2)
+    request.antennas += antennas
+    spec = AISpecRequest(antennas)
+    request.aispecs.append(spec)
     for part in aispec.children(2 + 2 * count):
-        if part.type == 184 and part.body:  # AISpecStopTrigger
-            request.ai_stop_trigger = part.body[0]
+        if part.type == 184 and len(part.body) >= 5:  # AISpecStopTrigger
+            spec.stop_trigger, spec.duration_ms = struct.unpack_from(">BI", part.body)
+            if not request.ai_stop_trigger:
+                request.ai_stop_trigger = spec.stop_trigger
+            observation = part.find(185, 5)  # TagObservationTrigger
+            if observation is not None and len(observation.body) >= 12:
+                values = struct.unpack_from(">BBHHHI", observation.body)
+                spec.observation, _, spec.number_of_tags = values[:3]
+                spec.number_of_attempts, spec.quiet_ms, spec.duration_ms = values[3:]
+            gpi = part.find(181, 5)  # GPITriggerValue: port, event, timeout
+            if gpi is not None and len(gpi.body) >= 7:
+                spec.duration_ms = struct.unpack_from(">I", gpi.body, 3)[0]
         elif part.type == 186:  # InventoryParameterSpec: u16 id, u8 protocol, then antennas
+            spec.inventory_parameter_specs += 1
             for config in part.children(3):
                 if config.type != 222 or len(config.body) < 2:  # AntennaConfiguration
                     continue
                 antenna = struct.unpack_from(">H", config.body)[0]
                 for item in config.children(2):
                     if item.type == 224 and len(item.body) >= 6:  # RFTransmitter
-                        request.tx_power_index[antenna] = struct.unpack_from(">H", item.body, 4)[0]
+                        hop, channel, power = struct.unpack_from(">HHH", item.body)
+                        request.tx_power_index[antenna] = power
+                        request.hop_table[antenna] = (hop, channel)
                     elif item.type == 330:  # C1G2InventoryCommand: u8 flags, then params
                         _parse_inventory_command(item, antenna, request)
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from tagsweep.cli import app
 from tagsweep.domain import VarianceType
 from tagsweep.simulators.demo import DemoOptions, DemoResult, print_summary, run_demo
 from tests.conftest import MosquittoBroker
@@ -62,6 +64,11 @@ def test_session_file_holds_every_label_the_readers_could_see(demo: DemoResult) 
     barcode = {str(r["asset_tag"]): r["location"] for r in rows if r["method"] == "barcode"}
     untagged = {a.asset_tag: a.rack for a in demo.world.assets if a.epc is None}
     assert barcode == untagged  # scanned at the rack whose label was scanned before
+
+
+def test_the_engine_verified_the_gateways_signature(demo: DemoResult) -> None:
+    session = demo.manifest["inputs"]["counts"][0]
+    assert (session["integrity"], session["gateway"]) == ("signed", "demo-gw")
 
 
 def test_locations_and_portal_passes_against_the_truth(demo: DemoResult) -> None:
@@ -121,6 +128,13 @@ def test_report_cases_and_summary(demo: DemoResult) -> None:
     assert str(demo.report) in text
     assert f"found {demo.manifest['counts']['found']:,}" in text
     assert "MQTT: no broker" in text
+    # The demo's cases are signed with its throwaway key, and verify as an auditor would.
+    assert "audit verify --config" in text
+    verified = CliRunner().invoke(
+        app, ["audit", "verify", "--config", str(demo.out_dir / "cases.toml")]
+    )
+    assert verified.exit_code == 0, verified.output
+    assert f"{demo.cases_opened + 1} signed, 0 unsigned" in verified.output
 
 
 def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:

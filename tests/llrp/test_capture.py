@@ -28,7 +28,7 @@ from tagsweep.drivers.llrp import LlrpDriver
 from tagsweep.drivers.llrp_capture import Stream, decode_stream, read_capture
 from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.llrp import encoder as enc
-from tagsweep.simulators.llrp.server import UNKNOWN_VENDOR_PARAM
+from tagsweep.simulators.llrp.faults import UNKNOWN_VENDOR_PARAM
 from tests.llrp.test_driver import FAST, collect, everything_from, llrp_url, numbered_source
 
 READER = b"\x0a\x00\x00\x05"  # 10.0.0.5, the reader
@@ -68,7 +68,7 @@ def recorded() -> tuple[bytes, ReadBatch]:
         stream = bytearray()
         async with LlrpSimulator(port=0, tag_source=numbered_source(batches=6)) as sim:
             async with recording_proxy(sim.port, stream) as port:
-                url = llrp_url(sim).replace(f":{sim.port}?", f":{port}?")
+                url = llrp_url(sim, report_n=40).replace(f":{sim.port}?", f":{port}?")
                 driver = LlrpDriver(url, reader_id=1, backoff=FAST)
                 await collect(driver, everything_from(sim, 0))
             sent = sim.connections[0].sent_reads()
