@@ -472,16 +472,12 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
             raise OSError(
                 f"TLS handshake with {settings.host}:{settings.port} failed: {exc}"
             ) from exc
+        try:
+            verify_fingerprint(sock, settings)
+        except OSError:
+            sock.close()
+            raise
         self._socket = sock
-        if settings.tls_fingerprint:
-            seen = hashlib.sha256(sock.getpeercert(binary_form=True) or b"").hexdigest()
-            if seen != settings.tls_fingerprint:
-                self._socket = None
-                sock.close()
-                raise OSError(
-                    f"the reader's certificate has SHA-256 {seen}, not the pinned "
-                    f"{settings.tls_fingerprint}: refusing the connection"
-                )
         return connected
 
     def send_data(self, data: bytes) -> None:
@@ -879,6 +875,18 @@ class LlrpDriver(Driver):
             return
         await asyncio.to_thread(client.close_acknowledged.wait, 1.0)
         self.log.info("llrp_closed", acknowledged=client.close_acknowledged.is_set())
+
+
+def verify_fingerprint(sock: ssl.SSLSocket, settings: LlrpSettings) -> None:
+    """Raise OSError unless the reader's certificate is the pinned one (when pinned)."""
+    if not settings.tls_fingerprint:
+        return
+    seen = hashlib.sha256(sock.getpeercert(binary_form=True) or b"").hexdigest()
+    if seen != settings.tls_fingerprint:
+        raise OSError(
+            f"the reader's certificate has SHA-256 {seen}, not the pinned "
+            f"{settings.tls_fingerprint}: refusing the connection"
+        )
 
 
 def _attempt_status(message: LLRPMessage) -> int | None:

@@ -39,6 +39,12 @@ import numpy as np
 from tagsweep.domain import READ_DTYPE, ReadBatch, now_us
 from tagsweep.logs import get_logger
 from tagsweep.simulators.llrp import encoder as enc
+from tagsweep.simulators.llrp.access import (
+    AccessSpecRequest,
+    TagField,
+    apply_access,
+    parse_add_accessspec,
+)
 from tagsweep.simulators.llrp.encoder import MessageType as M
 from tagsweep.simulators.llrp.encoder import ParameterError, ReaderIdentity, ROSpecRequest, Status
 from tagsweep.simulators.llrp.profiles import (
@@ -61,6 +67,11 @@ _ROSPEC_REQUESTS = frozenset(
         M.ENABLE_ROSPEC,
         M.DISABLE_ROSPEC,
     }
+)
+
+
+_ACCESSSPEC_REQUESTS = frozenset(
+    {M.ADD_ACCESSSPEC, M.DELETE_ACCESSSPEC, M.ENABLE_ACCESSSPEC, M.DISABLE_ACCESSSPEC}
 )
 
 
@@ -168,10 +179,13 @@ class LlrpSimulator:
         seed: int = 0,
         profile: ReaderProfile | None = None,
         tls: ssl.SSLContext | None = None,
+        tag_field: TagField | None = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.tag_source = tag_source
+        #: tags with memory (AccessSpecs write them); read round after round
+        self.tag_field = tag_field
+        self.tag_source = tag_source or (tag_field.source() if tag_field else None)
         self.faults = list(faults)
         self.profile = profile or PROFILES["generic"]
         self.tls = tls  # LLRP over TLS (llrps://) when set
@@ -278,6 +292,7 @@ class _Session:
         self.events_enabled = not self.profile.hold_until_enabled
         self.held_messages: list[bytes] = []
         self.extensions_enabled = False  # IMPINJ_ENABLE_EXTENSIONS received
+        self.access_specs: dict[int, AccessSpecRequest] = {}
         # ROReportTrigger None: reads wait here until the client sends GET_REPORT
         self.held: list[ReadBatch] = []
         # reproducible fault bytes, not security: S311 does not apply
@@ -393,7 +408,9 @@ class _Session:
             return False
         elif msg_type in _ROSPEC_REQUESTS:
             await self._rospec_request(msg_type, msg_id, body)
-        elif msg_type in enc.RESPONSE_TO:  # AccessSpec requests: accepted, never used
+        elif msg_type in _ACCESSSPEC_REQUESTS:
+            self._accessspec_request(msg_type, msg_id, body)
+        elif msg_type in enc.RESPONSE_TO:  # (none left: every request is handled above)
             self.send(enc.status_response(enc.RESPONSE_TO[msg_type], msg_id))
         elif (
             msg_type == M.CUSTOM_MESSAGE
@@ -467,6 +484,39 @@ class _Session:
                     spec.start()
                 else:
                     await spec.stop()
+        self.send(enc.status_response(response, msg_id))
+
+    def _accessspec_request(self, msg_type: int, msg_id: int, body: bytes) -> None:
+        response = enc.RESPONSE_TO[msg_type]
+        if msg_type == M.ADD_ACCESSSPEC:
+            try:
+                request = parse_add_accessspec(body)
+            except (ParameterError, struct.error) as exc:
+                self.send(enc.status_response(response, msg_id, Status.PARAMETER_ERROR, str(exc)))
+                return
+            if request.accessspec_id == 0 or request.accessspec_id in self.access_specs:
+                why = f"AccessSpecID {request.accessspec_id} is zero or already in use"
+                self.send(enc.status_response(response, msg_id, Status.A_INVALID, why))
+                return
+            self.access_specs[request.accessspec_id] = request
+            self.send(enc.status_response(response, msg_id))
+            return
+        if len(body) < 4:
+            self.send(enc.status_response(response, msg_id, Status.PARAMETER_ERROR, "no id"))
+            return
+        spec_id = struct.unpack_from(">I", body)[0]
+        specs = list(self.access_specs.values()) if spec_id == 0 else []
+        if spec_id in self.access_specs:
+            specs = [self.access_specs[spec_id]]
+        elif spec_id:
+            why = f"no AccessSpec with AccessSpecID {spec_id}"
+            self.send(enc.status_response(response, msg_id, Status.A_INVALID, why))
+            return
+        for spec in specs:
+            if msg_type == M.DELETE_ACCESSSPEC:
+                del self.access_specs[spec.accessspec_id]
+            else:
+                spec.enabled = msg_type == M.ENABLE_ACCESSSPEC
         self.send(enc.status_response(response, msg_id))
 
     def _on_spec_change(self) -> None:
@@ -544,6 +594,8 @@ class _Session:
         per_report = min(report_n or self.sim.max_reads_per_report, self.sim.max_reads_per_report)
         selector = self._selector(spec)
         tag_extra = self.profile.tag_extra
+        if self.access_specs and self.sim.tag_field is not None:
+            batch = self._access(batch, spec, selector)
         body, offsets = enc.tag_report_records(batch, tag_extra, selector=selector)
         cap = self.profile.max_message_bytes - enc.HEADER_SIZE
         start = 0
@@ -576,6 +628,25 @@ class _Session:
             self.log.sent.append(reads.copy())
             self.log.reports += 1
             start = stop
+
+    def _access(
+        self, batch: ReadBatch, spec: RunningSpec, selector: enc.ContentSelector
+    ) -> ReadBatch:
+        """Run the AccessSpecs on the tags read; each accessed read goes in a report of
+        its own with its OpSpec results; the others are returned."""
+        assert self.sim.tag_field is not None
+        accessed = apply_access(
+            self.access_specs, self.sim.tag_field, batch, spec.request.rospec_id
+        )
+        for row, results in accessed:
+            reads = batch[row : row + 1]
+            extra = results + self.profile.tag_extra
+            self.emit(enc.ro_access_report(self._msg_id(), reads, extra, selector))
+            self.log.sent.append(reads.copy())
+            self.log.reports += 1
+        keep = np.ones(len(batch), dtype=bool)
+        keep[[row for row, _ in accessed]] = False
+        return batch[keep]
 
     async def _inject_faults(self) -> None:
         fault = self._fault_now(*_STREAM_FAULTS)

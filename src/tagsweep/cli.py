@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from tagsweep import __version__
+from tagsweep.commission_cli import tag_app
 from tagsweep.daemon.cli import run_command, session_app, status_command
 from tagsweep.daemon.webcert import web_app
 from tagsweep.drivers.cli import llrp_app
@@ -38,6 +39,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(sim_app, name="sim")
 app.add_typer(llrp_app, name="llrp")
+app.add_typer(tag_app, name="tag")
 app.command("run")(run_command)
 app.command("status")(status_command)
 app.command("labels")(labels_command)
