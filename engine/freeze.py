@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,16 @@ import pyarrow.parquet as pq
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.engine import sandbox
+from tagsweep.engine.export_rules import (
+    BadValue,
+    ExportAt,
+    RoleError,
+    SkippedRow,
+    find_bad_values,
+    resolve_roles,
+    skip_footer_rows,
+)
+from tagsweep.engine.hygiene import duplicate_headers, strip_nul, unique_names
 from tagsweep.engine.limits import (
     LimitError,
     RowBudget,
@@ -39,6 +49,7 @@ from tagsweep.engine.limits import (
     check_table,
     check_zip,
 )
+from tagsweep.engine.normalize import MACROS
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
 from tagsweep.hashing import sha256_file
@@ -95,6 +106,8 @@ class FrozenSource:
     columns: dict[str, list[str] | str]
     format: str
     encoding: str | None = None
+    bad_values: int = 0
+    skipped_rows: int = 0
 
 
 @dataclass(slots=True)
@@ -106,6 +119,10 @@ class Snapshot:
     frozen_at: str
     warnings: list[str] = field(default_factory=list)
     bad_rows: list[BadRow] = field(default_factory=list)
+    #: values that will not parse (the run empties them, keeping the record)
+    bad_values: list[BadValue] = field(default_factory=list)
+    #: rows that are not records (UI footers and totals), skipped
+    skipped_rows: list[SkippedRow] = field(default_factory=list)
 
     def source(self, name: str) -> FrozenSource:
         for src in self.sources:
@@ -114,12 +131,44 @@ class Snapshot:
         raise KeyError(name)
 
 
-def _detect_encoding(path: Path) -> str:
-    """utf-8 (with or without BOM), utf-16 by BOM, else latin-1: what exports use."""
+@dataclass(frozen=True, slots=True)
+class TextEncoding:
+    """How a text export is decoded: ``encoding`` for the whole file, except the
+    ``foreign_lines`` (a UTF-8 file with a few windows-1252 lines), decoded as
+    ``FALLBACK_ENCODING`` one by one."""
+
+    encoding: str
+    foreign_lines: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if not self.foreign_lines:
+            return self.encoding
+        return f"{self.encoding} ({len(self.foreign_lines)} line(s) {FALLBACK_ENCODING})"
+
+
+#: What a byte that is not UTF-8 most likely is: Excel on Windows in Western Europe and
+#: the Americas saves "CSV" as windows-1252 (a superset of latin-1 with '€' at 0x80).
+FALLBACK_ENCODING = "windows-1252"
+
+
+def _single_byte(data: bytes) -> str:
+    try:
+        data.decode(FALLBACK_ENCODING)
+    except UnicodeDecodeError:
+        return "latin-1"  # bytes windows-1252 leaves undefined (0x81, 0x8D, ...)
+    return FALLBACK_ENCODING
+
+
+def detect_encoding(path: Path) -> TextEncoding:
+    """UTF-16 by BOM; UTF-8 (with or without BOM) when every byte fits; windows-1252
+    (latin-1 where it has no character) when no line is UTF-8 beyond ASCII; and when
+    most non-ASCII lines are UTF-8 but a few are not, UTF-8 with those lines read as
+    windows-1252 and named, instead of a whole file of mojibake."""
     with path.open("rb") as fh:
         head = fh.read(4)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
+        return TextEncoding("utf-16")
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with path.open("rb") as fh:
@@ -127,20 +176,65 @@ def _detect_encoding(path: Path) -> str:
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
+        pass
+    else:
+        return TextEncoding("utf-8")
+    utf8_lines = 0
+    foreign: list[int] = []
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.isascii():
+                continue
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                foreign.append(number)
+            else:
+                utf8_lines += 1
+    if utf8_lines == 0:
+        return TextEncoding(_single_byte(path.read_bytes()))
+    return TextEncoding("utf-8", tuple(foreign))
 
 
-def _csv_to_utf8(path: Path, encoding: str, tmp_dir: Path) -> Path:
-    if encoding == "utf-8":
+def _detect_encoding(path: Path) -> str:
+    return detect_encoding(path).encoding
+
+
+def decode_lines(path: Path, enc: TextEncoding) -> Iterator[str]:
+    """The file's text, line by line, each line in the encoding it is in."""
+    if not enc.foreign_lines:
+        with path.open(encoding=enc.encoding, newline="") as fh:
+            yield from fh
+        return
+    foreign = set(enc.foreign_lines)
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if number in foreign:
+                yield line.decode(_single_byte(line), errors="replace")
+            else:
+                yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+
+
+def _csv_to_utf8(path: Path, enc: TextEncoding, tmp_dir: Path) -> Path:
+    if enc.encoding == "utf-8" and not enc.foreign_lines:
         return path
     out = tmp_dir / (path.stem + ".utf8.csv")
-    with (
-        path.open(encoding=encoding, newline="") as src,
-        out.open("w", encoding="utf-8", newline="") as dst,
-    ):
-        shutil.copyfileobj(src, dst)
+    with out.open("w", encoding="utf-8", newline="") as dst:
+        dst.writelines(decode_lines(path, enc))
     return out
+
+
+def encoding_warning(source: str, path: Path, enc: TextEncoding) -> str | None:
+    """What to tell the user about a UTF-8 file with lines in another encoding."""
+    if not enc.foreign_lines:
+        return None
+    shown = ", ".join(str(n) for n in enc.foreign_lines[:10])
+    more = f" and {len(enc.foreign_lines) - 10} more" if len(enc.foreign_lines) > 10 else ""
+    return (
+        f"source {source}: {path.name} is UTF-8 but line(s) {shown}{more} are not; they "
+        f"were read as {FALLBACK_ENCODING} (one such byte would otherwise turn every accent "
+        "in the file into mojibake): check those values, and export the file as UTF-8"
+    )
 
 
 def _physical_lines(path: Path) -> int:
@@ -211,13 +305,18 @@ def _accepted_lines(
     return np.asarray(record_lines, dtype=np.int64)[records - 1]
 
 
-def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[BadRow], str]:
+def read_csv(
+    path: Path, source: str, tmp_dir: Path, encoding: str | None = None
+) -> tuple[pa.Table, list[BadRow], TextEncoding]:
     """Every column as text plus ``_line``; rows DuckDB cannot parse become bad rows.
 
     ``_line`` and the bad rows' lines are lines of the file as an editor shows them,
-    also after a quoted value that spans lines."""
-    encoding = _detect_encoding(path)
-    readable = _csv_to_utf8(path, encoding, tmp_dir)
+    also after a quoted value that spans lines. ``encoding`` overrides detection."""
+    enc = TextEncoding(encoding) if encoding else detect_encoding(path)
+    try:
+        readable = _csv_to_utf8(path, enc, tmp_dir)
+    except UnicodeDecodeError as exc:
+        raise FreezeError(f"{path}: not {enc.encoding} at byte {exc.start}: {exc.reason}") from None
     con = sandbox.connect(read=[readable])
     try:
         con.execute(
@@ -229,6 +328,9 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
         rejects = con.execute(
             "SELECT line, error_type, error_message FROM reject_errors ORDER BY line"
         ).fetchall()
+        first = con.execute(
+            "SELECT * FROM read_csv(?, all_varchar=true, header=false) LIMIT 1", [str(readable)]
+        ).fetchone()
         seen = sorted({int(line) for line, _, _ in rejects})
         record_lines = _record_lines(readable, table.num_rows + len(seen), table.num_columns)
     except duckdb.Error as exc:
@@ -245,7 +347,9 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
         bad.append(BadRow(source, path.name, where, f"{kind}: {message}".strip()))
     lines = _accepted_lines(table.num_rows, seen, record_lines)
     table = table.append_column(LINE_COLUMN, pa.array(lines, pa.int64()))
-    return table, bad, encoding
+    if first is not None and len(first) == table.num_columns - 1:
+        table = with_header(table, [str(v or "") for v in first])
+    return table, bad, enc
 
 
 def _cell_text(value: object) -> str | None:
@@ -298,6 +402,7 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
         # are billions of empty cells. Without it, each row has the cells it holds.
         sheet.reset_dimensions()
         header: list[str] | None = None
+        original: list[str] = []
         columns: dict[str, list[str | None]] = {}
         lines: list[int] = []
         bad: list[BadRow] = []
@@ -308,8 +413,9 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
                 if any(cells):
                     # read-only sheets pad every row to the widest one: drop empty tails
                     width = max(i for i, c in enumerate(cells) if c) + 1
-                    header = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
-                    budget.width(len(header), number)
+                    original = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
+                    budget.width(len(original), number)
+                    header = unique_names(original)
                     columns = {h: [] for h in header}
                 continue
             if not any(cells):
@@ -327,7 +433,7 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
         raise FreezeError(f"{path}: the first worksheet is empty")
     arrays = {k: pa.array(v, pa.string()) for k, v in columns.items()}
     arrays[LINE_COLUMN] = pa.array(lines, pa.int64())
-    return pa.table(arrays), bad
+    return with_header(pa.table(arrays), original), bad
 
 
 def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, str | None]:
@@ -365,7 +471,7 @@ def _envelope_records(data: Mapping[str, Any]) -> Any:
 
 def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
     """A JSON array of objects, an API envelope holding one, or JSON Lines."""
-    text = path.read_text(encoding=_detect_encoding(path)).lstrip("\ufeff")
+    text = "".join(decode_lines(path, detect_encoding(path))).lstrip("\ufeff")
     records: list[tuple[int, Mapping[str, Any]]] = []
     bad: list[BadRow] = []
     try:
@@ -431,40 +537,84 @@ def read_parquet(path: Path) -> pa.Table:
 
 
 def read_export(
-    path: Path, source: str, tmp_dir: Path, limits: ExportLimits | None = None
-) -> tuple[pa.Table, list[BadRow], str, str]:
-    """(table of text columns + ``_line``, bad rows, format, encoding) of any export,
-    within ``limits`` (engine.limits: checked before, while and after reading)."""
+    path: Path,
+    source: str,
+    tmp_dir: Path,
+    limits: ExportLimits | None = None,
+    encoding: str | None = None,
+) -> tuple[pa.Table, list[BadRow], str, TextEncoding | None]:
+    """(table of text columns + ``_line``, bad rows, format, text encoding) of any
+    export, within ``limits`` (engine.limits: checked before, while and after reading);
+    ``encoding`` overrides the detection for CSV."""
     limits = limits or ExportLimits()
     try:
         check_file_size(path, limits)
         if path.suffix.lower() in {".json", ".jsonl", ".ndjson"}:
             check_json_depth(path.read_bytes(), path, limits)
-        table, bad, fmt, encoding = _read_export(path, source, tmp_dir, limits)
+        table, bad, fmt, enc = _read_export(path, source, tmp_dir, limits, encoding)
         check_table(table, path, limits, LINE_COLUMN)
     except LimitError as exc:
         raise FreezeError(str(exc)) from None
-    return table, bad, fmt, encoding
+    return hygiene(table, path), bad, fmt, enc
+
+
+_HEADER_KEY = b"tagsweep.header"
+_NOTES_KEY = b"tagsweep.notes"
+
+
+def with_header(table: pa.Table, header: Sequence[str]) -> pa.Table:
+    """``table`` remembering the file's own header row (before duplicates were renamed)."""
+    return table.replace_schema_metadata({_HEADER_KEY: json.dumps(list(header))})
+
+
+def hygiene(table: pa.Table, path: Path) -> pa.Table:
+    """NUL characters removed, duplicate headers named (engine.hygiene); the notes travel
+    in the table's metadata until :func:`take_notes`."""
+    names = [n for n in table.column_names if n != LINE_COLUMN]
+    meta = table.schema.metadata or {}
+    original = json.loads(meta[_HEADER_KEY]) if _HEADER_KEY in meta else names
+    notes = [f"{path.name}: {n}" for n in duplicate_headers(original, names)]
+    table, nul = strip_nul(table, LINE_COLUMN)
+    if nul:
+        notes.append(f"{path.name}: {nul}")
+        table = table.rename_columns(unique_names(table.column_names))
+    return table.replace_schema_metadata({_NOTES_KEY: json.dumps(notes)})
+
+
+def take_notes(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The table without its metadata, and the notes :func:`hygiene` left in it."""
+    meta = table.schema.metadata or {}
+    notes = json.loads(meta[_NOTES_KEY]) if _NOTES_KEY in meta else []
+    return table.replace_schema_metadata(None), [str(n) for n in notes]
 
 
 def _read_export(
-    path: Path, source: str, tmp_dir: Path, limits: ExportLimits
-) -> tuple[pa.Table, list[BadRow], str, str]:
+    path: Path, source: str, tmp_dir: Path, limits: ExportLimits, encoding: str | None
+) -> tuple[pa.Table, list[BadRow], str, TextEncoding | None]:
     suffix = path.suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
         table, bad = read_xlsx(path, source, limits)
-        return table, bad, "xlsx", ""
+        return table, bad, "xlsx", None
     if suffix in {".json", ".jsonl", ".ndjson"}:
         table, bad = read_json(path, source)
-        return table, bad, "json", ""
+        return table, bad, "json", detect_encoding(path)
     if suffix == ".parquet":
-        return read_parquet(path), [], "parquet", ""
-    table, bad, encoding = read_csv(path, source, tmp_dir)
-    return table, bad, "csv", encoding
+        table = read_parquet(path)
+        written = pq.read_schema(path).names
+        read = table.column_names[:-1]  # the last is _line
+        if len(written) == len(read) and any("\x00" in n for n in written):
+            # DuckDB ends a column name at a NUL: keep the name as written (hygiene
+            # strips the NUL and says so)
+            names = [w if "\x00" in w else n for w, n in zip(written, read, strict=True)]
+            table = table.rename_columns([*names, LINE_COLUMN])
+        return with_header(table, written), [], "parquet", None
+    table, bad, enc = read_csv(path, source, tmp_dir, encoding)
+    return table, bad, "csv", enc
 
 
-def preset_for(spec: SourceSpec, settings: EngineSection) -> tuple[Preset, str]:
-    """The preset and role of a source: explicit, configured, or named after the source."""
+def preset_for(spec: SourceSpec, settings: EngineSection) -> tuple[Preset, str | None]:
+    """The preset of a source (explicit, configured, or named after the source) and
+    its configured role, if any (``resolve_roles`` decides the rest)."""
     configured = settings.sources.get(spec.name)
     name = spec.preset or (configured.preset if configured else None)
     if name is None:
@@ -473,9 +623,7 @@ def preset_for(spec: SourceSpec, settings: EngineSection) -> tuple[Preset, str]:
         raise FreezeError(
             f"source {spec.name!r}: unknown preset {name!r}; known: {sorted(PRESETS)}"
         )
-    preset = PRESETS[name]
-    role = (configured.role if configured and configured.role else None) or preset.role
-    return preset, role
+    return PRESETS[name], (configured.role if configured and configured.role else None)
 
 
 def _exported_at(
@@ -488,9 +636,8 @@ def _exported_at(
         con = sandbox.connect()
         try:
             con.register("t", table.select([column]))
-            row = con.execute(
-                f"SELECT max(TRY_CAST({ident(column)} AS TIMESTAMPTZ)) FROM t"
-            ).fetchall()[0]
+            con.execute(MACROS)
+            row = con.execute(f"SELECT max(ts_parse({ident(column)})) FROM t").fetchall()[0]
         finally:
             con.close()
         if row and row[0] is not None:
@@ -534,14 +681,36 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
     tmp_dir.mkdir(exist_ok=True)
     sources: list[FrozenSource] = []
     bad_rows: list[BadRow] = []
+    hygiene_notes: list[str] = []
+    bad_values: list[BadValue] = []
+    skipped: list[SkippedRow] = []
+    warnings: list[str] = hygiene_notes
+    presets = {spec.name: preset_for(spec, settings) for spec in specs}
+    try:
+        roles = resolve_roles([(n, p, r) for n, (p, r) in presets.items()], settings)
+    except RoleError as exc:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise FreezeError(str(exc)) from None
+    con = sandbox.connect()  # UTC; reads only the Arrow tables registered with it
+    con.execute(MACROS)
     try:
         for spec in specs:
             if not spec.path.is_file():
                 raise FreezeError(f"source {spec.name!r}: {spec.path} does not exist")
-            preset, role = preset_for(spec, settings)
-            table, bad, fmt, encoding = read_export(spec.path, spec.name, tmp_dir, settings.limits)
-            headers = [c for c in table.column_names if c != LINE_COLUMN]
+            preset, role = presets[spec.name][0], roles[spec.name]
             configured = settings.sources.get(spec.name)
+            table, bad, fmt, enc = read_export(
+                spec.path,
+                spec.name,
+                tmp_dir,
+                settings.limits,
+                configured.encoding if configured else None,
+            )
+            table, notes = take_notes(table)
+            hygiene_notes += [f"source {spec.name}: {n}" for n in notes]
+            if enc is not None and (note := encoding_warning(spec.name, spec.path, enc)):
+                warnings.append(note)
+            headers = [c for c in table.column_names if c != LINE_COLUMN]
             overrides = dict(configured.columns) if configured else {}
             known = {header_key(h) for h in headers}
             absent = sorted(c for c in overrides.values() if header_key(c) not in known)
@@ -558,6 +727,11 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
                     f"{' / '.join(preset.required_any)} (preset {preset.name}); it has "
                     f"{headers}. Map them in [engine.sources.{spec.name}.columns]."
                 )
+            table, footers = skip_footer_rows(table, columns, spec.name, spec.path.name)
+            skipped.extend(footers)
+            export = ExportAt(spec.name, spec.path.name, preset, columns)
+            values = find_bad_values(con, table, export, settings)
+            bad_values.extend(values)
             exported_at = _exported_at(spec, table, columns)
             copy_name = f"exports/{spec.name}{spec.path.suffix.lower()}"
             shutil.copyfile(spec.path, out_dir / copy_name)
@@ -580,12 +754,14 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
                     exported_at=exported_at.isoformat(),
                     columns=columns,
                     format=fmt,
-                    encoding=encoding or None,
+                    encoding=enc.label if enc is not None else None,
+                    bad_values=len(values),
+                    skipped_rows=len(footers),
                 )
             )
     finally:
+        con.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    warnings: list[str] = []
     times = [datetime.fromisoformat(s.exported_at) for s in sources]
     if len(times) > 1:
         spread = (max(times) - min(times)).total_seconds() / 3600
@@ -603,6 +779,8 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
         frozen_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
         warnings=warnings,
         bad_rows=bad_rows,
+        bad_values=bad_values,
+        skipped_rows=skipped,
     )
     write_manifest(snapshot)
     return snapshot
@@ -618,6 +796,8 @@ def write_manifest(snapshot: Snapshot) -> None:
         ],
         "warnings": snapshot.warnings,
         "bad_rows": [asdict(b) for b in snapshot.bad_rows],
+        "bad_values": [asdict(b) for b in snapshot.bad_values],
+        "skipped_rows": [asdict(b) for b in snapshot.skipped_rows],
     }
     path = snapshot.directory / SNAPSHOT_MANIFEST
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -654,6 +834,8 @@ def load_snapshot(directory: Path) -> Snapshot:
         frozen_at=data["frozen_at"],
         warnings=list(data.get("warnings", [])),
         bad_rows=[BadRow(**b) for b in data.get("bad_rows", [])],
+        bad_values=[BadValue(**b) for b in data.get("bad_values", [])],
+        skipped_rows=[SkippedRow(**b) for b in data.get("skipped_rows", [])],
     )
 
 

@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 
 from tagsweep.config.engine import REGISTER_FIELDS
 from tagsweep.engine import sandbox
-from tagsweep.engine.cases import CaseStore, csv_safe, read_run
+from tagsweep.engine.cases import CaseStore, read_run
+from tagsweep.engine.escaping import csv_safe
 from tagsweep.engine.stages import ident
 from tagsweep.hashing import sha256_file
 

@@ -29,6 +29,7 @@ from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.audit_anchor import anchor_record
+from tagsweep.engine.escaping import csv_safe
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -37,7 +38,9 @@ from tagsweep.engine.freeze import (
     load_snapshot,
     read_csv,
 )
+from tagsweep.engine.hygiene import strip_nul
 from tagsweep.engine.outputs import (
+    escape_formula_sql,
     write_corrections,
     write_matches,
     write_register,
@@ -76,6 +79,7 @@ class CountInput:
     scope: list[str] = field(default_factory=list)
     manifest: str | None = None
     check: SessionCheck | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -208,8 +212,11 @@ def load_counts(
             except SessionCheckError as exc:
                 raise RunError(str(exc)) from None
             scope, manifest, kind = check.scope, check.manifest, "session"
+            notes = []
         else:
             table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            table, nul = strip_nul(table, LINE_COLUMN)
+            notes = [f"count file {path.name}: {nul}"] if nul else []
             name = f"count_sheet_{index}"
             # a table, not a registered Arrow view: the stages also run on other cursors
             con.register(name + "_arrow", table)
@@ -263,6 +270,7 @@ def load_counts(
                 scope=scope,
                 manifest=manifest,
                 check=check,
+                notes=notes,
             )
         )
     return inputs
@@ -357,6 +365,7 @@ def _reconcile(
     count_inputs = load_counts(con, counts, tmp_dir, settings, allow_unverified=allow_unverified)
     for c in count_inputs:
         bad_rows.extend(c.bad)
+        warnings.extend(c.notes)
         if c.check is not None and c.check.integrity == "unverified":
             warnings.append(
                 f"session file {c.path.name} is counted UNVERIFIED (--allow-unverified): "
@@ -449,6 +458,7 @@ def _reconcile(
         sla_routine=add_business_days(as_of, settings.sla_business_days, settings.holidays),
         sla_urgent=add_business_days(as_of, settings.sla_business_days_urgent, settings.holidays),
         sources=sources,
+        counted=bool(count_inputs),
     )
     runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage, profiler=profiler)
     background = _Background(con, out_dir, runner.timings, profiler)
@@ -462,6 +472,7 @@ def _reconcile(
                 "WHERE bad_reason IS NOT NULL ORDER BY source, line"
             ).fetchall():
                 bad_rows.append(BadRow(str(src), str(file), int(line), str(reason)))
+        warnings.extend(_set_aside_notes(con))
         for src, n, labels in con.execute(
             "SELECT source, count(*), "
             "string_agg(DISTINCT status_label, ', ' ORDER BY status_label) "
@@ -510,8 +521,10 @@ def _reconcile(
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["source", "file", "line", "reason"])
         for b in bad_rows:
-            writer.writerow([b.source, b.file, b.line, b.reason])
+            writer.writerow([csv_safe(b.source), csv_safe(b.file), b.line, csv_safe(b.reason)])
 
+    n_bad_values = write_bad_values(con, out_dir / "bad_values.csv")
+    summary.bad_values = n_bad_values
     anchor = anchor_record(audit_log) if audit_log is not None else None
     if anchor is not None:
         summary.audit_head = f"seq {anchor['seq']} sha256 {anchor['hash']}"
@@ -540,6 +553,7 @@ def _reconcile(
             "assets_with_variance": summary.assets_with_variance,
             "variance_rate_percent": round(summary.rate, 3),
             "bad_rows": len(bad_rows),
+            "bad_values": n_bad_values,
             "by_type": dict(summary.by_type),
         },
         "warnings": warnings,
@@ -734,6 +748,47 @@ def _trends_sections(
     # One level down: the trends become a section of the run's report.
     md = "\n".join("#" + line if line.startswith("#") else line for line in md.splitlines())
     return render_html_fragment(trends) + "\n", md + "\n\n"
+
+
+BAD_VALUE_COLUMNS = ("source", "file", "line", "column", "value", "reason")
+
+
+def write_bad_values(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """``bad_values.csv``: every value that did not parse and was emptied, its record
+    kept (source, file, line, column, value, reason), formula-escaped; the row count."""
+    cols = ", ".join(escape_formula_sql(c) if c != "line" else "line" for c in BAD_VALUE_COLUMNS)
+    rows = con.execute(
+        f'SELECT {cols} FROM bad_values ORDER BY source, file, line, "column", value'
+    ).fetchall()
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(BAD_VALUE_COLUMNS)
+        writer.writerows(rows)
+    return len(rows)
+
+
+def _set_aside_notes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Records left out of the reconciliation on purpose, said once per source and
+    reason: not company hardware (personal devices, Cloud PCs, scoped-out roles), and
+    stale MDM enrolments of a device the MDM also holds live."""
+    notes = [
+        f"source {src}: {n} record(s) left out: {reason} (lines {lines})"
+        for src, reason, n, lines in con.execute(
+            "SELECT source, excluded, count(*), "
+            "string_agg(CAST(line AS VARCHAR), ', ' ORDER BY line) FROM source_records "
+            "WHERE excluded IS NOT NULL AND bad_reason IS NULL GROUP BY ALL ORDER BY 1, 2"
+        ).fetchall()
+    ]
+    notes += [
+        f"source {src}: line {line} (serial {serial}, last check-in {seen}) is a stale "
+        f"enrolment of the device on line {kept}; the later record is used"
+        for src, line, serial, seen, kept in con.execute(
+            "SELECT source, line, coalesce(serial, asset_tag, record_id), "
+            "coalesce(strftime(last_seen, '%Y-%m-%d'), 'never'), superseded_by "
+            "FROM other_links WHERE superseded_by IS NOT NULL ORDER BY source, line"
+        ).fetchall()
+    ]
+    return notes
 
 
 def _rows(con: duckdb.DuckDBPyConnection, source: SourceInput) -> int:

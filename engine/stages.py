@@ -18,22 +18,21 @@ import duckdb
 
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine.profiling import RunProfiler
+from tagsweep.sql import ident, lit
 
 #: Rows per Parquet row group in the files the engine writes. DuckDB scans one row group
 #: per thread, so a million-row file written as one row group is read by one core.
 PARQUET_ROW_GROUP_ROWS = 122_880
 
-
-def lit(value: str | None) -> str:
-    """A SQL string literal (or NULL)."""
-    if value is None:
-        return "NULL"
-    return "'" + value.replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+__all__ = [
+    "PARQUET_ROW_GROUP_ROWS",
+    "RunContext",
+    "SourceInput",
+    "Stage",
+    "StageRunner",
+    "ident",
+    "lit",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +72,9 @@ class RunContext:
     sla_routine: date
     sla_urgent: date
     sources: list[SourceInput] = field(default_factory=list)
+    #: whether the run has a count; without one the sources are reconciled against
+    #: each other only (nothing can be missing from a count that did not happen)
+    counted: bool = True
 
 
 @dataclass(slots=True)

@@ -177,10 +177,10 @@ def llrp(
 
             from tagsweep.simulators.llrp.tls import self_signed, server_context
 
-            certificate = self_signed(host=host)
             with tempfile.TemporaryDirectory(prefix="tagsweep-sim-tls-") as folder:
-                options["tls"] = server_context(*certificate.write(Path(folder)))
-            pin = f"&tls_fingerprint={certificate.sha256}"
+                certificate = self_signed(Path(folder), host)
+                options["tls"] = server_context(certificate.cert, certificate.key)
+            pin = f"&tls_fingerprint={certificate.fingerprint.replace(':', '')}"
         async with LlrpSimulator(host, port, **options) as sim:
             scheme = "llrps" if tls else "llrp"
             url = f"{scheme}://{host}:{sim.port}?antennas={antennas}"

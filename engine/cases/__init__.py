@@ -23,7 +23,7 @@ The package, one concern per module:
 from __future__ import annotations
 
 from tagsweep.engine.cases.auditing import AuditChecks, AuditFindings
-from tagsweep.engine.cases.export import CaseExport, csv_safe
+from tagsweep.engine.cases.export import CaseExport
 from tagsweep.engine.cases.model import (
     CORRECTABLE_FIELDS,
     FOUND_FIELD_BY_TYPE,
@@ -38,6 +38,7 @@ from tagsweep.engine.cases.model import (
 )
 from tagsweep.engine.cases.run_import import RunImport, RunVariances, read_run
 from tagsweep.engine.cases.workflow import Workflow
+from tagsweep.engine.escaping import csv_safe
 
 __all__ = [
     "CORRECTABLE_FIELDS",

@@ -22,9 +22,8 @@ QUERY = "antennas=1&keepalive_s=0.2&report_interval_s=0.1&max_clock_skew_s=31536
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, ssl.SSLContext]:
-    cert = self_signed()
-    cert_file, key_file = cert.write(tmp_path_factory.mktemp("tls"))
-    return cert.sha256, cert_file, server_context(cert_file, key_file)
+    cert = self_signed(tmp_path_factory.mktemp("tls"))
+    return cert.fingerprint, cert.cert, server_context(cert.cert, cert.key)
 
 
 @pytest.mark.parametrize("verify", ["fingerprint", "ca"])
