@@ -13,11 +13,17 @@ Each event stream polls the count's version a few times a second, and the encode
 snapshot of one version is shared by every connected page, so the cost of a page is a
 timer tick, not work per read.
 
-Security: off by default and bound to localhost. With a token configured, every request
-needs it as ``Authorization: Bearer …`` or the ``tagsweep_token`` cookie; opening the
-page once as ``/?token=…`` sets the cookie (HttpOnly, SameSite=Strict) and redirects to
-the clean URL, so the token does not stay in the address bar or in the history. On a
-loopback address, requests naming another Host are refused (DNS rebinding).
+Security: off by default and bound to localhost; the configuration refuses an address
+beyond loopback without a token (unless ``[web] insecure = true``, which ``config check``
+warns about). With a token configured, every request needs it as ``Authorization: Bearer
+…`` or a session cookie: opening the page once as ``/?token=…`` creates a browser session
+— an opaque random id, never the token — sets it as the ``tagsweep_session`` cookie
+(HttpOnly, SameSite=Strict, Secure under TLS, expiring after :data:`SESSION_TTL_S`) and
+redirects to the clean URL, so the token does not stay in the address bar or the history.
+Headers that are not UTF-8 are answered 400; no log line carries a ``token=`` value (the
+HTTP library's own error lines are redacted too); a client that does not finish its
+request headers within ``header_timeout_s`` is disconnected. On a loopback address,
+requests naming another Host are refused (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import logging
+import re
+import secrets
+import ssl
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
@@ -43,7 +54,42 @@ from tagsweep.logs import get_logger
 HERE: Final = Path(__file__).resolve().parent
 TEMPLATES_DIR: Final = HERE / "templates"
 STATIC_DIR: Final = HERE / "static"
-TOKEN_COOKIE: Final = "tagsweep_token"
+SESSION_COOKIE: Final = "tagsweep_session"
+#: How long a browser session opened with ``?token=`` lasts.
+SESSION_TTL_S: Final = 12 * 3600
+#: Browser sessions kept at most; the oldest is forgotten first.
+MAX_SESSIONS: Final = 1024
+#: Seconds a client has to send complete request headers (and to keep an idle connection).
+HEADER_TIMEOUT_S: Final = 15.0
+
+_TOKEN_VALUE = re.compile(r"(?i)(token=)[^&\s\"']*")
+
+
+def redact(text: str) -> str:
+    """``token=…`` values in a URL or request line, replaced by ``***``."""
+    return _TOKEN_VALUE.sub(r"\1***", text)
+
+
+class _RedactTokens(logging.Filter):
+    """On the HTTP library's loggers: its error lines quote request lines, which can
+    carry ``?token=``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message += f": {record.exc_info[1]}"
+            record.exc_info = None  # the traceback would quote the line again
+            record.exc_text = None
+        record.msg, record.args = redact(message), None
+        return True
+
+
+def _install_redaction() -> None:
+    for name in ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactTokens) for f in logger.filters):
+            logger.addFilter(_RedactTokens())
+
 
 _CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -84,11 +130,16 @@ class LiveWebServer:
         token: str | None = None,
         push_interval_s: float = 0.25,
         health_interval_s: float = 1.0,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.view = view
         self.host = host
         self.port = port
         self._token = token.encode() if token else None
+        self.header_timeout_s = header_timeout_s
+        self.ssl_context = ssl_context
+        self._sessions: dict[str, float] = {}  # browser session id -> expiry (monotonic)
         self.push_interval_s = push_interval_s
         self.health_interval_s = health_interval_s
         self.templates = jinja2.Environment(
@@ -110,7 +161,8 @@ class LiveWebServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def render(self, request: web.Request, template: str, **context: Any) -> str:
         static = request.app.router["static"]
@@ -143,9 +195,18 @@ class LiveWebServer:
         return app
 
     async def start(self) -> None:
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
+        _install_redaction()
+        # keepalive_timeout also runs from the moment a connection opens and closes it
+        # while no complete request has arrived: a client trickling its headers (or
+        # sending none) is cut off after header_timeout_s.
+        runner = web.AppRunner(
+            self.make_app(),
+            access_log=None,
+            shutdown_timeout=2.0,
+            keepalive_timeout=self.header_timeout_s,
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError as exc:
@@ -215,7 +276,7 @@ class LiveWebServer:
                 return _error(request, exc.status, exc.reason)
             raise
         except Exception:
-            log.exception("live view request failed", path=request.path)
+            log.exception("live view request failed", path=redact(request.path))
             return _error(request, 500, "internal error; see the gateway log")
 
     @web.middleware
@@ -255,25 +316,58 @@ class LiveWebServer:
             and hmac.compare_digest(candidate.encode(), self._token)
         )
 
+    def _new_session(self) -> str:
+        now = time.monotonic()
+        for sid in [k for k, expiry in self._sessions.items() if expiry <= now]:
+            del self._sessions[sid]
+        while len(self._sessions) >= MAX_SESSIONS:
+            del self._sessions[next(iter(self._sessions))]  # the oldest
+        sid = secrets.token_urlsafe(32)
+        self._sessions[sid] = now + SESSION_TTL_S
+        return sid
+
+    def _session_ok(self, sid: str | None) -> bool:
+        if not sid:
+            return False
+        expiry = self._sessions.get(sid)
+        if expiry is None:
+            return False
+        if expiry <= time.monotonic():
+            del self._sessions[sid]
+            return False
+        return True
+
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        for name in ("Authorization", "Cookie"):
+            for value in request.headers.getall(name, ()):
+                if not _utf8(value):
+                    return _error(request, 400, f"the {name} header is not UTF-8 text")
         if self._token is None or request.path.startswith("/static/"):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-        if self._token_ok(bearer) or self._token_ok(request.cookies.get(TOKEN_COOKIE)):
+        if self._token_ok(bearer) or self._session_ok(request.cookies.get(SESSION_COOKIE)):
             return await handler(request)
         query_token = request.query.get("token")
+        if query_token is not None and not _utf8(query_token):
+            return _error(request, 400, "the token parameter is not UTF-8 text")
         if self._token_ok(query_token) and not _is_api(request):
             clean = request.rel_url.with_query(
                 [(k, v) for k, v in request.query.items() if k != "token"]
             )
             response = web.Response(status=303, headers={"Location": str(clean)})
             response.set_cookie(
-                TOKEN_COOKIE, query_token or "", httponly=True, samesite="Strict", path="/"
+                SESSION_COOKIE,
+                self._new_session(),
+                httponly=True,
+                samesite="Strict",
+                secure=request.secure,
+                max_age=SESSION_TTL_S,
+                path="/",
             )
             return response
-        given = bearer is not None or query_token is not None or TOKEN_COOKIE in request.cookies
+        given = bearer is not None or query_token is not None or SESSION_COOKIE in request.cookies
         message = (
             "the token does not match this gateway's [web] token"
             if given
@@ -421,6 +515,15 @@ class LiveWebServer:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+
+def _utf8(value: str) -> bool:
+    """Header values arrive decoded with surrogate escapes: those were not UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _SERVER: Final = web.AppKey("server", LiveWebServer)
