@@ -40,6 +40,7 @@ Writes ``benchmarks/results/reconcile.json`` (``reconcile_<N>.json`` for non-def
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import platform
@@ -109,6 +110,14 @@ COPY (
 """
     )
     con.close()
+    # the manifest the gateway writes beside it: the engine counts verified files only
+    digest = hashlib.sha256(session.read_bytes()).hexdigest()
+    session.with_suffix(".json").write_text(
+        json.dumps(
+            {"session_id": "cs-bench", "sha256": digest, "row_count": n, "gateway": "bench"}
+        ),
+        encoding="utf-8",
+    )
     return register, session
 
 

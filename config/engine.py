@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tagsweep import signing
 from tagsweep.config.cases import CasesSection
 from tagsweep.config.nightly import NightlySection
 from tagsweep.domain import VarianceType
@@ -184,6 +185,11 @@ class EngineSection(BaseModel):
     max_export_spread_hours: float = Field(default=24.0, gt=0)
     sources: dict[str, SourceSettings] = {}
 
+    # -- session files ---------------------------------------------------------------
+    #: gateway id → the Ed25519 public key(s) its session manifests are signed with
+    #: (``tagsweep session key`` on the gateway prints it); empty: hashes only
+    trusted_gateways: dict[str, list[str]] = {}
+
     # -- normalize -------------------------------------------------------------------
     register_roles: list[Literal["itam", "mdm", "fixed_asset", "procurement"]] = ["itam"]
     field_precedence: dict[str, list[str]] = Field(default_factory=_default_precedence)
@@ -220,6 +226,24 @@ class EngineSection(BaseModel):
     _statuses = field_validator(
         "expected_present_statuses", "found_status_mismatch", "retired_statuses"
     )(_check_statuses)
+
+    @field_validator("trusted_gateways", mode="before")
+    @classmethod
+    def _gateway_keys(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, list[str]] = {}
+        for gateway, keys in value.items():
+            listed = [keys] if isinstance(keys, str) else keys
+            if not isinstance(listed, list) or not listed:
+                raise ValueError(f"{gateway}: expected a public key or a list of them")
+            for key in listed:
+                try:
+                    signing.parse_public_key(str(key))
+                except signing.SigningError as exc:
+                    raise ValueError(f"{gateway}: {exc}") from None
+            out[str(gateway)] = [str(k).strip() for k in listed]
+        return out
 
     @field_validator("field_precedence")
     @classmethod

@@ -77,8 +77,15 @@ class GatewaySection(Section):
 class StoreSection(Section):
     path: Path = Path("/var/lib/tagsweep/gateway.duckdb")
     session_dir: Path = Path("/var/lib/tagsweep/sessions")
+    #: Ed25519 key the gateway signs its session manifests with (created on first use,
+    #: mode 0600); default: ``session-signing.key`` next to the store.
+    signing_key: Path | None = None
     keep_raw_reads: bool = False
     raw_read_retention_hours: float = Field(default=24.0, gt=0)
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.path.with_name("session-signing.key")
 
 
 class DedupSection(Section):

@@ -261,3 +261,23 @@ def session_list(config: ConfigOption = None, socket: SocketOption = None) -> No
 
 
 session_app.command("progress")(progress)
+
+
+@session_app.command("key")
+def session_key(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The gateway's configuration.")],
+) -> None:
+    """Print the public key this gateway signs session manifests with (created on first
+    use), as the line to add to the engine's [engine.trusted_gateways]."""
+    from tagsweep import signing
+
+    cfg = _load(config)
+    path = cfg.store.signing_key_path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = signing.load_or_create_key(path)
+    except (OSError, signing.SigningError) as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+    public = signing.public_key_text(key.public_key())
+    console.print(f'"{cfg.gateway.id}" = "{public}"', markup=False)

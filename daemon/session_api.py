@@ -100,6 +100,7 @@ class SessionAPI:
             session_dir=self.config.store.session_dir,
             gateway=self.config.gateway.id,
             window_us=self.pipeline.window_us,
+            signing_key=self.config.store.signing_key_path,
         )
 
     # -- the operations ---------------------------------------------------------------------

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagsweep import __version__
+from tagsweep import __version__, signing
 from tagsweep.daemon.location import (
     EVIDENCE_DTYPE,
     AttributionParams,
@@ -308,9 +308,21 @@ def _write_atomically(path: Path, write: Any) -> None:
 
 
 def write_session_file(
-    table: pa.Table, session: CountSession, *, session_dir: Path, gateway: str
+    table: pa.Table,
+    session: CountSession,
+    *,
+    session_dir: Path,
+    gateway: str,
+    signing_key: Path | None = None,
 ) -> ClosedSession:
-    """Write ``<id>.parquet`` and ``<id>.json`` (manifest with the Parquet sha256)."""
+    """Write ``<id>.parquet`` and ``<id>.json`` (manifest with the Parquet sha256),
+    signed with the gateway's key at ``signing_key`` (created on first use) if given."""
+    key = None
+    if signing_key is not None:
+        try:
+            key = signing.load_or_create_key(signing_key)
+        except signing.SigningError as exc:
+            raise SessionError(f"cannot sign session {session.session_id}: {exc}") from None
     session_dir.mkdir(parents=True, exist_ok=True)
     parquet = session_dir / f"{session.session_id}.parquet"
     manifest = session_dir / f"{session.session_id}.json"
@@ -330,6 +342,8 @@ def write_session_file(
         "tagsweep_version": __version__,
     }
     assert tuple(body) == SESSION_MANIFEST_KEYS
+    if key is not None:
+        body[signing.SIGNATURE_KEY] = signing.sign(body, key)
     text = json.dumps(body, indent=2) + "\n"
     _write_atomically(manifest, lambda p: p.write_text(text, encoding="utf-8"))
     return ClosedSession(session.session_id, parquet, manifest, table.num_rows, sha)
@@ -344,6 +358,7 @@ def close_session(
     gateway: str,
     params: AttributionParams | None = None,
     window_us: int = 0,
+    signing_key: Path | None = None,
 ) -> ClosedSession:
     """Compute observations from the store, write the session file, mark it closed.
 
@@ -361,7 +376,9 @@ def close_session(
         params=params,
     )
     store.replace_observations(session.session_id, table_for_store(table))
-    closed = write_session_file(table, session, session_dir=session_dir, gateway=gateway)
+    closed = write_session_file(
+        table, session, session_dir=session_dir, gateway=gateway, signing_key=signing_key
+    )
     store.set_session_state(
         session.session_id,
         SessionState.CLOSED.value,

@@ -34,9 +34,10 @@ Options (URL query, or the ``options`` mapping from the configuration; the URL w
 reader's maximum), ``report_n`` (reads per report), ``session``, ``tag_population``,
 ``mode_identifier``, ``search_mode`` (Impinj target: 1 single, 2 dual, 3 single with
 suppression), ``impinj`` (request Impinj phase/RSSI/Doppler), ``rospec_id``,
-``connect_timeout_s``, ``max_report_bytes``, ``max_clock_skew_s`` (a reader whose UTC
-clock is further off re-anchors its stamps to the receive time, per connection; default
-5), ``validate`` (cross-check every report with
+``connect_timeout_s``, ``max_report_bytes``, ``report_interval_s`` (GET_REPORT this
+often, so reads wait at most that long for N to fill; default 1), ``max_clock_skew_s``
+(a reader whose UTC clock is further off re-anchors its stamps to the receive time, per
+connection; default 5), ``validate`` (cross-check every report with
 sllurp) and ``decoder`` (``fast`` or ``sllurp``).
 """
 
@@ -46,6 +47,7 @@ import asyncio
 import contextlib
 import select
 import socket
+import struct
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
@@ -89,6 +91,8 @@ _REFUSALS: Final[dict[int, str]] = {
     3: "the reader could not open a session",
 }
 _ANOTHER_CONNECTION_ATTEMPTED: Final = 4
+#: GET_REPORT (LLRP 1.0.1 16.1.26; sllurp cannot encode it): header only, own id
+_GET_REPORT: Final = struct.pack(">HII", (1 << 10) | 60, HEADER_SIZE, 0x7FFFFF00)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +119,15 @@ class LlrpSettings:
     decoder: str = "fast"
     #: a reader's UTC stamps further than this from the receive time are re-anchored
     max_clock_skew_s: float = 5.0
+    #: ask for unreported reads (GET_REPORT) this often: bounds how late a read arrives
+    report_interval_s: float = 1.0
 
     _KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "antennas", "keepalive_s", "watchdog_intervals", "tx_power", "tx_power_dbm",
             "report_n", "session", "tag_population", "mode_identifier", "search_mode", "impinj",
             "rospec_id", "connect_timeout_s", "max_report_bytes", "max_pending_reads",
-            "validate", "decoder", "max_clock_skew_s",
+            "validate", "decoder", "max_clock_skew_s", "report_interval_s",
         }
     )  # fmt: skip
 
@@ -185,6 +191,7 @@ class LlrpSettings:
             ("max_report_bytes", int, 1024, 1 << 30),
             ("max_pending_reads", int, 1000, 1 << 26),
             ("max_clock_skew_s", float, 0.5, 10 * 365 * 86400),
+            ("report_interval_s", float, 0.05, 3600),
         ):
             if key in raw:
                 kwargs[key] = number(key, kind, lo, hi)
@@ -615,11 +622,14 @@ class LlrpDriver(Driver):
             return
         loop = asyncio.get_running_loop()
         interval = self.settings.keepalive_s
-        poll = min(0.25, interval / 4)
-        last_alive = loop.time()
+        poll = min(0.25, interval / 4, self.settings.report_interval_s)
+        last_alive = last_asked = loop.time()
         pending: list[_Item] = self._early
         self._early = []
         while True:
+            if loop.time() - last_asked >= self.settings.report_interval_s:
+                last_asked = loop.time()
+                self._ask_for_reports(client)
             if not pending:
                 if self.closing:
                     return
@@ -663,6 +673,15 @@ class LlrpDriver(Driver):
                 break
             else:
                 pending = []
+
+    def _ask_for_reports(self, client: _ReaderClient) -> None:
+        """GET_REPORT: the reader sends what it has read but not reported yet. A reader
+        cuts reports every N tag reports (ROReportSpec); with few tags in the field N
+        may take long to fill, so this bounds how late a read can be."""
+        try:
+            client.send_data(_GET_REPORT)
+        except (OSError, ReaderConfigurationError) as exc:
+            self.log.debug("llrp_get_report_not_sent", error=str(exc))
 
     def _follow_clock(self, offset_us: int | None) -> None:
         """Export the re-anchoring offset of this connection; say it once when found."""

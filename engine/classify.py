@@ -30,6 +30,7 @@ Rules, in the words of the method:
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from tagsweep.domain import VarianceType
@@ -437,14 +438,9 @@ FROM asset_checks a WHERE a.is_stale
 """
     type_order = " ".join(f"WHEN {lit(t.value)} THEN {i}" for i, t in enumerate(VarianceType))
     prio = " ".join(f"WHEN {lit(t)} THEN {lit(p)}" for t, p in s.priorities.items())
-    risk_words = "|".join(
-        c.strip().lower().replace("\\", "") for c in s.high_risk_categories if c.strip()
-    )
-    risk = (
-        f"coalesce(regexp_matches(lower(category), '\\b({risk_words})s?\\b'), false)"
-        if risk_words
-        else "false"
-    )
+    risk_words = "|".join(re.escape(c.strip().lower()) for c in s.high_risk_categories if c.strip())
+    pattern = lit(r"\b(" + risk_words + r")s?\b")
+    risk = f"coalesce(regexp_matches(lower(category), {pattern}), false)" if risk_words else "false"
     return [
         Stage(
             "register_scoped",

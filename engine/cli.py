@@ -196,6 +196,14 @@ def run_command(
             "The report then shows the trends across them and this run.",
         ),
     ] = None,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Count session files that have no manifest or no trusted signature; "
+            "the run manifest and report name each one.",
+        ),
+    ] = False,
 ) -> None:
     """Normalize, match and classify; write the variance log, register, report."""
     from rich.progress import Progress
@@ -230,6 +238,7 @@ def run_command(
                 on_stage=on_stage,
                 memory_limit=memory_limit,
                 history=earlier,
+                allow_unverified=allow_unverified,
             )
         except (RunError, FreezeError) as exc:
             err_console.print(f"error: {exc}", markup=False)

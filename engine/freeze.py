@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
+from tagsweep.engine import sandbox
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
 
@@ -215,8 +216,7 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
     also after a quoted value that spans lines."""
     encoding = _detect_encoding(path)
     readable = _csv_to_utf8(path, encoding, tmp_dir)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = sandbox.connect(read=[readable])
     try:
         con.execute(
             "CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true, header=true, "
@@ -374,7 +374,7 @@ def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
 
 
 def read_parquet(path: Path) -> pa.Table:
-    con = duckdb.connect()
+    con = sandbox.connect(read=[path])
     try:
         names = [
             r[0]
@@ -431,7 +431,7 @@ def _exported_at(
         return spec.exported_at.astimezone(UTC)
     column = columns.get("updated_at")
     if isinstance(column, str) and column in table.column_names:
-        con = duckdb.connect()
+        con = sandbox.connect()
         try:
             con.register("t", table.select([column]))
             row = con.execute(

@@ -16,7 +16,7 @@ export and can be frozen as the next run's baseline.
 
 # ruff: noqa: S608
 # Why: the SQL here is built from column names of the register's own schema, each quoted
-# by _quote(); every value is a bound parameter.
+# by ident(); every value is a bound parameter.
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsweep.config.engine import REGISTER_FIELDS
+from tagsweep.engine import sandbox
 from tagsweep.engine.cases import CaseStore, csv_safe, read_run
 from tagsweep.engine.freeze import sha256_file
+from tagsweep.engine.stages import ident
 
 #: Register columns that hold asset data (as opposed to provenance or bookkeeping).
 DATA_FIELDS: Final = REGISTER_FIELDS
@@ -54,10 +56,6 @@ class GoldenResult:
     unapplied: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> GoldenResult:
     """Write ``golden.parquet``, ``golden.csv`` and ``golden.json`` into ``out``."""
     run_dir = Path(run_dir)
@@ -75,12 +73,12 @@ def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> G
     extra = [
         f + suffix for f in fields for suffix in PROVENANCE_SUFFIXES if f + suffix not in columns
     ]
-    con = duckdb.connect()
+    con = sandbox.connect()
     try:
         con.register("register_in", register)
-        select = [_quote(c) for c in columns]
+        select = [ident(c) for c in columns]
         select += [
-            f"CAST({'?' if name.endswith('_run') else 'NULL'} AS VARCHAR) AS {_quote(name)}"
+            f"CAST({'?' if name.endswith('_run') else 'NULL'} AS VARCHAR) AS {ident(name)}"
             for name in extra
         ]
         n_params = sum(1 for name in extra if name.endswith("_run"))
@@ -93,14 +91,9 @@ def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> G
         for f in fields:
             if f + "_run" in columns:  # a register that already tracks runs: fill blanks
                 con.execute(
-                    f"UPDATE g SET {_quote(f + '_run')} = ? WHERE {_quote(f + '_run')} IS NULL",
+                    f"UPDATE g SET {ident(f + '_run')} = ? WHERE {ident(f + '_run')} IS NULL",
                     [run.run_id],
                 )
-        types = dict(
-            con.execute(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'g'"
-            ).fetchall()
-        )
         result = GoldenResult(out / "golden.parquet", out / "golden.csv", out / "golden.json", 0)
         for corr in store.corrections():
             name = corr["field"]
@@ -114,19 +107,19 @@ def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> G
             hits = con.execute(f"SELECT count(*) FROM g WHERE {where}", params).fetchone()
             if hits and hits[0]:
                 con.execute(
-                    f"UPDATE g SET {_quote(name)} = CAST(? AS {types[name]}), "
-                    f"{_quote(name + '_source')} = ?, {_quote(name + '_run')} = ?, "
-                    f"{_quote(name + '_case')} = ? WHERE {where}",
+                    f"UPDATE g SET {ident(name)} = ?, "
+                    f"{ident(name + '_source')} = ?, {ident(name + '_run')} = ?, "
+                    f"{ident(name + '_case')} = ? WHERE {where}",
                     [corr["after"], corr["origin"], corr["run_id"], corr["case_id"], *params],
                 )
                 result.applied.append(_brief(corr))
             elif corr["variance_type"] == "unrecorded" and corr["case_status"] == "resolved":
-                _add_unrecorded(con, corr, fields, types, has_asset_key="asset_key" in columns)
+                _add_unrecorded(con, corr, fields, has_asset_key="asset_key" in columns)
                 result.added.append(corr["case_id"])
                 con.execute(
-                    f"UPDATE g SET {_quote(name)} = CAST(? AS {types[name]}), "
-                    f"{_quote(name + '_source')} = ?, {_quote(name + '_run')} = ?, "
-                    f"{_quote(name + '_case')} = ? WHERE {where}",
+                    f"UPDATE g SET {ident(name)} = ?, "
+                    f"{ident(name + '_source')} = ?, {ident(name + '_run')} = ?, "
+                    f"{ident(name + '_case')} = ? WHERE {where}",
                     [corr["after"], corr["origin"], corr["run_id"], corr["case_id"], *params],
                 )
                 result.applied.append(_brief(corr))
@@ -135,7 +128,7 @@ def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> G
         out.mkdir(parents=True, exist_ok=True)
         final = [*columns, *extra]
         table = con.sql(
-            "SELECT " + ", ".join(_quote(c) for c in final) + " FROM g ORDER BY _row"
+            "SELECT " + ", ".join(ident(c) for c in final) + " FROM g ORDER BY _row"
         ).to_arrow_table()
     finally:
         con.close()
@@ -208,7 +201,6 @@ def _add_unrecorded(
     con: duckdb.DuckDBPyConnection,
     corr: dict[str, Any],
     fields: list[str],
-    types: dict[str, str],
     *,
     has_asset_key: bool,
 ) -> None:
@@ -230,9 +222,9 @@ def _add_unrecorded(
         params.append(corr["asset_key"])
     for name, value in present.items():
         cols += [name, name + "_source", name + "_run", name + "_case"]
-        exprs += [f"CAST(? AS {types[name]})", "?", "?", "?"]
+        exprs += ["?", "?", "?", "?"]
         params += [value, "count", corr["run_id"], corr["case_id"]]
     con.execute(
-        f"INSERT INTO g ({', '.join(_quote(c) for c in cols)}) VALUES ({', '.join(exprs)})",
+        f"INSERT INTO g ({', '.join(ident(c) for c in cols)}) VALUES ({', '.join(exprs)})",
         params,
     )

@@ -27,7 +27,7 @@ import duckdb
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
-from tagsweep.engine import classify, match, normalize
+from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -45,6 +45,7 @@ from tagsweep.engine.outputs import (
 )
 from tagsweep.engine.presets import GENERIC, header_key, resolve_columns
 from tagsweep.engine.report import RunSummary, collect, render_html, render_markdown
+from tagsweep.engine.session_check import SessionCheck, SessionCheckError, check_session_file
 from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
 from tagsweep.engine.trends import TrendsError, compare_runs, render_html_fragment
 from tagsweep.engine.trends import render_markdown as render_trends_markdown
@@ -69,6 +70,7 @@ class CountInput:
     relation: str
     scope: list[str] = field(default_factory=list)
     manifest: str | None = None
+    check: SessionCheck | None = None
 
 
 @dataclass(slots=True)
@@ -165,9 +167,16 @@ def load_sources(
 
 
 def load_counts(
-    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], tmp_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path],
+    tmp_dir: Path,
+    settings: EngineSection | None = None,
+    *,
+    allow_unverified: bool = False,
 ) -> list[CountInput]:
-    """Session files (Parquet + manifest) and manual count sheets (CSV)."""
+    """Session files (Parquet, verified against their manifest: engine.session_check)
+    and manual count sheets (CSV)."""
+    trusted = settings.trusted_gateways if settings is not None else {}
     inputs: list[CountInput] = []
     for index, path in enumerate(paths):
         if not path.is_file():
@@ -185,20 +194,13 @@ def load_counts(
                 f"FROM read_parquet({lit(str(path))}, file_row_number = true))"
             )
             bad: list[BadRow] = []
-            manifest_path = path.with_suffix(".json")
-            scope: list[str] = []
-            manifest = None
-            if manifest_path.is_file():
-                data = json.loads(manifest_path.read_text(encoding="utf-8"))
-                expected = data.get("sha256")
-                if expected and expected != digest:
-                    raise RunError(
-                        f"{path}: sha256 {digest} differs from its manifest {manifest_path.name} "
-                        f"({expected}); a closed session file must not change"
-                    )
-                scope = [str(s) for s in data.get("scope") or []]
-                manifest = manifest_path.name
-            kind = "session"
+            try:
+                check = check_session_file(
+                    con, path, digest, trusted_gateways=trusted, allow_unverified=allow_unverified
+                )
+            except SessionCheckError as exc:
+                raise RunError(str(exc)) from None
+            scope, manifest, kind = check.scope, check.manifest, "session"
         else:
             table, bad, _encoding = read_csv(path, path.name, tmp_dir)
             name = f"count_sheet_{index}"
@@ -210,6 +212,7 @@ def load_counts(
             cols = ", ".join(ident(n) for n in names if n != LINE_COLUMN)
             relation = f"(SELECT {cols}, {LINE_COLUMN} FROM {name})"
             scope, manifest, kind = [], None, "sheet"
+            check = SessionCheck(manifest=None, integrity="sheet")
         keys = {header_key(n): n for n in names}
         missing = [c for c in ("location",) if header_key(c) not in keys]
         if missing or not any(header_key(c) in keys for c in COUNT_IDENTIFIERS):
@@ -252,6 +255,7 @@ def load_counts(
                 relation=relation,
                 scope=scope,
                 manifest=manifest,
+                check=check,
             )
         )
     return inputs
@@ -276,22 +280,26 @@ def reconcile(
     memory_limit: str | None = None,
     threads: int | None = None,
     history: Sequence[Path] = (),
+    allow_unverified: bool = False,
 ) -> RunResult:
     """Run freeze-checked normalize → match → classify → outputs into ``out_dir``.
 
     ``history`` names earlier run folders: the report then carries the trends across
-    them and this run."""
+    them and this run. ``allow_unverified`` counts session files without a manifest or
+    a trusted signature; each one is named in the run manifest and report."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
-    # Every output is written with an ORDER BY on a unique key, and every aggregate is
-    # order-independent, so stage tables need not keep insertion order (3x cheaper).
-    con.execute("SET preserve_insertion_order = false")
-    if memory_limit:
-        con.execute(f"SET memory_limit = {lit(memory_limit)}")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
+    # The files of the run are all this connection may open: the baseline, the counts,
+    # the output and debug folders (see engine.sandbox).
+    baseline_dir = [baseline] if baseline.is_dir() else []
+    con = sandbox.connect(
+        read=[*([] if baseline_dir else [baseline]), *counts],
+        dirs=[*baseline_dir, out_dir, *([debug_dir] if debug_dir is not None else [])],
+        memory_limit=memory_limit,
+        threads=threads,
+        # Every output is written with an ORDER BY on a unique key, and every aggregate
+        # is order-independent, so stage tables need not keep insertion order (3x cheaper).
+        preserve_insertion_order=False,
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="tagsweep-run-") as tmp:
             return _reconcile(
@@ -306,6 +314,7 @@ def reconcile(
                 debug_dir=debug_dir,
                 on_stage=on_stage,
                 history=history,
+                allow_unverified=allow_unverified,
             )
     finally:
         con.close()
@@ -324,12 +333,18 @@ def _reconcile(
     debug_dir: Path | None,
     on_stage: Callable[[Stage], None] | None,
     history: Sequence[Path] = (),
+    allow_unverified: bool = False,
 ) -> RunResult:
     con.execute(normalize.MACROS)
     sources, baseline_info, bad_rows, warnings = load_sources(con, baseline)
-    count_inputs = load_counts(con, counts, tmp_dir)
+    count_inputs = load_counts(con, counts, tmp_dir, settings, allow_unverified=allow_unverified)
     for c in count_inputs:
         bad_rows.extend(c.bad)
+        if c.check is not None and c.check.integrity == "unverified":
+            warnings.append(
+                f"session file {c.path.name} is counted UNVERIFIED (--allow-unverified): "
+                f"{c.check.note}"
+            )
     if count_inputs:
         count_sql = " UNION ALL ".join(f"SELECT * FROM {c.relation}" for c in count_inputs)
     else:
@@ -384,9 +399,13 @@ def _reconcile(
                 "rows": c.rows,
                 "bad_rows": len(c.bad),
                 "manifest": c.manifest,
+                "integrity": c.check.integrity if c.check else None,
+                "gateway": c.check.gateway if c.check else None,
+                "unverified_reason": c.check.note if c.check else None,
             }
             for c in count_inputs
         ],
+        "allow_unverified": allow_unverified,
         "epc_mapping_sha256": epc_map_hash,
     }
     cfg_hash = config_hash(settings)
@@ -527,10 +546,7 @@ class _Background:
         self._pending: list[Future[None]] = []
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self.con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("SET enable_progress_bar = false")
-        return cur
+        return self.con.cursor()  # the connection's (locked) settings are global
 
     def hash_files(self, *files: str) -> None:
         for rel in files:

@@ -21,8 +21,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import duckdb
 import pyarrow.parquet as pq
+
+from tagsweep.engine import sandbox
 
 GOOD_RATE: Final = 0.05
 POOR_RATE: Final = 0.15
@@ -134,7 +135,7 @@ def compare_runs(run_dirs: list[Path], *, top: int = 20) -> Trends:
         )
     metas.sort(key=lambda m: (m[2], m[1]))
 
-    con = duckdb.connect()
+    con = sandbox.connect(read=[m[0] / "variances.parquet" for m in metas])
     try:
         con.execute(
             "CREATE TABLE runs (run_id VARCHAR, run_date DATE, run_no INTEGER, rows BIGINT)"

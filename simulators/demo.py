@@ -43,6 +43,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from tagsweep import signing
 from tagsweep.config import TagsweepConfig, parse_config
 from tagsweep.daemon.events import GatewayEvent
 from tagsweep.daemon.outputs import attach_outputs
@@ -489,7 +490,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             seed=options.seed,
             now=datetime.now(UTC),
         )
-        settings = EngineSection()
+        # The engine trusts the demo gateway's signing key: its session file is verified
+        # by signature, as a production engine configured with the gateway's key does.
+        gateway_key = signing.load_or_create_key(out / "session-signing.key").public_key()
+        settings = EngineSection.model_validate(
+            {"trusted_gateways": {"demo-gw": signing.public_key_text(gateway_key)}}
+        )
         progress.update(step, info="reconcile freeze")
         freeze(
             [SourceSpec(name, path, preset) for name, (preset, path) in exports.sources.items()],

@@ -574,6 +574,22 @@ def iter_params(data: bytes) -> Iterator[Param]:
 
 
 @dataclass(slots=True)
+class AISpecRequest:
+    """One AISpec of an ROSpec: its antennas and stop trigger (LLRP 1.0.1 10.2.2)."""
+
+    antennas: tuple[int, ...]
+    stop_trigger: int = 0  # 0 Null, 1 Duration, 2 GPI with timeout, 3 TagObservation
+    duration_ms: int = 0  # Duration's value, or GPI's / TagObservation's timeout
+    #: TagObservationTrigger type: 0 upon seeing N tags or timeout, 1 upon no new tags
+    #: for T ms or timeout, 2 N attempts to see all tags in the field or timeout
+    observation: int = 0
+    number_of_tags: int = 0
+    number_of_attempts: int = 0
+    quiet_ms: int = 0  # T of "no more new tags for T ms"
+    inventory_parameter_specs: int = 0
+
+
+@dataclass(slots=True)
 class ROSpecRequest:
     """The parts of an ADD_ROSPEC the simulator acts on (and tests check)."""
 
@@ -589,6 +605,12 @@ class ROSpecRequest:
     session: dict[int, int] = field(default_factory=dict)  # antenna → Gen2 session
     search_mode: dict[int, int] = field(default_factory=dict)  # antenna → Impinj mode
     raw: bytes = field(default=b"", repr=False)
+    period_offset_ms: int = 0  # Periodic start trigger: first start after, then every
+    period_ms: int = 0
+    stop_trigger: int = 0  # ROSpecStopTrigger: 0 Null, 1 Duration, 2 GPI with timeout
+    stop_duration_ms: int = 0
+    aispecs: list[AISpecRequest] = field(default_factory=list)
+    report_spec: bool = False  # whether an ROReportSpec was given (else the reader's)
 
 
 def parse_add_rospec(body: bytes) -> ROSpecRequest:
@@ -604,9 +626,20 @@ def parse_add_rospec(body: bytes) -> ROSpecRequest:
             start = child.find(179)
             if start is not None and start.body:
                 request.start_trigger = start.body[0]
+                periodic = start.find(180, 1)  # PeriodicTriggerValue: offset, period
+                if periodic is not None and len(periodic.body) >= 8:
+                    request.period_offset_ms, request.period_ms = struct.unpack_from(
+                        ">II", periodic.body
+                    )
+            stop = child.find(182)
+            if stop is not None and len(stop.body) >= 5:
+                request.stop_trigger, request.stop_duration_ms = struct.unpack_from(
+                    ">BI", stop.body
+                )
         elif child.type == 183 and len(child.body) >= 2:  # AISpec
             _parse_aispec(child, request)
         elif child.type == 237 and len(child.body) >= 3:  # ROReportSpec
+            request.report_spec = True
             request.report_trigger, request.report_n = struct.unpack_from(">BH", child.body)
             flags, impinj = 0xFFFF, False
             for part in child.children(3):
@@ -637,11 +670,25 @@ def _is_impinj(param: Param, subtype: int) -> bool:
 
 def _parse_aispec(aispec: Param, request: ROSpecRequest) -> None:
     count = struct.unpack_from(">H", aispec.body)[0]
-    request.antennas += struct.unpack_from(f">{count}H", aispec.body, 2)
+    antennas = struct.unpack_from(f">{count}H", aispec.body, 2)
+    request.antennas += antennas
+    spec = AISpecRequest(antennas)
+    request.aispecs.append(spec)
     for part in aispec.children(2 + 2 * count):
-        if part.type == 184 and part.body:  # AISpecStopTrigger
-            request.ai_stop_trigger = part.body[0]
+        if part.type == 184 and len(part.body) >= 5:  # AISpecStopTrigger
+            spec.stop_trigger, spec.duration_ms = struct.unpack_from(">BI", part.body)
+            if not request.ai_stop_trigger:
+                request.ai_stop_trigger = spec.stop_trigger
+            observation = part.find(185, 5)  # TagObservationTrigger
+            if observation is not None and len(observation.body) >= 12:
+                values = struct.unpack_from(">BBHHHI", observation.body)
+                spec.observation, _, spec.number_of_tags = values[:3]
+                spec.number_of_attempts, spec.quiet_ms, spec.duration_ms = values[3:]
+            gpi = part.find(181, 5)  # GPITriggerValue: port, event, timeout
+            if gpi is not None and len(gpi.body) >= 7:
+                spec.duration_ms = struct.unpack_from(">I", gpi.body, 3)[0]
         elif part.type == 186:  # InventoryParameterSpec: u16 id, u8 protocol, then antennas
+            spec.inventory_parameter_specs += 1
             for config in part.children(3):
                 if config.type != 222 or len(config.body) < 2:  # AntennaConfiguration
                     continue

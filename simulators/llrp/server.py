@@ -40,6 +40,7 @@ from tagsweep.logs import get_logger
 from tagsweep.simulators.llrp import encoder as enc
 from tagsweep.simulators.llrp.encoder import MessageType as M
 from tagsweep.simulators.llrp.encoder import ParameterError, ReaderIdentity, ROSpecRequest, Status
+from tagsweep.simulators.llrp.rospec import RunningSpec
 from tagsweep.simulators.llrp.sources import TagSource, random_epcs, random_reads
 
 MAX_REQUEST_BYTES = 1 << 20
@@ -119,10 +120,12 @@ class ConnectionLog:
     peer: str
     sent: list[ReadBatch] = field(default_factory=list)  # reads in well-formed reports
     reports: int = 0
+    observed: int = 0  # reads the antennas saw (reported or not yet)
     keepalives: int = 0
     keepalive_acks: int = 0
     requests: list[int] = field(default_factory=list)  # message types received, in order
     rospecs: list[ROSpecRequest] = field(default_factory=list)  # every ADD_ROSPEC received
+    rospec_runs: dict[int, int] = field(default_factory=dict)  # ROSpecID → times started
     faults: list[FaultKind] = field(default_factory=list)
     closed_by_client: bool = False  # CLOSE_CONNECTION received and answered
     source_done: bool = False  # the tag source is exhausted: nothing more will be sent
@@ -134,12 +137,6 @@ class ConnectionLog:
     @property
     def read_count(self) -> int:
         return sum(len(b) for b in self.sent)
-
-
-@dataclass(slots=True)
-class _ROSpec:
-    request: ROSpecRequest
-    state: str = "disabled"  # disabled | inactive | active
 
 
 #: Unknown vendor parameter (vendor 0xDEAD, subtype 7, 4 bytes) appended by VENDOR.
@@ -254,18 +251,19 @@ class _Session:
         self.writer = writer
         self.log = log
         self.pending_faults = sorted(faults, key=lambda f: f.after_reports)
-        self.rospecs: dict[int, _ROSpec] = {}
-        self.active = asyncio.Event()
+        self.rospecs: dict[int, RunningSpec] = {}
+        self.inventorying = asyncio.Event()  # some ROSpec is in an AISpec
         self.silent = False  # STALL / MISSED_KEEPALIVES: nothing reader-initiated is sent
         self.stalled = False  # STALL: not even responses
         self.keepalive_ms = 0
-        self.next_id = 1
-        self.report_n = 0
         # ROReportTrigger None: reads wait here until the client sends GET_REPORT
-        self.hold_reports = False
         self.held: list[ReadBatch] = []
         # reproducible fault bytes, not security: S311 does not apply
         self.rng = random.Random(sim._seed + log.index)  # noqa: S311
+        # the reader numbers its own messages (reports, keepalives, events) with its own
+        # counter, large numbers unrelated to the client's ids (pyllrp waits for the
+        # response with its request's id and takes any other id for an event)
+        self.next_id = self.rng.randrange(1 << 30, 1 << 31)
         self.extra = b""  # appended to every TagReportData of the next report
         self._tasks: list[asyncio.Task[None]] = []
         self.logger = sim.log.bind(connection=log.index, peer=log.peer)
@@ -302,6 +300,8 @@ class _Session:
                     return
                 await self.writer.drain()
         finally:
+            for spec in self.rospecs.values():
+                spec.cancel()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -347,13 +347,13 @@ class _Session:
         elif msg_type == M.KEEPALIVE_ACK:
             self.log.keepalive_acks += 1
         elif msg_type == M.CLOSE_CONNECTION:
-            self.active.clear()
+            self.inventorying.clear()
             self.send(enc.status_response(M.CLOSE_CONNECTION_RESPONSE, msg_id))
             self.log.closed_by_client = True
             await self.writer.drain()
             return False
         elif msg_type in _ROSPEC_REQUESTS:
-            self._rospec_request(msg_type, msg_id, body)
+            await self._rospec_request(msg_type, msg_id, body)
         elif msg_type in enc.RESPONSE_TO:  # AccessSpec requests: accepted, never used
             self.send(enc.status_response(enc.RESPONSE_TO[msg_type], msg_id))
         elif (
@@ -372,7 +372,7 @@ class _Session:
             )
         return True
 
-    def _rospec_request(self, msg_type: int, msg_id: int, body: bytes) -> None:
+    async def _rospec_request(self, msg_type: int, msg_id: int, body: bytes) -> None:
         response = enc.RESPONSE_TO[msg_type]
 
         def fail(why: str, code: int = Status.A_INVALID) -> None:
@@ -387,51 +387,54 @@ class _Session:
             if request.rospec_id == 0 or request.rospec_id in self.rospecs:
                 fail(f"ROSpecID {request.rospec_id} is zero or already in use")
                 return
-            self.rospecs[request.rospec_id] = _ROSpec(request)
+            spec = RunningSpec(request, self._send_reads, self.held.append)
+            spec.on_change = self._on_spec_change
+            self.rospecs[request.rospec_id] = spec
             self.log.rospecs.append(request)
             self.send(enc.status_response(response, msg_id))
+            if request.current_state:  # added as enabled (LLRP allows it)
+                spec.enable()
             return
         if len(body) < 4:
             fail("missing ROSpecID", Status.PARAMETER_ERROR)
             return
         rospec_id = struct.unpack_from(">I", body)[0]
-        if msg_type == M.DELETE_ROSPEC and rospec_id == 0:
-            self.rospecs.clear()
-        else:
-            spec = self.rospecs.get(rospec_id)
-            if spec is None:
-                fail(f"no ROSpec with ROSpecID {rospec_id}")
-                return
-            if msg_type == M.DELETE_ROSPEC:
-                del self.rospecs[rospec_id]
+        # ROSpecID 0 means all of them (DELETE, ENABLE, DISABLE; LLRP 1.0.1 10.1)
+        specs = list(self.rospecs.values()) if rospec_id == 0 else []
+        if rospec_id and rospec_id in self.rospecs:
+            specs = [self.rospecs[rospec_id]]
+        elif rospec_id:
+            fail(f"no ROSpec with ROSpecID {rospec_id}")
+            return
+        for spec in specs:
+            if msg_type in (M.DELETE_ROSPEC, M.DISABLE_ROSPEC):
+                await spec.disable()  # what is due at the end is sent first
+                if msg_type == M.DELETE_ROSPEC:
+                    del self.rospecs[spec.request.rospec_id]
             elif msg_type == M.ENABLE_ROSPEC:
-                spec.state = "active" if spec.request.start_trigger == 1 else "inactive"
-            elif msg_type == M.START_ROSPEC:
+                spec.enable()
+            elif msg_type in (M.START_ROSPEC, M.STOP_ROSPEC):
                 if spec.state == "disabled":
                     fail(f"ROSpec {rospec_id} is not enabled")
                     return
-                spec.state = "active"
-            elif msg_type == M.STOP_ROSPEC:
-                if spec.state == "disabled":
-                    fail(f"ROSpec {rospec_id} is not enabled")
-                    return
-                spec.state = "inactive"
-            elif msg_type == M.DISABLE_ROSPEC:
-                spec.state = "disabled"
+                if msg_type == M.START_ROSPEC:
+                    spec.start()
+                else:
+                    await spec.stop()
         self.send(enc.status_response(response, msg_id))
-        self._update_activity()
 
-    def _update_activity(self) -> None:
-        active = [s for s in self.rospecs.values() if s.state == "active"]
-        if active:
-            request = active[0].request
-            self.report_n = request.report_n if request.report_trigger in (1, 2) else 0
-            self.hold_reports = request.report_trigger == 0
-            self.active.set()
+    def _on_spec_change(self) -> None:
+        for rospec_id, spec in self.rospecs.items():
+            self.log.rospec_runs[rospec_id] = spec.runs
+        if self._inventorying_spec() is not None:
+            self.inventorying.set()
             if not any(t.get_name() == "llrp-sim-reports" for t in self._tasks):
                 self._tasks.append(asyncio.create_task(self._pump(), name="llrp-sim-reports"))
         else:
-            self.active.clear()
+            self.inventorying.clear()
+
+    def _inventorying_spec(self) -> RunningSpec | None:
+        return next((s for s in self.rospecs.values() if s.inventorying), None)
 
     # -- reader-initiated messages -------------------------------------------------------
     def _restart_keepalive(self) -> None:
@@ -455,10 +458,16 @@ class _Session:
         if self.sim.tag_source is None:
             return
         source = self.sim.tag_source()
+        loop = asyncio.get_running_loop()
         try:
             async for batch in source:
-                await self.active.wait()
-                await self._send_reads(batch)
+                while (spec := self._inventorying_spec()) is None:
+                    self.inventorying.clear()  # set again when an AISpec starts
+                    await self.inventorying.wait()
+                if self.pending_faults:  # due faults come even while N is filling
+                    await self._inject_faults()
+                self.log.observed += len(batch)
+                await spec.observe(batch, loop.time())
                 await self.writer.drain()
             self.log.source_done = True
         except (ConnectionError, asyncio.CancelledError):
@@ -474,20 +483,20 @@ class _Session:
     def _report_held(self, msg_id: int) -> None:
         """GET_REPORT: one RO_ACCESS_REPORT with the reads held since the last one, with
         the request's message id (empty when there are none, as a reader answers)."""
+        for spec in self.rospecs.values():  # read under an "upon N tags" trigger too
+            self.held.extend(spec.pending)
+            spec.pending = []
         reads = np.concatenate(self.held) if self.held else np.zeros(0, dtype=READ_DTYPE)
         self.held.clear()
-        self.send(enc.ro_access_report(msg_id, reads, b"", self._selector()))
+        self.send(enc.ro_access_report(msg_id, reads, b"", self._selector(None)))
         self.log.sent.append(reads)
         self.log.reports += 1
 
-    async def _send_reads(self, batch: ReadBatch) -> None:
-        """Encode the batch once, then cut it into reports of at most N reads (or hold
-        it for GET_REPORT when the ROSpec asked for no reports of its own)."""
-        if self.hold_reports:
-            self.held.append(batch.copy())
-            return
-        per_report = self.report_n or self.sim.max_reads_per_report
-        selector = self._selector()
+    async def _send_reads(self, batch: ReadBatch, report_n: int, spec: RunningSpec) -> None:
+        """Encode the batch once, then cut it into reports of at most N reads (and at
+        most the reader's own limit per message)."""
+        per_report = min(report_n or self.sim.max_reads_per_report, self.sim.max_reads_per_report)
+        selector = self._selector(spec)
         body, offsets = enc.tag_report_records(batch, selector=selector)
         for start in range(0, len(batch), per_report):
             if self.pending_faults:
@@ -547,22 +556,23 @@ class _Session:
     async def _burst(self, total: int) -> None:
         rng = np.random.default_rng(self.log.index + 1000)
         epcs = random_epcs(max(1, min(total, 5000)), seed=self.log.index + 1000)
-        per_report = self.report_n or self.sim.max_reads_per_report
+        spec = self._inventorying_spec()
+        report_n = spec.report_n if spec is not None else 0
+        per_report = min(report_n or self.sim.max_reads_per_report, self.sim.max_reads_per_report)
         sent = 0
         while sent < total:
             n = min(per_report, total - sent)
             reads = random_reads(epcs, n, rng, self._antennas())
-            self.send(enc.ro_access_report(self._msg_id(), reads, selector=self._selector()))
+            self.send(enc.ro_access_report(self._msg_id(), reads, selector=self._selector(spec)))
             self.log.sent.append(reads)
+            self.log.observed += n
             self.log.reports += 1
             sent += n
             await self.writer.drain()
 
-    def _selector(self) -> enc.ContentSelector:
-        selector = next(
-            (s.request.selector for s in self.rospecs.values() if s.state == "active"),
-            enc.EVERYTHING,
-        )
+    def _selector(self, spec: RunningSpec | None) -> enc.ContentSelector:
+        spec = spec or next((s for s in self.rospecs.values() if s.state == "active"), None)
+        selector = spec.request.selector if spec is not None else enc.EVERYTHING
         identity = self.sim.identity
         return replace(
             selector,

@@ -64,6 +64,11 @@ def test_session_file_holds_every_label_the_readers_could_see(demo: DemoResult) 
     assert barcode == untagged  # scanned at the rack whose label was scanned before
 
 
+def test_the_engine_verified_the_gateways_signature(demo: DemoResult) -> None:
+    session = demo.manifest["inputs"]["counts"][0]
+    assert (session["integrity"], session["gateway"]) == ("signed", "demo-gw")
+
+
 def test_locations_and_portal_passes_against_the_truth(demo: DemoResult) -> None:
     assert demo.located == len(demo.walk.read_epcs)
     assert demo.location_accuracy >= 0.9

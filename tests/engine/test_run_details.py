@@ -107,7 +107,15 @@ def _session_file(path: Path, rows: list[dict[str, object]], sha: str | None = N
 
     digest = sha or hashlib.sha256(path.read_bytes()).hexdigest()
     path.with_suffix(".json").write_text(
-        json.dumps({"session_id": "cs-1", "scope": ["Room 1"], "sha256": digest}),
+        json.dumps(
+            {
+                "session_id": "cs-1",
+                "scope": ["Room 1"],
+                "sha256": digest,
+                "row_count": len(rows),
+                "gateway": "gw-1",
+            }
+        ),
         encoding="utf-8",
     )
 

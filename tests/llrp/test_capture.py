@@ -68,7 +68,7 @@ def recorded() -> tuple[bytes, ReadBatch]:
         stream = bytearray()
         async with LlrpSimulator(port=0, tag_source=numbered_source(batches=6)) as sim:
             async with recording_proxy(sim.port, stream) as port:
-                url = llrp_url(sim).replace(f":{sim.port}?", f":{port}?")
+                url = llrp_url(sim, report_n=40).replace(f":{sim.port}?", f":{port}?")
                 driver = LlrpDriver(url, reader_id=1, backoff=FAST)
                 await collect(driver, everything_from(sim, 0))
             sent = sim.connections[0].sent_reads()
