@@ -98,6 +98,7 @@ def attach_outputs(gateway: Gateway, environ: Mapping[str, str] | None = None) -
     cfg = gateway.config
     log = get_logger("outputs", gateway=cfg.gateway.id)
     metrics = GatewayMetrics(gateway=cfg.gateway.id, site=cfg.gateway.site)
+    notifier = SystemdNotifier(environ)
     for device in gateway.devices:
         metrics.watch_reader(device.driver)
     gateway.add_sink(metrics)
@@ -109,6 +110,15 @@ def attach_outputs(gateway: Gateway, environ: Mapping[str, str] | None = None) -
             metrics.store_write_duration.observe(seconds)
 
     gateway.on_timing(timing)
+
+    def store_health(problem: str | None, write_errors: int) -> None:
+        changed = problem != metrics.store_problem
+        metrics.store_problem = problem
+        metrics.store_write_errors = write_errors
+        if changed and notifier.enabled:
+            notifier.status(metrics.status_line())
+
+    gateway.on_store_health(store_health)
 
     server = None
     if cfg.metrics.enabled:
@@ -127,7 +137,6 @@ def attach_outputs(gateway: Gateway, environ: Mapping[str, str] | None = None) -
             tls=cfg.mqtt.tls is not None,
         )
 
-    notifier = SystemdNotifier(environ)
     outputs = Outputs(metrics, server, mqtt, notifier)
     if notifier.enabled:
 
