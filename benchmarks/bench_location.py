@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.baselines import attribute_last_seen
 from tagsweep.daemon.dedup import Deduplicator
 from tagsweep.daemon.location import (
     LocationTimeline,
     attribute,
-    attribute_last_seen,
     evidence,
     evidence_from_reads,
 )

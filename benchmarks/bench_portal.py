@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tagsweep.daemon.portal import PortalPass, PortalSettings, PortalTracker, last_antenna_passes
+from benchmarks.baselines import last_antenna_passes
+from tagsweep.daemon.portal import PortalPass, PortalSettings, PortalTracker
 from tagsweep.domain import ReadBatch
 from tagsweep.simulators.world import (
     PortalScore,

@@ -170,6 +170,35 @@ def check_tag_format(value: str) -> str:
     return value
 
 
+class ExportLimits(BaseModel):
+    """What an untrusted export may cost before freeze refuses it (``[engine.limits]``).
+
+    Exports come from other teams' systems; a small file must not be able to take the
+    engine's memory or time (a zip bomb in an XLSX, millions of empty rows, JSON nested
+    a hundred thousand deep). Each limit, when exceeded, stops the freeze with the file,
+    the position and the setting to raise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: size of the export file
+    max_file_mb: float = Field(default=2048.0, gt=0)
+    #: data rows of one export
+    max_rows: int = Field(default=5_000_000, ge=1)
+    #: columns of one export
+    max_columns: int = Field(default=2_000, ge=1)
+    #: rows x columns of one export
+    max_cells: int = Field(default=200_000_000, ge=1)
+    #: characters in one value
+    max_cell_chars: int = Field(default=100_000, ge=1)
+    #: nesting of a JSON export (objects and arrays)
+    max_json_depth: int = Field(default=64, ge=1, le=500)
+    #: an XLSX is a zip: total size of what it unpacks to
+    max_unzipped_mb: float = Field(default=4096.0, gt=0)
+    #: an XLSX member larger than 1 MB unpacked may not unpack to more than this many
+    #: times its packed size (spreadsheets reach 10-50; zip bombs thousands)
+    max_zip_ratio: float = Field(default=200.0, gt=1)
+
+
 class EngineSection(BaseModel):
     """Settings of ``tagsweep reconcile``; see ``config/examples/engine.toml``."""
 
@@ -189,6 +218,9 @@ class EngineSection(BaseModel):
     #: gateway id → the Ed25519 public key(s) its session manifests are signed with
     #: (``tagsweep session key`` on the gateway prints it); empty: hashes only
     trusted_gateways: dict[str, list[str]] = {}
+
+    # -- untrusted files -------------------------------------------------------------
+    limits: ExportLimits = ExportLimits()
 
     # -- normalize -------------------------------------------------------------------
     register_roles: list[Literal["itam", "mdm", "fixed_asset", "procurement"]] = ["itam"]

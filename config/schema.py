@@ -229,9 +229,18 @@ class ControlSection(Section):
     mode: Literal[0o600, 0o660] = 0o600
 
 
+class WebTlsSection(Section):
+    """HTTPS for the live page: a phone's browser opens its camera only on a secure page
+    (``tagsweep web cert`` makes a self-signed pair)."""
+
+    cert_file: Path
+    key_file: Path
+
+
 class WebSection(Section):
     enabled: bool = False
     listen: str = "127.0.0.1:8080"
+    tls: WebTlsSection | None = None
     token_env: str | None = None
     token_file: Path | None = None
     token: SecretStr | None = Field(default=None, exclude=True)

@@ -73,14 +73,14 @@ def _call(path: Path, cmd: str, args: dict[str, Any] | None = None) -> Any:
 
 
 def build_gateway(config: TagsweepConfig) -> Gateway:
-    """The gateway ``tagsweep run`` starts: the one place outputs are attached to it
+    """The gateway ``tagsweep run`` starts: the one place integrations are attached to it
     (sinks with ``add_sink``, tasks with ``add_service``, ``on_ready``, ``on_timing``)."""
+    from tagsweep.daemon.integrations import attach_integrations
     from tagsweep.daemon.livefeed import attach_live_view
-    from tagsweep.daemon.outputs import attach_outputs
     from tagsweep.daemon.supervisor import Gateway
 
     gateway = Gateway(config)
-    attach_outputs(gateway)
+    attach_integrations(gateway)
     attach_live_view(gateway)
     return gateway
 

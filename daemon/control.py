@@ -150,7 +150,13 @@ async def _show(gw: Gateway, args: Mapping[str, Any]) -> Any:
         if current is None:
             raise RequestError("no count session is open (give session_id)", "session_error")
         session_id = current.session_id
-    return (await gw.sessions(session_id))[0]
+    row = dict((await gw.sessions(session_id))[0])
+    if gw.session is not None and gw.session.session_id == session_id:
+        # reads that arrived while it was open but are outside its window (a reader's
+        # clock), so they are not in its count; and, gateway-wide, reads by reason
+        row["reads_outside_window"] = gw.pipeline.outside_open_session
+    row["reads_outside_session"] = dict(gw.counters.reads_outside_session)
+    return row
 
 
 async def _progress(gw: Gateway, args: Mapping[str, Any]) -> Any:

@@ -38,7 +38,6 @@ registry from time to time, so it stays about as large as the set of open sighti
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -961,63 +960,3 @@ def _segmented_cummax(values: I64, new_segment: npt.NDArray[np.bool_]) -> I64:
     for a, b in itertools.pairwise(starts):
         out[a:b] = np.maximum.accumulate(values[a:b])
     return out
-
-
-SightingTuple = tuple[bytes, int, int, int, int, int, float, float]
-
-
-def reference_dedup(reads: ReadBatch, window_us: int) -> list[SightingTuple]:
-    """Plain-Python definition of a sighting, for tests and the benchmark baseline.
-
-    Reads of each key are taken in (first_seen, arrival) order; returns tuples of
-    (epc, reader, antenna, first, last, read_count, peak_rssi, mean_rssi).
-    """
-    runs: dict[tuple[bytes, int, int], list[list[float]]] = {}
-    order = sorted(range(len(reads)), key=lambda i: int(reads["first_seen_us"][i]))
-    for i in order:
-        r = reads[i]
-        key = (bytes(r["epc"]), int(r["reader"]), int(r["antenna"]))
-        first = int(r["first_seen_us"])
-        last = max(first, int(r["last_seen_us"]))
-        count = max(int(r["seen_count"]), 1)
-        rssi = float(r["rssi"])
-        known = not math.isnan(rssi)
-        runs_of_key = runs.setdefault(key, [])
-        current = runs_of_key[-1] if runs_of_key else None
-        if current is None or first - current[1] >= window_us:
-            runs_of_key.append(
-                [first, last, count, rssi, rssi * count if known else 0.0, count if known else 0]
-            )
-        else:
-            current[1] = max(current[1], last)
-            current[2] += count
-            if known:
-                current[3] = rssi if math.isnan(current[3]) else max(current[3], rssi)
-                current[4] += rssi * count
-                current[5] += count
-    out: list[SightingTuple] = []
-    for (epc, reader, antenna), runs_of_key in runs.items():
-        for run in runs_of_key:
-            mean = run[4] / run[5] if run[5] else float("nan")
-            out.append(
-                (epc, reader, antenna, int(run[0]), int(run[1]), int(run[2]), float(run[3]), mean)
-            )
-    return sorted(out, key=lambda t: (t[1], t[2], t[0], t[3]))
-
-
-def sightings_as_tuples(batch: SightingBatch) -> list[SightingTuple]:
-    """Kernel output in the reference's shape and order (for comparisons)."""
-    out: list[SightingTuple] = [
-        (
-            bytes(r["epc"]),
-            int(r["reader"]),
-            int(r["antenna"]),
-            int(r["first_seen_us"]),
-            int(r["last_seen_us"]),
-            int(r["read_count"]),
-            float(r["peak_rssi"]),
-            float(r["mean_rssi"]),
-        )
-        for r in batch
-    ]
-    return sorted(out, key=lambda t: (t[1], t[2], t[0], t[3]))

@@ -453,6 +453,15 @@ class LiveCount:
                 epc.decode("ascii") if isinstance(epc, bytes) else epc, location, ts_us=ts
             )
 
+    def lookup(
+        self, *, asset_tag: str | None = None, serial: str | None = None
+    ) -> ExpectedAsset | None:
+        """The register row a scanned asset tag (else serial) names, if any."""
+        tag, ser = _upper(asset_tag), _upper(serial)
+        return (self._by_tag.get(tag) if tag else None) or (
+            self._by_serial.get(ser) if ser else None
+        )
+
     def observe_scan(
         self,
         *,
@@ -464,9 +473,7 @@ class LiveCount:
         """A barcode scan of an asset tag or a serial: ticks the asset off like a read."""
         tag = _upper(asset_tag)
         ser = _upper(serial)
-        asset = (self._by_tag.get(tag) if tag else None) or (
-            self._by_serial.get(ser) if ser else None
-        )
+        asset = self.lookup(asset_tag=tag, serial=ser)
         if asset is not None:
             identity = asset.key
         elif tag:

@@ -346,7 +346,10 @@ def attach_live_view(gateway: Gateway) -> LiveFeed:
     gateway.add_sink(feed)
     gateway.live = feed
     if gateway.config.web.enabled:
-        server = LiveWebServer.from_config(feed.view, gateway.config.web)
+        from tagsweep.daemon.phones import PhoneScans
+
+        phones = PhoneScans(gateway, feed.view)
+        server = LiveWebServer.from_config(feed.view, gateway.config.web, phones)
         feed.server = server
         gateway.add_service("live-view", server.serve, stop=server.request_stop)
     return feed

@@ -48,8 +48,9 @@ API (pure, numpy-vectorised; nothing here does I/O):
 * :func:`attribute` — evidence → one :class:`Attribution` per EPC.
 * :class:`LocationAttributor` — the three above behind ``set_context``, ``add`` and
   ``attribute``, the shape the daemon's count session wants.
-* :func:`attribute_last_seen` — the naive baseline (last location wins), kept for
-  benchmarks and for explaining results.
+
+The naive baseline (last location wins) the benchmark compares with is in
+``benchmarks/baselines.py``.
 """
 
 from __future__ import annotations
@@ -311,23 +312,6 @@ def attribute(
     return out
 
 
-def attribute_last_seen(timeline: LocationTimeline, sightings: Records) -> dict[str, str]:
-    """Naive baseline: each EPC is where the context was when it was last read."""
-    if sightings.size == 0 or len(timeline) == 0:
-        return {}
-    order = np.lexsort((sightings["last_seen_us"], sightings["epc"]))
-    s = sightings[order]
-    last_of_epc = np.append(s["epc"][1:] != s["epc"][:-1], True)
-    s = s[last_of_epc]
-    k = timeline.index_at(s["last_seen_us"].astype(np.int64))
-    ids = timeline.location_ids
-    return {
-        e.decode("ascii"): timeline.locations[int(ids[i])]
-        for e, i in zip(s["epc"].tolist(), k.tolist(), strict=True)
-        if i >= 0
-    }
-
-
 class LocationAttributor:
     """Incremental attribution for one count session.
 
@@ -368,7 +352,6 @@ __all__ = [
     "LocationAttributor",
     "LocationTimeline",
     "attribute",
-    "attribute_last_seen",
     "evidence",
     "evidence_from_reads",
     "merge_evidence",

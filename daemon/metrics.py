@@ -81,6 +81,8 @@ class GatewayMetrics:
         self.registry = registry or CollectorRegistry()
         self.readers: dict[str, ObservedReader] = {}
         self.outbox: ObservedOutbox | None = None
+        #: reads the open session will not contain, by reason (the gateway's counter)
+        self.reads_outside_session: Mapping[str, int] = {}
         self.session: SessionInfo | None = None
         self.sessions_closed = 0
         r = self.registry
@@ -295,6 +297,16 @@ class _GatewayCollector(Collector):
                 last.add_metric([name], reader.last_event_us / 1e6)
         yield from (reads, batches, reconnects, decode_errors, skipped, clock_offset)
         yield from (faults, state, last)
+
+        outside = CounterMetricFamily(
+            "tagsweep_reads_outside_session",
+            "Reads not counted into the open session, by reason (no_session, "
+            "stamped_before_session, stamped_in_future).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(m.reads_outside_session.items()):
+            outside.add_metric([reason], count)
+        yield outside
 
         if m.outbox is not None:
             yield GaugeMetricFamily(

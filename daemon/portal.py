@@ -45,7 +45,8 @@ API for the daemon (one tracker per portal reader; not thread-safe, call from on
 * ``flush()`` — close every track (shutdown);
 * ``passes`` — every :class:`PortalPass` decided so far (also in the PORTAL_PASS payload).
 
-:func:`classify_last_antenna` is the naive baseline the benchmark prints beside it.
+The naive last-antenna baseline the benchmark prints beside it is in
+``benchmarks/baselines.py``.
 """
 
 from __future__ import annotations
@@ -160,47 +161,6 @@ def classify(
     if abs(asym) < settings.min_asymmetry or by_order != by_shape:
         return None
     return by_shape, round(t0 + t_c), abs(asym)
-
-
-def classify_last_antenna(reads: npt.NDArray[np.float64]) -> tuple[Direction, int, float] | None:
-    """Naive baseline: a track read on both antennas went towards the antenna that read
-    it last; the pass time is the middle of the track."""
-    inside = reads[:, 1] > 0
-    if not inside.any() or inside.all():
-        return None
-    last = int(np.argmax(reads[:, 0]))
-    middle = (reads[:, 0].min() + reads[:, 0].max()) / 2
-    return ("in" if inside[last] else "out"), int(middle), 1.0
-
-
-def last_antenna_passes(reads: Records, settings: PortalSettings) -> list[PortalPass]:
-    """The naive baseline over a whole read log: per EPC, runs of reads with gaps under
-    ``quiet_s``; a run read on both antennas is a pass towards the antenna that read it
-    last (:func:`classify_last_antenna`)."""
-    tracker = PortalTracker(settings)
-    epcs, rows = tracker._rows(reads)  # same antenna/reader filtering as the tracker
-    order = np.lexsort((rows[:, 0], epcs))
-    epcs, rows = epcs[order], rows[order]
-    cut = np.ones(epcs.size, dtype=bool)
-    cut[1:] = (epcs[1:] != epcs[:-1]) | (np.diff(rows[:, 0]) >= settings.quiet_s * 1_000_000)
-    bounds = np.append(np.flatnonzero(cut), epcs.size).tolist()
-    passes: list[PortalPass] = []
-    for lo, hi in itertools.pairwise(bounds):
-        run = rows[lo:hi]
-        decided = classify_last_antenna(run)
-        if decided is not None:
-            inside = run[:, 1] > 0
-            passes.append(
-                PortalPass(
-                    epc=bytes(epcs[lo]).decode("ascii"),
-                    direction=decided[0],
-                    t_us=decided[1],
-                    confidence=decided[2],
-                    reads_inside=int(run[inside, 3].sum()),
-                    reads_outside=int(run[~inside, 3].sum()),
-                )
-            )
-    return passes
 
 
 class PortalTracker:
@@ -406,6 +366,4 @@ __all__ = [
     "PortalSettings",
     "PortalTracker",
     "classify",
-    "classify_last_antenna",
-    "last_antenna_passes",
 ]

@@ -47,6 +47,10 @@ EAGER_FLUSH_READS = 500_000
 THREAD_DEDUP_READS = 50_000
 #: How often raw reads older than their retention are deleted (when they are kept).
 PRUNE_INTERVAL_S = 60.0
+#: A read stamped further than this after its arrival is outside any session window.
+FUTURE_TOLERANCE_US = 5_000_000
+#: Reads outside the session are logged at most this often per reason (with a count).
+OUTSIDE_LOG_INTERVAL_S = 10.0
 
 
 class ReadPipeline:
@@ -87,6 +91,11 @@ class ReadPipeline:
         #: why the store cannot keep writes (deleted, replaced), None while it can
         self.store_problem: str | None = None
         self._health: list[StoreHealthListener] = []
+        #: the open session's start (µs), or None; set by the session API
+        self.session_started_us: int | None = None
+        #: reads outside the open session's window since it opened (``session show``)
+        self.outside_open_session = 0
+        self._outside_logged: dict[str, tuple[float, int]] = {}  # reason → (when, total)
 
     def attach(self, store: Store, *, next_sighting_id: int) -> None:
         """Use the opened store; sighting ids go on from where the store left off."""
@@ -165,12 +174,45 @@ class ReadPipeline:
         self._pending_count += n
         self.counters.reads += n
         self.counters.by_reader[device.name] = self.counters.by_reader.get(device.name, 0) + n
+        self._count_outside_session(device, batch, n)
         latest = int(batch["last_seen_us"].max())
         if latest > self._clock_us[device.index]:
             self._clock_us[device.index] = latest
             self._clock_wall_us[device.index] = now_us()
         if self._pending_count >= EAGER_FLUSH_READS:
             self._flush_now.set()
+
+    def _count_outside_session(self, device: Device, batch: np.ndarray, n: int) -> None:
+        """Count (and log, rate limited) the reads the open session will not contain:
+        none is open, or their stamps are outside its window (a reader's wrong clock)."""
+        started = self.session_started_us
+        if started is None:
+            self._outside(device, "no_session", n)
+            return
+        before = int(np.count_nonzero(batch["last_seen_us"] < started - self.window_us))
+        future = int(np.count_nonzero(batch["first_seen_us"] > now_us() + FUTURE_TOLERANCE_US))
+        for reason, count in (("stamped_before_session", before), ("stamped_in_future", future)):
+            if count:
+                self.outside_open_session += count
+                self._outside(device, reason, count)
+
+    def _outside(self, device: Device, reason: str, count: int) -> None:
+        totals = self.counters.reads_outside_session
+        totals[reason] = total = totals.get(reason, 0) + count
+        now = time.monotonic()
+        last, logged_total = self._outside_logged.get(reason, (-math.inf, 0))
+        if now - last >= OUTSIDE_LOG_INTERVAL_S:
+            self._outside_logged[reason] = (now, total)
+            self.log.warning(
+                "reads_outside_session",
+                reason=reason,
+                reader=device.name,
+                reads=total - logged_total,
+                total=total,
+                hint="these reads are kept in the store but are not in the session's count"
+                if reason != "no_session"
+                else "start a count session (tagsweep session start) to count them",
+            )
 
     def queue_event(self, event: GatewayEvent) -> None:
         """An event to go out with the next flush (in order with the sightings)."""

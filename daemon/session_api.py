@@ -51,9 +51,22 @@ class SessionAPI:
         self.config = gateway.config
         self.log = gateway.log
         self.pipeline = gateway.pipeline
-        self.session: CountSession | None = None
+        self._session: CountSession | None = None
         self._idle_context: Location | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def session(self) -> CountSession | None:
+        """The open count session (None when none is open)."""
+        return self._session
+
+    @session.setter
+    def session(self, session: CountSession | None) -> None:
+        # the read pipeline counts the reads this session will not contain
+        if session is not self._session:
+            self.pipeline.outside_open_session = 0
+        self._session = session
+        self.pipeline.session_started_us = session.started_us if session else None
 
     def _store(self) -> Store:
         return self.gateway.running_store()

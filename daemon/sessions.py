@@ -24,7 +24,6 @@ observations at the location context of their last scan.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -58,6 +57,7 @@ from tagsweep.domain import (
     SessionState,
     us_to_datetime,
 )
+from tagsweep.hashing import sha256_file
 
 #: Scan kinds that count an item (a location label sets context; a GTIN names a model).
 COUNTED_SCAN_KINDS: Final = {
@@ -258,12 +258,13 @@ def build_observations(
         # A deliberate re-scan elsewhere means the item is there now.
         item["location"] = scan["location"] or timeline.at(ts) or default
         item["reader"] = scan["scanner"]
+        item["operator"] = scan.get("operator") or None
     rows.extend(items.values())
 
     for row in rows:
         row["session_id"] = session.session_id
         row["site"] = session.site
-        row["operator"] = session.operator
+        row["operator"] = row.get("operator") or session.operator
     rows.sort(
         key=lambda r: (
             r["method"],
@@ -281,14 +282,6 @@ def build_observations(
 
 
 # -- the session file --------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_atomically(path: Path, write: Any) -> None:
     """Write through a temporary file, fsync, rename, fsync the folder, then 0444."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -327,7 +320,7 @@ def write_session_file(
     parquet = session_dir / f"{session.session_id}.parquet"
     manifest = session_dir / f"{session.session_id}.json"
     _write_atomically(parquet, lambda p: pq.write_table(table, p, compression="zstd"))
-    sha = _sha256(parquet)
+    sha = sha256_file(parquet)
     ended = session.ended_us if session.ended_us is not None else session.started_us
     body = {
         "session_id": session.session_id,

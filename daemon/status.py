@@ -39,6 +39,9 @@ class GatewayCounters:
     sessions_closed: int = 0
     control_errors: int = 0
     by_reader: dict[str, int] = field(default_factory=dict)
+    #: reads not counted into the open session, by reason (no_session: none was open;
+    #: stamped_before_session / stamped_in_future: their time is outside its window)
+    reads_outside_session: dict[str, int] = field(default_factory=dict)
 
 
 def gateway_status(gateway: Gateway) -> dict[str, Any]:
@@ -82,5 +85,6 @@ def gateway_status(gateway: Gateway) -> dict[str, Any]:
             "sessions_started": gc.sessions_started,
             "sessions_closed": gc.sessions_closed,
             "control_errors": gc.control_errors,
+            "reads_outside_session": dict(gc.reads_outside_session),
         },
     }

@@ -97,6 +97,8 @@ CREATE TABLE IF NOT EXISTS reader_status (
 #: ``ADD COLUMN IF NOT EXISTS`` is a no-op on a store created by the current schema).
 _MIGRATIONS = """
 ALTER TABLE sessions ADD COLUMN IF NOT EXISTS expected VARCHAR;
+ALTER TABLE scans ADD COLUMN IF NOT EXISTS operator VARCHAR;
+ALTER TABLE scans ADD COLUMN IF NOT EXISTS scan_id VARCHAR;
 """
 
 
@@ -112,6 +114,8 @@ class ScanRecord:
     symbology: str
     session_id: str | None
     location: str | None
+    operator: str | None = None  # who scanned, when it is not the session's operator (phones)
+    scan_id: str | None = None  # the scanning device's idempotency key (phones)
 
 
 @dataclass(slots=True)
@@ -316,7 +320,8 @@ class Store:
                 con.unregister("_reads")
             if batch.scans:
                 con.executemany(
-                    "INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO scans (ts_us, scanner, session_id, kind, value, data, "
+                    "symbology, location, operator, scan_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         [
                             s.ts_us,
@@ -327,6 +332,8 @@ class Store:
                             s.data,
                             s.symbology,
                             s.location,
+                            s.operator,
+                            s.scan_id,
                         ]
                         for s in batch.scans
                     ],
@@ -469,6 +476,19 @@ class Store:
             "ORDER BY sighting_id",
             params={"ended": ended_us, "started": started_us, "window": max(window_us, 1)},
         ).to_arrow_table()
+
+    def write_scan_once(self, record: ScanRecord) -> bool:
+        """Store a scan unless one with its ``scan_id`` is stored already (a device
+        re-sending what it could not see acknowledged); True when it was new. Atomic:
+        the store has one writer thread."""
+        if record.scan_id is not None:
+            seen = self._con.execute(
+                "SELECT count(*) FROM scans WHERE scan_id = ?", [record.scan_id]
+            ).fetchone()
+            if seen is not None and int(seen[0]):
+                return False
+        self.write(WriteBatch(scans=[record]))
+        return True
 
     def session_scans(self, session_id: str) -> pa.Table:
         return self._con.sql(

@@ -40,7 +40,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import jinja2
 from aiohttp import web
@@ -50,6 +50,9 @@ from tagsweep.config.schema import WebSection
 from tagsweep.daemon.live import LiveCount, LiveView, UnknownSessionError
 from tagsweep.domain import Location
 from tagsweep.logs import get_logger
+
+if TYPE_CHECKING:
+    from tagsweep.daemon.phones import PhoneScans
 
 HERE: Final = Path(__file__).resolve().parent
 TEMPLATES_DIR: Final = HERE / "templates"
@@ -131,14 +134,17 @@ class LiveWebServer:
         push_interval_s: float = 0.25,
         health_interval_s: float = 1.0,
         header_timeout_s: float = HEADER_TIMEOUT_S,
+        phones: PhoneScans | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.view = view
+        self.phones = phones  # camera mode ("Scan with camera") when set
+        self.ssl_context = ssl_context
+        self.tls_files: tuple[Path, Path] | None = None  # loaded at start (see tls_context)
         self.host = host
         self.port = port
         self._token = token.encode() if token else None
         self.header_timeout_s = header_timeout_s
-        self.ssl_context = ssl_context
         self._sessions: dict[str, float] = {}  # browser session id -> expiry (monotonic)
         self.push_interval_s = push_interval_s
         self.health_interval_s = health_interval_s
@@ -153,21 +159,28 @@ class LiveWebServer:
         self.streams = 0  # event streams currently open (metrics, tests)
 
     @classmethod
-    def from_config(cls, view: LiveView, web_config: WebSection) -> LiveWebServer:
+    def from_config(
+        cls, view: LiveView, web_config: WebSection, phones: PhoneScans | None = None
+    ) -> LiveWebServer:
         host, _, port = web_config.listen.rpartition(":")
         token = web_config.token.get_secret_value() if web_config.token is not None else None
-        return cls(view, host=host.strip("[]"), port=int(port), token=token)
+        server = cls(view, host=host.strip("[]"), port=int(port), token=token, phones=phones)
+        if web_config.tls is not None:
+            server.tls_files = (web_config.tls.cert_file, web_config.tls.key_file)
+        return server
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = "https" if self.ssl_context is not None else "http"
+        tls = self.ssl_context is not None or self.tls_files is not None
+        scheme = "https" if tls else "http"
         return f"{scheme}://{host}:{self.port}"
 
     def render(self, request: web.Request, template: str, **context: Any) -> str:
         static = request.app.router["static"]
         return self.templates.get_template(template).render(
             version=__version__,
+            camera=self.phones is not None,
             static=lambda name: str(static.url_for(filename=name)),
             **context,
         )
@@ -175,8 +188,11 @@ class LiveWebServer:
     # -- life cycle ----------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
+        from tagsweep.daemon.phones import MAX_FRAME_BYTES
+
         app = web.Application(
-            middlewares=[self._errors, self._security_headers, self._host_check, self._auth]
+            middlewares=[self._errors, self._security_headers, self._host_check, self._auth],
+            client_max_size=MAX_FRAME_BYTES + 4096,
         )
         app[_SERVER] = self
         app.add_routes(
@@ -192,9 +208,15 @@ class LiveWebServer:
                 web.static("/static", STATIC_DIR, name="static", append_version=True),
             ]
         )
+        if self.phones is not None:
+            from tagsweep.daemon.camera import add_camera_routes
+
+            add_camera_routes(app, self, self.phones)
         return app
 
     async def start(self) -> None:
+        if self.ssl_context is None and self.tls_files is not None:
+            self.ssl_context = tls_context(*self.tls_files)
         _install_redaction()
         # keepalive_timeout also runs from the moment a connection opens and closes it
         # while no complete request has arrived: a client trickling its headers (or
@@ -524,6 +546,20 @@ def _utf8(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """A server TLS context from ``[web.tls]``; OSError naming the files when they do not
+    load (missing, unreadable, or a key that does not match the certificate)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise OSError(
+            f"[web.tls] cannot load certificate {cert_file} with key {key_file}: {exc}"
+        ) from None
+    return context
 
 
 _SERVER: Final = web.AppKey("server", LiveWebServer)

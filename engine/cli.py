@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -196,6 +196,13 @@ def run_command(
             "The report then shows the trends across them and this run.",
         ),
     ] = None,
+    timings: Annotated[
+        bool,
+        typer.Option(
+            "--timings",
+            help="Print seconds and peak memory per stage (always in the run's timings.json).",
+        ),
+    ] = False,
     allow_unverified: Annotated[
         bool,
         typer.Option(
@@ -244,6 +251,27 @@ def run_command(
             err_console.print(f"error: {exc}", markup=False)
             raise typer.Exit(code=1) from None
     _print_run(result, out)
+    if timings:
+        print_timings(result.profile)
+
+
+def print_timings(profile: dict[str, Any]) -> None:
+    """The stages of a run by start time: seconds, share of the wall time, peak memory."""
+    wall = float(profile["wall_seconds"]) or 1.0
+    table = Table(title=f"timings: {wall:.2f} s wall, peak {profile['peak_rss_mb']:.0f} MB")
+    for col, justify in (("stage", "left"), ("starts at s", "right"), ("seconds", "right"),
+                         ("% of wall", "right"), ("peak MB", "right")):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for stage in profile["stages"]:
+        table.add_row(
+            f"{stage['group']}/{stage['name']}",
+            f"{stage['started_s']:.2f}",
+            f"{stage['seconds']:.2f}",
+            f"{100 * stage['seconds'] / wall:.0f}",
+            f"{stage['peak_rss_mb']:.0f}",
+        )
+    console.print(table)
+    console.print("stages overlap (background jobs run beside the stages): shares do not add up")
 
 
 def _print_run(result: RunResult, out: Path) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import json
+import os
+import secrets
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,10 +29,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tagsweep import __version__
-from tagsweep.config.engine import EngineSection
+from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.engine import sandbox
+from tagsweep.engine.limits import (
+    LimitError,
+    RowBudget,
+    check_file_size,
+    check_json_depth,
+    check_table,
+    check_zip,
+)
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
+from tagsweep.hashing import sha256_file
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = 1
@@ -102,14 +112,6 @@ class Snapshot:
             if src.name == name:
                 return src
         raise KeyError(name)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _detect_encoding(path: Path) -> str:
@@ -257,24 +259,57 @@ def _cell_text(value: object) -> str | None:
     return text or None
 
 
-def read_xlsx(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
-    """First worksheet; the first non-empty row is the header; ``_line`` is the sheet row."""
+def read_xlsx(
+    path: Path, source: str, limits: ExportLimits | None = None
+) -> tuple[pa.Table, list[BadRow]]:
+    """First worksheet; the first non-empty row is the header; ``_line`` is the sheet row.
+
+    The zip is checked against ``limits`` before it is opened, and rows and width as
+    they stream; whatever the XML parser refuses (entity declarations, malformed XML)
+    is a FreezeError naming the file, never a traceback."""
+    try:
+        return _read_xlsx(path, source, limits or ExportLimits())
+    except (FreezeError, LimitError, MemoryError):
+        raise
+    except Exception as exc:  # openpyxl and its XML parser raise many kinds
+        root: BaseException = exc  # openpyxl wraps the parser's error: report that one
+        while root.__cause__ is not None or root.__context__ is not None:
+            root = root.__cause__ or root.__context__ or root
+        where = getattr(root, "position", None)  # ElementTree
+        lineno = getattr(root, "lineno", None)
+        if where is None and isinstance(lineno, int):
+            where = (lineno, getattr(root, "offset", 0) + 1)  # expat (defusedxml)
+        at = f" (XML line {where[0]}, column {where[1]})" if where else ""
+        why = f"{type(root).__name__}: {root}"
+        if type(root).__name__ in {"EntitiesForbidden", "DTDForbidden"}:
+            why += " (XML entity and DTD declarations are refused in exports)"
+        raise FreezeError(f"{path}: cannot read as XLSX{at}: {why}") from None
+
+
+def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table, list[BadRow]]:
     import openpyxl
 
+    check_zip(path, limits)
+    budget = RowBudget(path, limits, unit="sheet row")
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
         sheet = book.worksheets[0]
+        # The declared dimension is not trusted: rows padded to a bogus "A1:XFD1048576"
+        # are billions of empty cells. Without it, each row has the cells it holds.
+        sheet.reset_dimensions()
         header: list[str] | None = None
         columns: dict[str, list[str | None]] = {}
         lines: list[int] = []
         bad: list[BadRow] = []
         for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            budget.read(len(row), number)
             cells = [_cell_text(v) for v in row]
             if header is None:
                 if any(cells):
                     # read-only sheets pad every row to the widest one: drop empty tails
                     width = max(i for i, c in enumerate(cells) if c) + 1
                     header = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
+                    budget.width(len(header), number)
                     columns = {h: [] for h in header}
                 continue
             if not any(cells):
@@ -282,6 +317,7 @@ def read_xlsx(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
             if len(cells) > len(header) and any(cells[len(header) :]):
                 bad.append(BadRow(source, path.name, number, "values beyond the header columns"))
                 continue
+            budget.row(number)
             for i, name in enumerate(header):
                 columns[name].append(cells[i] if i < len(cells) else None)
             lines.append(number)
@@ -394,11 +430,29 @@ def read_parquet(path: Path) -> pa.Table:
         con.close()
 
 
-def read_export(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[BadRow], str, str]:
-    """(table of text columns + ``_line``, bad rows, format, encoding) of any export."""
+def read_export(
+    path: Path, source: str, tmp_dir: Path, limits: ExportLimits | None = None
+) -> tuple[pa.Table, list[BadRow], str, str]:
+    """(table of text columns + ``_line``, bad rows, format, encoding) of any export,
+    within ``limits`` (engine.limits: checked before, while and after reading)."""
+    limits = limits or ExportLimits()
+    try:
+        check_file_size(path, limits)
+        if path.suffix.lower() in {".json", ".jsonl", ".ndjson"}:
+            check_json_depth(path.read_bytes(), path, limits)
+        table, bad, fmt, encoding = _read_export(path, source, tmp_dir, limits)
+        check_table(table, path, limits, LINE_COLUMN)
+    except LimitError as exc:
+        raise FreezeError(str(exc)) from None
+    return table, bad, fmt, encoding
+
+
+def _read_export(
+    path: Path, source: str, tmp_dir: Path, limits: ExportLimits
+) -> tuple[pa.Table, list[BadRow], str, str]:
     suffix = path.suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
-        table, bad = read_xlsx(path, source)
+        table, bad = read_xlsx(path, source, limits)
         return table, bad, "xlsx", ""
     if suffix in {".json", ".jsonl", ".ndjson"}:
         table, bad = read_json(path, source)
@@ -447,7 +501,29 @@ def _exported_at(
 
 def freeze(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSection) -> Snapshot:
     """Freeze ``specs`` into ``out_dir``; raises FreezeError when a required column is
-    missing (nothing useful can be done with that export), otherwise records bad rows."""
+    missing (nothing useful can be done with that export), otherwise records bad rows.
+
+    The snapshot is written into a hidden folder beside ``out_dir`` and renamed to it
+    once complete: a freeze that fails (or is killed) leaves no half-written snapshot,
+    and running it again works."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FreezeError(f"{out_dir} is not empty: a snapshot is never overwritten")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    work.mkdir()
+    try:
+        snapshot = _freeze_into(specs, work, settings)
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above)
+        work.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    snapshot.directory = out_dir
+    return snapshot
+
+
+def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSection) -> Snapshot:
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise FreezeError(f"source names must be unique, got {names}")
@@ -463,7 +539,7 @@ def freeze(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSection) 
             if not spec.path.is_file():
                 raise FreezeError(f"source {spec.name!r}: {spec.path} does not exist")
             preset, role = preset_for(spec, settings)
-            table, bad, fmt, encoding = read_export(spec.path, spec.name, tmp_dir)
+            table, bad, fmt, encoding = read_export(spec.path, spec.name, tmp_dir, settings.limits)
             headers = [c for c in table.column_names if c != LINE_COLUMN]
             configured = settings.sources.get(spec.name)
             overrides = dict(configured.columns) if configured else {}

@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 from tagsweep.config.engine import REGISTER_FIELDS
 from tagsweep.engine import sandbox
 from tagsweep.engine.cases import CaseStore, csv_safe, read_run
-from tagsweep.engine.freeze import sha256_file
 from tagsweep.engine.stages import ident
+from tagsweep.hashing import sha256_file
 
 #: Register columns that hold asset data (as opposed to provenance or bookkeeping).
 DATA_FIELDS: Final = REGISTER_FIELDS

@@ -35,7 +35,6 @@ from tagsweep.engine.freeze import (
     csv_rows,
     load_snapshot,
     read_csv,
-    sha256_file,
 )
 from tagsweep.engine.outputs import (
     write_corrections,
@@ -44,11 +43,16 @@ from tagsweep.engine.outputs import (
     write_variance_log,
 )
 from tagsweep.engine.presets import GENERIC, header_key, resolve_columns
+from tagsweep.engine.profiling import RunProfiler
 from tagsweep.engine.report import RunSummary, collect, render_html, render_markdown
 from tagsweep.engine.session_check import SessionCheck, SessionCheckError, check_session_file
 from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
 from tagsweep.engine.trends import TrendsError, compare_runs, render_html_fragment
 from tagsweep.engine.trends import render_markdown as render_trends_markdown
+from tagsweep.hashing import sha256_file
+
+#: seconds and peak memory per stage, beside the manifest (engine/profiling.py)
+TIMINGS_FILE = "timings.json"
 
 #: Columns a count input may carry: the session file's, plus what a manual count sheet
 #: records beyond them (the seed's count records user and condition).
@@ -80,6 +84,8 @@ class RunResult:
     as_of: date
     manifest: dict[str, Any]
     timings: dict[str, float]
+    #: what timings.json holds: wall seconds, peak memory, every stage's seconds and peak
+    profile: dict[str, Any] = field(default_factory=dict)
 
 
 def add_business_days(start: date, days: int, holidays: Sequence[date] = ()) -> date:
@@ -300,9 +306,12 @@ def reconcile(
         # is order-independent, so stage tables need not keep insertion order (3x cheaper).
         preserve_insertion_order=False,
     )
+    profiler = RunProfiler()
+    profiler.start()
     try:
         with tempfile.TemporaryDirectory(prefix="tagsweep-run-") as tmp:
             return _reconcile(
+                profiler,
                 con,
                 baseline=baseline,
                 counts=counts,
@@ -317,10 +326,12 @@ def reconcile(
                 allow_unverified=allow_unverified,
             )
     finally:
+        profiler.stop()
         con.close()
 
 
 def _reconcile(
+    profiler: RunProfiler,
     con: duckdb.DuckDBPyConnection,
     *,
     baseline: Path,
@@ -433,8 +444,8 @@ def _reconcile(
         sla_urgent=add_business_days(as_of, settings.sla_business_days_urgent, settings.holidays),
         sources=sources,
     )
-    runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage)
-    background = _Background(con, out_dir, runner.timings)
+    runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage, profiler=profiler)
+    background = _Background(con, out_dir, runner.timings, profiler)
     try:
         bad_rows.extend(_run_stages(ctx, runner, background))
 
@@ -479,12 +490,14 @@ def _reconcile(
             )
         )
         started = time.perf_counter()
-        corrections = _write_outputs(con, out_dir, register_source, background)
+        with profiler.span("outputs", "outputs"):
+            corrections = _write_outputs(con, out_dir, register_source, background)
         runner.timings["outputs"] = time.perf_counter() - started
         summary = summaries[0]
         summary.corrections = corrections
     finally:
         background.close()
+    reports_started = time.perf_counter()
     hashes = background.hashes
     bad_rows.sort(key=lambda b: (b.source, b.file, b.line, b.reason))
     with (out_dir / "bad_rows.csv").open("w", encoding="utf-8", newline="") as fh:
@@ -500,7 +513,7 @@ def _reconcile(
     outputs = sorted(
         p.relative_to(out_dir).as_posix()
         for p in out_dir.rglob("*")
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name not in {"manifest.json", TIMINGS_FILE}
     )
     manifest = {
         "run_id": run_id,
@@ -522,11 +535,17 @@ def _reconcile(
         },
         "warnings": warnings,
         "outputs": {name: hashes.get(name) or sha256_file(out_dir / name) for name in outputs},
+        # seconds and peak memory per stage: not hashed, they differ between two runs
+        "timings": TIMINGS_FILE,
     }
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings))
+    profiler.record("reports_and_manifest", "outputs", reports_started, time.perf_counter())
+    profiler.stop()
+    profile = profiler.report()
+    (out_dir / TIMINGS_FILE).write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
+    return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings), profile)
 
 
 class _Background:
@@ -536,11 +555,16 @@ class _Background:
     files it writes are hashed there for the manifest; ``wait`` re-raises a failure."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, out_dir: Path, timings: dict[str, float]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        out_dir: Path,
+        timings: dict[str, float],
+        profiler: RunProfiler,
     ) -> None:
         self.con = con
         self.out_dir = out_dir
         self.timings = timings
+        self.profiler = profiler
         self.hashes: dict[str, str] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile")
         self._pending: list[Future[None]] = []
@@ -573,7 +597,9 @@ class _Background:
             started = time.perf_counter()
             write(cur, self.out_dir)
             self.hash_files(*files)
-            self.timings[f"out:{name}"] = time.perf_counter() - started
+            ended = time.perf_counter()
+            self.timings[f"out:{name}"] = ended - started
+            self.profiler.record(f"out:{name}", "outputs", started, ended)
 
         self.submit(job)
 
@@ -601,7 +627,11 @@ def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -
     people = [s for s in normalize_stages if s.name in normalize.COUNT_SIDE_NEEDS]
     runner.run(people)
     side = StageRunner(
-        runner.con, debug_dir=runner.debug_dir, timings=runner.timings, on_stage=runner.on_stage
+        runner.con,
+        debug_dir=runner.debug_dir,
+        timings=runner.timings,
+        on_stage=runner.on_stage,
+        profiler=runner.profiler,
     )
 
     def observations(cur: duckdb.DuckDBPyConnection) -> None:
@@ -647,7 +677,9 @@ def _write_outputs(
     background.write("corrections", write)
     started = time.perf_counter()
     write_variance_log(con, out_dir)
-    timings["out:variance_log"] = time.perf_counter() - started
+    ended = time.perf_counter()
+    timings["out:variance_log"] = ended - started
+    background.profiler.record("out:variance_log", "outputs", started, ended)
     background.submit(
         lambda _cur: background.hash_files("variances.parquet", "variances.csv", "variances.jsonl")
     )

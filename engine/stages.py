@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from tagsweep.config.engine import EngineSection
+from tagsweep.engine.profiling import RunProfiler
 
 #: Rows per Parquet row group in the files the engine writes. DuckDB scans one row group
 #: per thread, so a million-row file written as one row group is read by one core.
@@ -82,6 +83,7 @@ class StageRunner:
     debug_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
     on_stage: Callable[[Stage], None] | None = None
+    profiler: RunProfiler | None = None
 
     def run(self, stages: Sequence[Stage]) -> None:
         for stage in stages:
@@ -96,7 +98,10 @@ class StageRunner:
             self.con.execute(f"CREATE OR REPLACE {kind} {ident(stage.name)} AS {stage.sql}")
         except duckdb.Error as exc:
             raise RuntimeError(f"stage {stage.group}/{stage.name} failed: {exc}") from exc
-        self.timings[stage.name] = time.perf_counter() - start
+        ended = time.perf_counter()
+        self.timings[stage.name] = ended - start
+        if self.profiler is not None:
+            self.profiler.record(stage.name, stage.group, start, ended)
         if self.debug_dir is not None:
             self.debug_dir.mkdir(parents=True, exist_ok=True)
             target = self.debug_dir / f"{stage.group}.{stage.name}.parquet"

@@ -46,7 +46,7 @@ from rich.table import Column, Table
 from tagsweep import signing
 from tagsweep.config import TagsweepConfig, parse_config
 from tagsweep.daemon.events import GatewayEvent
-from tagsweep.daemon.outputs import attach_outputs
+from tagsweep.daemon.integrations import attach_integrations
 from tagsweep.daemon.sessions import ClosedSession
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.domain import now_us
@@ -332,7 +332,7 @@ async def _count_in(
             metrics_port=metrics_port,
         )
         gw = Gateway(cfg, sinks=[watch])
-        attach_outputs(gw, environ={})
+        attach_integrations(gw, environ={})
         metrics = f", metrics http://{cfg.metrics.listen}/metrics" if cfg.metrics.enabled else ""
         progress.console.print(
             f"gateway config {work / 'gateway.json'}; while it counts: "

@@ -669,8 +669,9 @@ class PortalParams:
 
 
 @dataclass(frozen=True, slots=True)
-class PortalPass:
-    """One true pass of one item: crossing time (at the wall plane) and direction."""
+class TruePass:
+    """The ground truth of one item through the door: crossing time (at the wall plane)
+    and direction (what the daemon's detected ``PortalPass`` is scored against)."""
 
     epc: str
     t_us: int
@@ -684,7 +685,7 @@ class PortalTraffic:
     """Portal reads and the truth about what went through the door."""
 
     reads: ReadBatch  # time-ordered, READ_DTYPE, world time
-    passes: tuple[PortalPass, ...]
+    passes: tuple[TruePass, ...]
     turnbacks: tuple[tuple[str, int], ...]  # (EPC, time at the door): no pass
     walk_bys: tuple[tuple[str, int], ...]  # (EPC, time abreast the door): no pass
     shelf_epcs: frozenset[str]  # items that rested, readable, near the inside antenna
@@ -761,7 +762,7 @@ def portal_traffic(
     busy_until = np.zeros(items, dtype=np.int64)
     period_us = int(1_000_000 / p.rounds_per_s)
     batches: list[ReadBatch] = []
-    passes: list[PortalPass] = []
+    passes: list[TruePass] = []
     turnbacks: list[tuple[str, int]] = []
     walk_bys: list[tuple[str, int]] = []
     shelf_epcs: set[str] = set()
@@ -864,7 +865,7 @@ def portal_traffic(
             busy_until[item] = t_end + 5_000_000
             if kind == "pass":
                 crossing = t + int(start_m / speed * 1_000_000)
-                passes.append(PortalPass(epc, crossing, "in" if going_in else "out", trip, g))
+                passes.append(TruePass(epc, crossing, "in" if going_in else "out", trip, g))
                 if on_shelf[item] >= 0:
                     shelf_intervals.append((item, int(on_shelf[item]), int(shelf_since[item]), t))
                     on_shelf[item] = -1
@@ -1036,7 +1037,6 @@ __all__ = [
     "Asset",
     "HandheldParams",
     "PortalParams",
-    "PortalPass",
     "PortalScore",
     "PortalTraffic",
     "Rack",
@@ -1045,6 +1045,7 @@ __all__ = [
     "ReplayClock",
     "ScriptedScan",
     "TagState",
+    "TruePass",
     "WalkThrough",
     "World",
     "aggregate_reports",
@@ -1096,7 +1097,7 @@ class PortalScore:
 
 
 def score_passes(
-    truth: Sequence[PortalPass],
+    truth: Sequence[TruePass],
     detected: Sequence[tuple[str, int, str]],
     *,
     tolerance_s: float = 3.0,
@@ -1104,7 +1105,7 @@ def score_passes(
     """Match detected ``(epc, t_us, direction)`` passes to the truth, one to one, by tag
     and time (nearest within ``tolerance_s``)."""
     tol = int(tolerance_s * 1_000_000)
-    by_epc: dict[str, list[PortalPass]] = {}
+    by_epc: dict[str, list[TruePass]] = {}
     for p in truth:
         by_epc.setdefault(p.epc, []).append(p)
     used: set[tuple[str, int]] = set()

@@ -1,6 +1,6 @@
 """Systems of record for a simulated world: the same assets the readers see, told wrongly.
 
-:mod:`tagsweep.simulators.exports` invents its own fleet and its own count; the demo and
+:mod:`tagsweep.simulators.fleet_exports` invents its own fleet and its own count; the demo and
 its end-to-end test need the opposite: the exports must describe the *world model's*
 assets (the racks the handheld sweeps, the laptops that go through the storage-room
 door), so that the daemon's real count and the engine's verdict can be checked against
@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from tagsweep.simulators.exports import (
+from tagsweep.simulators.fleet_exports import (
     FIRST_NAMES,
     INTUNE_COLUMNS,
     LAPTOPS,

@@ -3,17 +3,20 @@
 * ``mosquitto`` starts a real broker on a free loopback port for the test and stops it;
   ``MosquittoBroker.stop()``/``start()`` simulate an outage on the same port.
 * Every test fails if it leaves an asyncio task or a thread running (pymodbus style).
+* ``eventually`` waits for the state a test expects (a generous timeout only guards
+  against a hang): tests never sleep for a wall-clock window and then look.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,28 @@ from tagsweep.logs import configure_logging
 configure_logging(json=True, level="debug")
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+HANG_GUARD_S = 60.0
+
+
+async def eventually(
+    predicate: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    timeout_s: float = HANG_GUARD_S,
+) -> None:
+    """Return as soon as ``predicate()`` (plain or async) is true; fail after
+    ``timeout_s``, which is a hang guard, not part of what is tested."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tagsweep.simulators.exports import generate
+from tagsweep.simulators.fleet_exports import generate
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from tagsweep.engine.cases.model import (
     working_status,
 )
 from tagsweep.engine.cases.store import CaseStoreCore
-from tagsweep.engine.freeze import sha256_file
+from tagsweep.hashing import sha256_file
 
 
 def _run_date(run_dir: Path, manifest: Mapping[str, Any]) -> date:

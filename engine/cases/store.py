@@ -35,7 +35,7 @@ from tagsweep.engine.cases.model import (
     plain,
     utc_now,
 )
-from tagsweep.engine.freeze import sha256_file
+from tagsweep.hashing import sha256_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -20,7 +20,7 @@ from tagsweep.engine.cases.model import (
     working_status,
 )
 from tagsweep.engine.cases.write_off import WriteOffChain
-from tagsweep.engine.freeze import sha256_file
+from tagsweep.hashing import sha256_file
 
 
 class Workflow(WriteOffChain):

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from tagsweep import __version__
 from tagsweep.daemon.cli import run_command, session_app, status_command
+from tagsweep.daemon.webcert import web_app
 from tagsweep.drivers.cli import llrp_app
 from tagsweep.engine.cases_cli import audit_app, cases_app
 from tagsweep.engine.cli import reconcile_app
@@ -40,6 +41,7 @@ app.command("run")(run_command)
 app.command("status")(status_command)
 app.command("labels")(labels_command)
 app.add_typer(session_app, name="session")
+app.add_typer(web_app, name="web")
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -135,6 +137,15 @@ def config_check(
         console.print("  mqtt      disabled")
     metrics = f"http://{config.metrics.listen}/metrics" if config.metrics.enabled else "disabled"
     console.print(f"  metrics   {metrics}")
+    web = config.web
+    if web.enabled:
+        scheme = "https" if web.tls else "http"
+        token = " token set" if web.token is not None else ""
+        console.print(f"  web       {scheme}://{web.listen}{token} (live page, camera scanning)")
+    else:
+        console.print("  web       disabled")
+    if not config.readers and not config.scanners:
+        console.print("  devices   none: phones only (camera scanning in the live page)")
     console.print(f"  store     {config.store.path}")
 
 

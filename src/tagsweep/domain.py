@@ -1,9 +1,10 @@
 """Core domain types shared by the daemon, the drivers, the engine and the simulators.
 
 Everything that crosses a module boundary is defined here once, with the names of the
-glossary: a *read* (one tag report), a *scan* (one barcode), a *sighting* (deduplicated
-reads of one EPC on one reader antenna), a *location*, a *count session* and an
-*observation* (one counted item of a session).
+glossary: a *read* (one tag report, a row of :data:`READ_DTYPE`), a *scan* (one
+barcode), a *sighting* (deduplicated reads of one EPC on one reader antenna, a row of
+:data:`SIGHTING_DTYPE`), a *location*, a *count session* and an *observation* (one
+counted item of a session, a row of a session file: :data:`SESSION_FILE_COLUMNS`).
 
 Reads travel in batches as numpy structured arrays of :data:`READ_DTYPE`, because the
 read flood is the hot path: a handheld reports thousands of reads per second and the
@@ -177,20 +178,6 @@ class BarcodeScan:
     fields: dict[str, str] = field(default_factory=dict)  # parsed GS1 AIs, e.g. {"21": ...}
 
 
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """A deduplicated run of reads of one EPC on one reader antenna (row of SIGHTING_DTYPE)."""
-
-    epc: str
-    reader: str
-    antenna: int
-    first_seen_us: int
-    last_seen_us: int
-    read_count: int
-    peak_rssi: float
-    mean_rssi: float
-
-
 class SessionState(enum.StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -213,23 +200,6 @@ class CountSession:
     ended_us: int | None = None
     state: SessionState = SessionState.OPEN
     location_context: Location | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One counted item of a count session: the row of a session file."""
-
-    session_id: str
-    method: Method
-    location: str
-    first_seen_us: int
-    last_seen_us: int
-    read_count: int
-    epc: str | None = None
-    asset_tag: str | None = None
-    serial: str | None = None
-    peak_rssi: float | None = None
-    reader: str | None = None
 
 
 # -- hand-over formats ------------------------------------------------------------------

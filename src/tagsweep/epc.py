@@ -159,6 +159,23 @@ def giai96_for_asset_tag(
     return encode_giai96(company_prefix, ref, filter_value)
 
 
+def asset_tag_for_giai(
+    giai: str,
+    company_prefix: str | None = DEFAULT_COMPANY_PREFIX,
+    tag_format: str = DEFAULT_ASSET_TAG_FORMAT,
+) -> str | None:
+    """The asset tag a GIAI (GS1 AI 8004 text, as a barcode or Digital Link carries it)
+    names under the product convention: the company prefix, then the reference digits
+    formatted with ``tag_format``. None when it does not start with ``company_prefix``
+    or its reference is not digits without a leading zero (not a GIAI-96 reference)."""
+    if not company_prefix or not giai.startswith(company_prefix):
+        return None
+    ref = giai[len(company_prefix) :]
+    if not ref.isdigit() or not ref.isascii() or (len(ref) > 1 and ref[0] == "0"):
+        return None
+    return tag_format.format(ref=int(ref), company_prefix=company_prefix)
+
+
 def asset_tag_for_epc(
     epc_hex: str,
     scheme: EpcScheme,

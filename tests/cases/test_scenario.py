@@ -32,7 +32,7 @@ from tagsweep.config import load_config
 from tagsweep.engine.cases import CaseError, CaseStatus, CaseStore
 from tagsweep.engine.freeze import SourceSpec, freeze
 from tagsweep.engine.trends import compare_runs
-from tagsweep.simulators.exports import generate
+from tagsweep.simulators.fleet_exports import generate
 
 RUN_DATES = (date(2025, 9, 10), date(2025, 10, 10), date(2025, 11, 10))
 CONFIG = """

@@ -7,7 +7,6 @@ Other test suites (outputs, live view, demo) import these instead of re-inventin
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 from tagsweep.config import TagsweepConfig, parse_config
 from tagsweep.daemon.control import ControlError, call
 from tagsweep.daemon.events import GatewayEvent
+from tests.conftest import eventually
 
 #: How tests start the CLI (the console script may not be on PATH).
 CLI = [sys.executable, "-m", "tagsweep.cli"]
@@ -99,11 +99,7 @@ class EventList:
 async def wait_until(
     predicate: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition"
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    await eventually(predicate, what, timeout_s)
 
 
 class Daemon:

@@ -8,11 +8,12 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from benchmarks.baselines import reference_dedup, sightings_as_tuples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tagsweep.daemon import dedup as dedup_module
-from tagsweep.daemon.dedup import Deduplicator, reference_dedup, sightings_as_tuples
+from tagsweep.daemon.dedup import Deduplicator
 from tagsweep.domain import READ_DTYPE, SIGHTING_DTYPE, ReadBatch, empty_reads
 
 WINDOW = 1_000

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
-from tagsweep.daemon.outputs import attach_outputs
+from tagsweep.daemon.integrations import attach_integrations
 from tagsweep.daemon.sessions import SessionError
 from tagsweep.daemon.store import Store, StoreError, WriteBatch
 from tagsweep.daemon.supervisor import Gateway
@@ -58,7 +58,7 @@ async def test_the_gateway_reports_a_deleted_store_everywhere_and_commits_no_ses
     receiver.bind(str(short_dir / "notify.sock"))
     receiver.setblocking(False)
     gw = Gateway(cfg)
-    outputs = attach_outputs(gw, {"NOTIFY_SOCKET": str(short_dir / "notify.sock")})
+    integrations = attach_integrations(gw, {"NOTIFY_SOCKET": str(short_dir / "notify.sock")})
     try:
         with capture_logs() as logs:
             async with gw:
@@ -79,7 +79,7 @@ async def test_the_gateway_reports_a_deleted_store_everywhere_and_commits_no_ses
                 assert gw.session is not None
                 await wait_until(lambda: gw.counters.store_write_errors > 0, what="a refused write")
                 assert gw.status()["store"]["write_error"]
-                metrics = generate_latest(outputs.metrics.registry).decode()
+                metrics = generate_latest(integrations.metrics.registry).decode()
                 assert "tagsweep_store_ok 0.0" in metrics
                 assert "tagsweep_store_write_errors_total" in metrics
                 statuses = []

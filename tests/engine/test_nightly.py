@@ -21,7 +21,7 @@ import pytest
 
 from tagsweep.config import load_config
 from tagsweep.engine.nightly import NightlyError, new_dated_dir, prune, run_nightly
-from tagsweep.simulators.exports import generate
+from tagsweep.simulators.fleet_exports import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "tagsweep-reconcile.service"

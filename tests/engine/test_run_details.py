@@ -344,3 +344,27 @@ def test_money_in_the_formats_exports_write_it(tmp_path: Path) -> None:
     assert {r["asset_key"]: r["value"] for r in register} == {
         tag: value for tag, (_, value) in values.items()
     }
+
+
+def test_timings_report_seconds_and_peak_memory_per_stage(tmp_path: Path) -> None:
+    snap = _snapshot(tmp_path)
+    sheet = tmp_path / "sheet.csv"
+    result = CliRunner().invoke(
+        app, ["reconcile", "run", "--snapshot", str(snap), "--count", str(sheet), "--out",
+              str(tmp_path / "run"), "--timings"],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    profile = json.loads((tmp_path / "run" / "timings.json").read_text())
+    names = [s["name"] for s in profile["stages"]]
+    # every SQL stage of the three method steps, the file writers and the reports
+    for name in ("register", "observations_all", "matches", "variances", "out:variance_log",
+                 "out:register", "out:matches", "reports_and_manifest"):  # fmt: skip
+        assert name in names, names
+    assert {s["group"] for s in profile["stages"]} >= {"normalize", "match", "classify", "outputs"}
+    assert all(s["seconds"] >= 0 and s["peak_rss_mb"] > 10 for s in profile["stages"])
+    assert profile["peak_rss_mb"] >= max(s["peak_rss_mb"] for s in profile["stages"])
+    assert "classify/variances" in result.output
+    assert "peak MB" in result.output
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["timings"] == "timings.json"

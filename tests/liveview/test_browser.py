@@ -32,7 +32,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def start_chromium(profile: Path) -> webdriver.Chrome:
+def start_chromium(profile: Path, *extra_flags: str, window: str = "820,1180") -> webdriver.Chrome:
+    """Headless Chromium (a tablet held upright unless ``window`` says otherwise)."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         raise RuntimeError(
             "chromium and chromium-driver are not installed: run `make test` "
@@ -51,7 +52,8 @@ def start_chromium(profile: Path) -> webdriver.Chrome:
         "--disable-sync",
         "--disable-dev-shm-usage",
         f"--user-data-dir={profile}",
-        "--window-size=820,1180",  # a tablet held upright
+        f"--window-size={window}",
+        *extra_flags,
     ):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))

@@ -3,7 +3,6 @@ started, and reads/s while nothing else happens."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +15,7 @@ from tagsweep.daemon.sessions import SessionError
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.drivers import open_driver
 from tagsweep.simulators.sim_driver import SimDriver
+from tests.conftest import eventually
 from tests.liveview.harness import config_data
 
 URL = "sim://random?tags=20&rate=400&interval=0.02&seed=3"
@@ -51,9 +51,12 @@ async def test_tags_already_in_the_field_at_session_start_count(
     gw = Gateway(cfg, control_socket=False)
     feed = attach_live_view(gw)
     async with gw:
-        await asyncio.sleep(0.5)  # the reader is reading; sightings are open
-        await gw.sync()
-        assert gw.status()["dedup"]["open_sightings"] == 20
+
+        async def all_open() -> bool:  # the reader is reading; sightings are open
+            await gw.sync()
+            return bool(gw.status()["dedup"]["open_sightings"] == 20)
+
+        await eventually(all_open, "20 open sightings")
         with pytest.raises(SessionError, match="no such register file"):
             await gw.start_session(operator="jdoe", scope=["DC1/Room 302"], expected="/nope")
         assert gw.session is None
@@ -65,10 +68,12 @@ async def test_tags_already_in_the_field_at_session_start_count(
             "expected": 21, "seen": 20, "not_yet_seen": 1, "unexpected": 0, "items_seen": 20
         }  # fmt: skip
         assert [a["asset_tag"] for a in progress["not_yet_seen"]] == ["AST-000020"]
+
         # reads/s is current even though no event has come since
-        await asyncio.sleep(1.2)
-        (handheld,) = feed.progress()["health"]
-        assert handheld["reads_per_s"] > 100
-        assert handheld["state"] == "inventorying"
+        def reading() -> bool:
+            (handheld,) = feed.progress()["health"]
+            return bool(handheld["reads_per_s"] > 100 and handheld["state"] == "inventorying")
+
+        await eventually(reading, "the handheld's reads/s in the live health")
         await gw.stop_session()
         assert feed.view.sessions()[0].closed

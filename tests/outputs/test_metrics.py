@@ -69,6 +69,7 @@ async def test_scrape_has_reader_outbox_session_metrics_and_passes_promtool(
             if reader.counters.reads >= 400:
                 break
     reader.counters.clock_offset_s = 788_918_400.5  # as the LLRP driver sets it
+    metrics.reads_outside_session = {"no_session": 3, "stamped_before_session": 7}
     await metrics.emit(
         [
             GatewayEvent(EventKind.SIGHTING_OPENED, {"reader": "hh1", "epc": "E2"}),
@@ -104,6 +105,8 @@ async def test_scrape_has_reader_outbox_session_metrics_and_passes_promtool(
         assert sample(text, "tagsweep_reader_decode_errors_total", reader="hh1") == 0
         assert sample(text, "tagsweep_reader_skipped_parameters_total", reader="hh1") == 0
         assert sample(text, "tagsweep_reader_clock_offset_seconds", reader="hh1") == 788_918_400.5
+        outside = "tagsweep_reads_outside_session_total"
+        assert sample(text, outside, reason="stamped_before_session") == 7
         assert sample(text, "tagsweep_mqtt_outbox_events") == 1
         assert sample(text, "tagsweep_mqtt_outbox_oldest_age_seconds") > 0
         assert sample(text, "tagsweep_dedup_batch_duration_seconds_count") == 1

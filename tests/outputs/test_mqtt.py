@@ -19,7 +19,7 @@ from tagsweep.daemon.events import SCHEMA_VERSION, EventKind, GatewayEvent
 from tagsweep.daemon.metrics import GatewayMetrics
 from tagsweep.daemon.mqtt import MqttPublisher, Outbox, event_topic
 from tagsweep.drivers.base import Backoff
-from tests.conftest import MosquittoBroker
+from tests.conftest import MosquittoBroker, eventually
 from tests.outputs.conftest import running, subscribed
 
 SITE, GATEWAY = "DC1", "gw-01"
@@ -162,9 +162,15 @@ async def test_broker_outage_under_load_loses_nothing_and_keeps_order(
             await asyncio.sleep(interval)
 
     async def outage() -> None:
-        await asyncio.sleep(0.8)
+        # states, not wall-clock windows: the broker goes down once events flow, and comes
+        # back once the publisher has noticed and the outbox has grown meanwhile
+        await eventually(lambda: len(sub.messages) >= 200, "events flowing")
         await asyncio.to_thread(durable_broker.stop)
-        await asyncio.sleep(1.5)
+        await eventually(
+            lambda: "outbox_growing_broker_unreachable" in [e["event"] for e in logs],
+            "the publisher noticing the outage",
+        )
+        await eventually(lambda: outbox.depth >= 200, "the outbox growing during the outage")
         depth_during_outage.append(outbox.depth)
         await asyncio.to_thread(durable_broker.start)
 

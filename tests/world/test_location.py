@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from benchmarks.baselines import attribute_last_seen
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +13,6 @@ from tagsweep.daemon.location import (
     LocationAttributor,
     LocationTimeline,
     attribute,
-    attribute_last_seen,
     evidence,
     evidence_from_reads,
     merge_evidence,

@@ -6,16 +6,13 @@ import itertools
 
 import numpy as np
 import pytest
+from benchmarks.baselines import last_antenna_passes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tagsweep.config.schema import PortalSection
 from tagsweep.daemon.events import EventKind, GatewayEvent
-from tagsweep.daemon.portal import (
-    PortalSettings,
-    PortalTracker,
-    last_antenna_passes,
-)
+from tagsweep.daemon.portal import PortalSettings, PortalTracker
 from tagsweep.domain import SIGHTING_DTYPE, ReadBatch, empty_reads
 from tagsweep.simulators.world import PortalTraffic, aggregate_reports, score_passes
 from tests.world.conftest import small_portal

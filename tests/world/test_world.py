@@ -222,14 +222,17 @@ async def test_live_sources_share_one_clock_and_rebase_timestamps() -> None:
     reads = np.concatenate(got)
     assert reads.size == window.size
     assert int(reads["seen_count"].sum()) == int(window["seen_count"].sum())
-    # Timestamps now live on the wall clock, compressed by the speed factor.
+    # Timestamps now live on the wall clock, compressed by the speed factor (exactly:
+    # the stamps do not depend on how busy the machine is).
     assert clock.anchor_wall_us is not None
-    assert abs(clock.anchor_wall_us - started) < 200_000
+    assert clock.anchor_wall_us >= started
     expected = clock.anchor_wall_us + (window["last_seen_us"] - t0) / 20.0
     assert np.all(np.abs(reads["last_seen_us"] - expected) <= 1)
-    elapsed = time.time_ns() // 1000 - started
-    assert 50_000 <= elapsed < 1_500_000  # ~0.1 s of wall clock for 2 s of world
-    # Scan lines arrive when the reads stamped at the same wall time do.
+    # Paced, not dumped: nothing is delivered before its wall time, so the replay takes
+    # at least the world span / speed (a loaded machine can only make it later).
+    span_us = int(window["last_seen_us"].max() - t0) / 20.0
+    assert time.time_ns() // 1000 - clock.anchor_wall_us >= span_us - 1_000
+    # Scan lines are never early: each arrives at or after its wall time.
     for wall_us, line in lines:
         scan = next(s for s in scans if s.line == line)
-        assert abs(wall_us - int(clock.to_wall(scan.t_us))) < 150_000
+        assert wall_us >= int(clock.to_wall(scan.t_us)) - 1_000

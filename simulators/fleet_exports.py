@@ -1,4 +1,5 @@
-"""Systems of record that lie in known ways: exports with injected variances + answer key.
+"""Systems of record of an invented fleet that lie in known ways: exports with injected
+variances + answer key (for the world model's own assets see ``world_exports.py``).
 
 Generates, for one site, what the sources of a real reconciliation look like:
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import random
 from collections.abc import Sequence
@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.epc import giai96_for_asset_tag
+from tagsweep.hashing import sha256_file
 
 _LOOKALIKE = str.maketrans("OISBZ", "01582")
 _SWAP = {"0": "O", "1": "I", "5": "S", "8": "B", "2": "Z", "O": "0", "I": "1", "S": "5"}
@@ -61,7 +62,7 @@ LAST_NAMES = ["Ng", "Owens", "Patel", "Quinn", "Roth", "Silva", "Tran", "Ueda", 
 
 
 @dataclass(slots=True)
-class Asset:
+class FleetAsset:
     tag: str
     manufacturer: str  # canonical
     model: str
@@ -203,7 +204,7 @@ def generate(
     def recent(days: int = 20) -> str:
         return (now - timedelta(days=rng.randrange(1, days))).strftime("%Y-%m-%d %H:%M:%S")
 
-    assets: list[Asset] = []
+    assets: list[FleetAsset] = []
     for i in range(1, n_assets + 1):
         server = i % 10 == 0
         if server:
@@ -218,7 +219,7 @@ def generate(
         location = rng.choice(ROOMS) if in_scope else rng.choice(OUT_OF_SCOPE)
         status = "Deployed" if (server or i % 5 != 1) else "Ready to Deploy"
         custodian = None if server or status != "Deployed" else rng.choice(active_people).email
-        asset = Asset(
+        asset = FleetAsset(
             tag=f"AST-{i:06d}",
             manufacturer=mfr,
             model=model,
@@ -246,7 +247,7 @@ def generate(
     laptops = [a for a in pool if a.category == "Laptops"]
     used: set[str] = set()
 
-    def take(candidates: list[Asset], *, with_lookalike: bool = False) -> Asset:
+    def take(candidates: list[FleetAsset], *, with_lookalike: bool = False) -> FleetAsset:
         for a in candidates:
             if a.tag in used:
                 continue
@@ -273,7 +274,7 @@ def generate(
         expect("retired_but_active", a.tag)
 
     # duplicate records: a second active record with the same device; it is also missing
-    duplicates: list[Asset] = []
+    duplicates: list[FleetAsset] = []
     for n in range(per_type):
         a = take(pool)
         dup = dataclasses.replace(a, tag=f"AST-{900001 + n:06d}", on_sheet=False)
@@ -505,7 +506,7 @@ def generate(
     table = pa.table({c: pa.array(rows[c], types[t]) for c, t in SESSION_FILE_COLUMNS.items()})
     session = out_dir / f"{session_id}.parquet"
     pq.write_table(table, session)
-    digest = hashlib.sha256(session.read_bytes()).hexdigest()
+    digest = sha256_file(session)
     (out_dir / f"{session_id}.json").write_text(
         json.dumps(
             {

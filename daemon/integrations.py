@@ -1,7 +1,8 @@
-"""Attach the daemon's outputs to a gateway: metrics, MQTT, systemd notify.
+"""Attach the gateway's integrations: Prometheus metrics, MQTT, systemd notify.
 
-Why one function: ``tagsweep run`` and tests build the same gateway, and the outputs
-only use the gateway's public hook points (sinks, services, ready and timing
+(The engine's run files are ``engine/outputs.py``; these are the services a running
+gateway talks to.) Why one function: ``tagsweep run`` and tests build the same gateway,
+and the integrations only use the gateway's public hook points (sinks, services, ready and timing
 callbacks, the devices, the store's connection), so the supervisor stays unaware of
 Prometheus, MQTT and systemd.
 """
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from tagsweep.daemon.supervisor import Gateway
 
 
-class MqttOutput:
+class MqttIntegration:
     """The MQTT sink and publisher service of one gateway.
 
     The outbox table lives in the gateway's DuckDB file, which only exists once the
@@ -76,14 +77,14 @@ class MqttOutput:
             self.publisher.stop()
 
 
-class Outputs:
-    """What :func:`attach_outputs` wired, for tests and diagnostics."""
+class Integrations:
+    """What :func:`attach_integrations` wired, for tests and diagnostics."""
 
     def __init__(
         self,
         metrics: GatewayMetrics,
         server: MetricsServer | None,
-        mqtt: MqttOutput | None,
+        mqtt: MqttIntegration | None,
         notifier: SystemdNotifier,
     ) -> None:
         self.metrics = metrics
@@ -93,14 +94,15 @@ class Outputs:
         self.watchdog_stop = asyncio.Event()
 
 
-def attach_outputs(gateway: Gateway, environ: Mapping[str, str] | None = None) -> Outputs:
+def attach_integrations(gateway: Gateway, environ: Mapping[str, str] | None = None) -> Integrations:
     """Register metrics, MQTT and sd_notify on ``gateway`` (before it runs)."""
     cfg = gateway.config
-    log = get_logger("outputs", gateway=cfg.gateway.id)
+    log = get_logger("integrations", gateway=cfg.gateway.id)
     metrics = GatewayMetrics(gateway=cfg.gateway.id, site=cfg.gateway.site)
     notifier = SystemdNotifier(environ)
     for device in gateway.devices:
         metrics.watch_reader(device.driver)
+    metrics.reads_outside_session = gateway.counters.reads_outside_session
     gateway.add_sink(metrics)
 
     def timing(what: str, seconds: float) -> None:
@@ -127,7 +129,7 @@ def attach_outputs(gateway: Gateway, environ: Mapping[str, str] | None = None) -
 
     mqtt = None
     if cfg.mqtt.enabled:
-        mqtt = MqttOutput(gateway, metrics)
+        mqtt = MqttIntegration(gateway, metrics)
         gateway.add_sink(mqtt)
         gateway.add_service("mqtt-publisher", mqtt.run, stop=mqtt.stop)
         log.info(
@@ -137,7 +139,7 @@ def attach_outputs(gateway: Gateway, environ: Mapping[str, str] | None = None) -
             tls=cfg.mqtt.tls is not None,
         )
 
-    outputs = Outputs(metrics, server, mqtt, notifier)
+    integrations = Integrations(metrics, server, mqtt, notifier)
     if notifier.enabled:
 
         def ready() -> None:
@@ -146,7 +148,9 @@ def attach_outputs(gateway: Gateway, environ: Mapping[str, str] | None = None) -
         gateway.on_ready(ready)
         gateway.add_service(
             "sd-watchdog",
-            lambda: run_watchdog(notifier, status=metrics.status_line, stop=outputs.watchdog_stop),
-            stop=outputs.watchdog_stop.set,
+            lambda: run_watchdog(
+                notifier, status=metrics.status_line, stop=integrations.watchdog_stop
+            ),
+            stop=integrations.watchdog_stop.set,
         )
-    return outputs
+    return integrations
