@@ -24,8 +24,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)  # hex ":AB:" is no emoji
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 web_app = typer.Typer(help="The live page: HTTPS for phones.", no_args_is_help=True)
 
