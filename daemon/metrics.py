@@ -228,8 +228,8 @@ class _GatewayCollector(Collector):
         yield info
         store_ok = GaugeMetricFamily(
             "tagsweep_store_ok",
-            "1 while the store file is the one the gateway opened, 0 once it was deleted "
-            "or replaced (writes are refused then).",
+            "1 while the store commits, 0 while it cannot: its file was deleted or "
+            "replaced (writes are refused), or the last write failed.",
         )
         store_ok.add_metric([], 0 if m.store_problem else 1)
         yield store_ok

@@ -38,7 +38,8 @@ from tagsweep.domain import READ_DTYPE, SIGHTING_DTYPE, now_us
 from tagsweep.drivers import Driver, DriverState
 
 TimingListener = Callable[[str, float], None]
-#: Called with the store's problem (None once it is fine) and the write errors so far.
+#: Called with what is wrong with the store — the file deleted or replaced, or the last
+#: write's error — (None once it is fine) and the failed writes so far.
 StoreHealthListener = Callable[[str | None, int], None]
 
 #: Pending reads above which a flush runs at once instead of waiting for the interval.
@@ -126,7 +127,8 @@ class ReadPipeline:
     def _tell_health(self) -> None:
         for listener in self._health:
             try:
-                listener(self.store_problem, self.counters.store_write_errors)
+                problem = self.store_problem or self.write_error
+                listener(problem, self.counters.store_write_errors)
             except Exception as exc:
                 self.log.exception("store_health_listener_failed", error=repr(exc))
 
@@ -382,7 +384,10 @@ class ReadPipeline:
                 try:
                     await store.call(store.write, pending)
                     pending = None
-                    self.write_error = None
+                    if self.write_error is not None:
+                        self.write_error = None
+                        self.log.info("store_write_recovered")
+                        self._tell_health()
                     self.counters.store_writes += 1
                     self._timed("store_write", time.perf_counter() - started)
                 except Exception as exc:  # keep the batch; retry with the next one

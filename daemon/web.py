@@ -15,29 +15,19 @@ timer tick, not work per read.
 
 Security: off by default and bound to localhost; the configuration refuses an address
 beyond loopback without a token (unless ``[web] insecure = true``, which ``config check``
-warns about). With a token configured, every request needs it as ``Authorization: Bearer
-…`` or a session cookie: opening the page once as ``/?token=…`` creates a browser session
-— an opaque random id, never the token — sets it as the ``tagsweep_session`` cookie
-(HttpOnly, SameSite=Strict, Secure under TLS, expiring after :data:`SESSION_TTL_S`) and
-redirects to the clean URL, so the token does not stay in the address bar or the history.
-Headers that are not UTF-8 are answered 400; no log line carries a ``token=`` value (the
-HTTP library's own error lines are redacted too); a client that does not finish its
-request headers within ``header_timeout_s`` is disconnected. On a loopback address,
-requests naming another Host are refused (DNS rebinding).
+warns about). The token, browser sessions (an opaque cookie, never the token), header
+checks and log redaction are :mod:`tagsweep.daemon.web_access`. A client that does not
+finish its request headers within ``header_timeout_s`` is disconnected. On a loopback
+address, requests naming another Host are refused (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import ipaddress
 import json
-import logging
-import re
-import secrets
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -48,6 +38,7 @@ from aiohttp import web
 from tagsweep import __version__
 from tagsweep.config.schema import WebSection
 from tagsweep.daemon.live import LiveCount, LiveView, UnknownSessionError
+from tagsweep.daemon.web_access import HEADER_TIMEOUT_S, WebAccess, install_redaction, redact
 from tagsweep.domain import Location
 from tagsweep.logs import get_logger
 
@@ -57,43 +48,6 @@ if TYPE_CHECKING:
 HERE: Final = Path(__file__).resolve().parent
 TEMPLATES_DIR: Final = HERE / "templates"
 STATIC_DIR: Final = HERE / "static"
-SESSION_COOKIE: Final = "tagsweep_session"
-#: How long a browser session opened with ``?token=`` lasts.
-SESSION_TTL_S: Final = 12 * 3600
-#: Browser sessions kept at most; the oldest is forgotten first.
-MAX_SESSIONS: Final = 1024
-#: Seconds a client has to send complete request headers (and to keep an idle connection).
-HEADER_TIMEOUT_S: Final = 15.0
-
-_TOKEN_VALUE = re.compile(r"(?i)(token=)[^&\s\"']*")
-
-
-def redact(text: str) -> str:
-    """``token=…`` values in a URL or request line, replaced by ``***``."""
-    return _TOKEN_VALUE.sub(r"\1***", text)
-
-
-class _RedactTokens(logging.Filter):
-    """On the HTTP library's loggers: its error lines quote request lines, which can
-    carry ``?token=``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            message += f": {record.exc_info[1]}"
-            record.exc_info = None  # the traceback would quote the line again
-            record.exc_text = None
-        record.msg, record.args = redact(message), None
-        return True
-
-
-def _install_redaction() -> None:
-    for name in ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactTokens) for f in logger.filters):
-            logger.addFilter(_RedactTokens())
-
-
 _CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -143,9 +97,8 @@ class LiveWebServer:
         self.tls_files: tuple[Path, Path] | None = None  # loaded at start (see tls_context)
         self.host = host
         self.port = port
-        self._token = token.encode() if token else None
+        self.access = WebAccess(token)
         self.header_timeout_s = header_timeout_s
-        self._sessions: dict[str, float] = {}  # browser session id -> expiry (monotonic)
         self.push_interval_s = push_interval_s
         self.health_interval_s = health_interval_s
         self.templates = jinja2.Environment(
@@ -217,7 +170,7 @@ class LiveWebServer:
     async def start(self) -> None:
         if self.ssl_context is None and self.tls_files is not None:
             self.ssl_context = tls_context(*self.tls_files)
-        _install_redaction()
+        install_redaction()
         # keepalive_timeout also runs from the moment a connection opens and closes it
         # while no complete request has arrived: a client trickling its headers (or
         # sending none) is cut off after header_timeout_s.
@@ -242,7 +195,7 @@ class LiveWebServer:
         addresses = runner.addresses
         if addresses and self.port == 0:
             self.port = int(addresses[0][1])
-        log.info("live view listening", url=self.url, auth=self._token is not None)
+        log.info("live view listening", url=self.url, auth=self.access.required)
 
     async def stop(self) -> None:
         """Close open event streams first, so shutdown does not wait on them."""
@@ -331,72 +284,15 @@ class LiveWebServer:
                 )
         return await handler(request)
 
-    def _token_ok(self, candidate: str | None) -> bool:
-        return (
-            self._token is not None
-            and candidate is not None
-            and hmac.compare_digest(candidate.encode(), self._token)
-        )
-
-    def _new_session(self) -> str:
-        now = time.monotonic()
-        for sid in [k for k, expiry in self._sessions.items() if expiry <= now]:
-            del self._sessions[sid]
-        while len(self._sessions) >= MAX_SESSIONS:
-            del self._sessions[next(iter(self._sessions))]  # the oldest
-        sid = secrets.token_urlsafe(32)
-        self._sessions[sid] = now + SESSION_TTL_S
-        return sid
-
-    def _session_ok(self, sid: str | None) -> bool:
-        if not sid:
-            return False
-        expiry = self._sessions.get(sid)
-        if expiry is None:
-            return False
-        if expiry <= time.monotonic():
-            del self._sessions[sid]
-            return False
-        return True
-
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        for name in ("Authorization", "Cookie"):
-            for value in request.headers.getall(name, ()):
-                if not _utf8(value):
-                    return _error(request, 400, f"the {name} header is not UTF-8 text")
-        if self._token is None or request.path.startswith("/static/"):
+        refusal = self.access.check(request)
+        if refusal is None:
             return await handler(request)
-        header = request.headers.get("Authorization", "")
-        bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-        if self._token_ok(bearer) or self._session_ok(request.cookies.get(SESSION_COOKIE)):
-            return await handler(request)
-        query_token = request.query.get("token")
-        if query_token is not None and not _utf8(query_token):
-            return _error(request, 400, "the token parameter is not UTF-8 text")
-        if self._token_ok(query_token) and not _is_api(request):
-            clean = request.rel_url.with_query(
-                [(k, v) for k, v in request.query.items() if k != "token"]
-            )
-            response = web.Response(status=303, headers={"Location": str(clean)})
-            response.set_cookie(
-                SESSION_COOKIE,
-                self._new_session(),
-                httponly=True,
-                samesite="Strict",
-                secure=request.secure,
-                max_age=SESSION_TTL_S,
-                path="/",
-            )
-            return response
-        given = bearer is not None or query_token is not None or SESSION_COOKIE in request.cookies
-        message = (
-            "the token does not match this gateway's [web] token"
-            if given
-            else "this live view needs a token: send 'Authorization: Bearer <token>' "
-            "or open the page once as /?token=<token>"
-        )
-        return _error(request, 401, message)
+        if isinstance(refusal, web.Response):
+            return refusal  # the redirect that sets the session cookie
+        status, message = refusal
+        return _error(request, status, message)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -537,15 +433,6 @@ class LiveWebServer:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
-
-
-def _utf8(value: str) -> bool:
-    """Header values arrive decoded with surrogate escapes: those were not UTF-8."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:

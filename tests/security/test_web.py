@@ -29,7 +29,8 @@ from structlog.testing import capture_logs
 
 from tagsweep.config import ConfigError, parse_config
 from tagsweep.daemon.live import ExpectedAsset, LiveCount, LiveView
-from tagsweep.daemon.web import SESSION_COOKIE, SESSION_TTL_S, LiveWebServer
+from tagsweep.daemon.web import LiveWebServer
+from tagsweep.daemon.web_access import SESSION_COOKIE, SESSION_TTL_S
 
 TOKEN = "s3cret-token-for-security-tests"
 CLI = [sys.executable, "-m", "tagsweep.cli"]
@@ -121,8 +122,7 @@ async def test_the_cookie_is_an_expiring_opaque_session_not_the_token(
             async with http.get(f"{server.url}/sessions/cs-1", cookies=cookie) as response:
                 assert response.status == 401, cookie  # the raw token is no cookie
     # expired sessions are refused
-    for sid in list(server._sessions):
-        server._sessions[sid] = time.monotonic() - 1
+    server.access.expire_all()
     async with (
         aiohttp.ClientSession(cookie_jar=jar) as http,
         http.get(f"{server.url}/sessions/cs-1") as response,
