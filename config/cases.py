@@ -78,6 +78,14 @@ class CasesSection(_Section):
     #: Owner of new cases by variance type; ``default_owner`` for the rest.
     owners: dict[str, str] = Field(default_factory=dict)
     default_owner: str | None = None
+    #: OpenSSH allowed_signers file (relative to the config file): who may sign audit
+    #: entries, by name. When set, every change is signed with the actor's SSH key and the
+    #: actor is the key's owner, not a claimed name. Unset: entries are unsigned (legacy).
+    allowed_signers: Path | None = None
+    #: Who may request a write-off (names from allowed_signers); empty: any known signer.
+    requesters: list[str] = Field(default_factory=list)
+    #: Who may seal an unsigned log and publish anchors (names from allowed_signers).
+    auditors: list[str] = Field(default_factory=list)
 
     _types = field_validator("evidence_required", "write_off_types")(_check_types)
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tagsweep.domain import Location, Method, normalize_epc, now_us
 from tagsweep.epc import EpcScheme, asset_tag_for_epc
+from tagsweep.sql import ident
 
 if TYPE_CHECKING:
     import duckdb
@@ -167,11 +168,6 @@ def open_register(
     return file, rel
 
 
-def _identifier(name: str) -> str:
-    """A column name as a quoted SQL identifier (a header may hold any text)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def load_register(path: Path) -> list[ExpectedAsset]:
     """Every asset of a register file (Parquet or CSV) or folder, normalized for matching.
 
@@ -204,7 +200,7 @@ def load_register(path: Path) -> list[ExpectedAsset]:
                 f"(none among its {len(columns)} columns)"
             )
         projection = ", ".join(
-            f"CAST({_identifier(picked[name])} AS VARCHAR) AS {name}"
+            f"CAST({ident(picked[name])} AS VARCHAR) AS {name}"
             if name in picked
             else f"NULL AS {name}"
             for name in COLUMN_ALIASES

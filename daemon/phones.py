@@ -45,6 +45,7 @@ log = get_logger(__name__)
 MAX_BATCH: Final = 200
 MAX_TEXT: Final = 4096
 MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
+MAX_FRAME_PIXELS: Final = 4096 * 4096  # a small file can still claim a huge picture
 #: How far a scan's own time may lie in the future (phone clock ahead) before the
 #: gateway's time is used instead.
 MAX_CLOCK_AHEAD_US: Final = 5_000_000
@@ -290,9 +291,14 @@ def decode_frame(frame: bytes) -> list[dict[str, str]]:
 
     try:
         with Image.open(io.BytesIO(frame)) as img:
+            width, height = img.size
+            if width * height > MAX_FRAME_PIXELS:
+                raise PhoneScanError(
+                    f"frame of {width}x{height} pixels; at most {MAX_FRAME_PIXELS} pixels"
+                )
             img.load()
             gray = img.convert("L")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise PhoneScanError(f"frame is not an image (JPEG, PNG or WebP): {exc}") from None
     seen: set[str] = set()
     out: list[dict[str, str]] = []

@@ -38,6 +38,7 @@ from tagsweep.domain import (
     new_session_id,
     now_us,
 )
+from tagsweep.epc import asset_tag_for_giai
 
 if TYPE_CHECKING:
     from tagsweep.daemon.supervisor import Gateway
@@ -386,11 +387,19 @@ class SessionAPI:
         context = session.location_context if session else self._idle_context
         if scan.kind not in (ScanKind.ASSET_TAG, ScanKind.SERIAL, ScanKind.GIAI):
             counters.scans_unrecognised += 1
+        kind, value = scan.kind, scan.value
+        if kind is ScanKind.GIAI:  # a GIAI label of ours names its asset tag
+            engine = self.config.engine
+            tag = asset_tag_for_giai(
+                value, engine.giai_company_prefix, engine.giai_asset_tag_format
+            )
+            if tag is not None:
+                kind, value = ScanKind.ASSET_TAG, tag
         record = ScanRecord(
             ts_us=scan.timestamp_us,
             scanner=device.name,
-            kind=scan.kind.value,
-            value=scan.value,
+            kind=kind.value,
+            value=value,
             data=scan.data,
             symbology=scan.symbology.value,
             session_id=session.session_id if session else None,

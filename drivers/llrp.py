@@ -1,6 +1,9 @@
 """UHF RFID readers over LLRP: sllurp, supervised, bridged into asyncio.
 
 ``llrp://host[:5084]?antennas=1,2&keepalive_s=5&watchdog_intervals=3&tx_power=30``
+``llrps://host[:5085]?tls_fingerprint=SHA256`` (LLRP over TLS 1.2+; the reader's
+certificate pinned by its SHA-256 fingerprint, or ``tls_ca=/path/ca.pem`` to verify it
+against a CA file; one of the two is required)
 
 sllurp runs the LLRP session (capabilities, configuration, ROSpec) on its own thread.
 What it lacks for a gateway that must never silently stop reading is added here:
@@ -45,8 +48,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import select
 import socket
+import ssl
 import struct
 import threading
 from collections import deque
@@ -75,6 +80,7 @@ from tagsweep.drivers.llrp_wire import (
 )
 
 DEFAULT_PORT = 5084
+DEFAULT_TLS_PORT = 5085  # LLRP 1.1 section 18.1: LLRP over TLS
 _CLOSE_CONNECTION_RESPONSE = 4
 _DELETE_ROSPEC_RESPONSE = 31
 _SHUTDOWN_RESPONSES = frozenset({_DELETE_ROSPEC_RESPONSE, 33, 35, _CLOSE_CONNECTION_RESPONSE})
@@ -121,13 +127,17 @@ class LlrpSettings:
     max_clock_skew_s: float = 5.0
     #: ask for unreported reads (GET_REPORT) this often: bounds how late a read arrives
     report_interval_s: float = 1.0
+    tls: bool = False
+    tls_fingerprint: str = ""  # SHA-256 of the reader's certificate, hex
+    tls_ca: str = ""  # or: verify the reader's certificate against this CA file
 
     _KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "antennas", "keepalive_s", "watchdog_intervals", "tx_power", "tx_power_dbm",
             "report_n", "session", "tag_population", "mode_identifier", "search_mode", "impinj",
             "rospec_id", "connect_timeout_s", "max_report_bytes", "max_pending_reads",
-            "validate", "decoder", "max_clock_skew_s", "report_interval_s",
+            "validate", "decoder", "max_clock_skew_s", "report_interval_s", "tls_fingerprint",
+            "tls_ca",
         }
     )  # fmt: skip
 
@@ -201,11 +211,41 @@ class LlrpSettings:
         for key in ("impinj", "validate"):
             if key in raw:
                 kwargs[key] = flag(key)
+        tls = url.scheme == "llrps"
+        if tls:
+            kwargs["tls"] = True
+            fingerprint = str(raw.get("tls_fingerprint", "")).replace(":", "").lower()
+            if fingerprint and (
+                len(fingerprint) != 64 or set(fingerprint) - set("0123456789abcdef")
+            ):
+                raise DriverConfigError(
+                    f"{url.raw}: tls_fingerprint must be the certificate's SHA-256 "
+                    "(64 hex digits, colons allowed)"
+                )
+            kwargs["tls_fingerprint"] = fingerprint
+            kwargs["tls_ca"] = str(raw.get("tls_ca", ""))
+            if not fingerprint and not kwargs["tls_ca"]:
+                raise DriverConfigError(
+                    f"{url.raw}: llrps:// needs tls_fingerprint=SHA256 (pin the reader's "
+                    "self-signed certificate) or tls_ca=FILE; an unverified reader is refused"
+                )
+        elif "tls_fingerprint" in raw or "tls_ca" in raw:
+            raise DriverConfigError(f"{url.raw}: tls_fingerprint/tls_ca need llrps://")
         if "decoder" in raw:
             if raw["decoder"] not in ("fast", "sllurp"):
                 raise DriverConfigError(f"{url.raw}: decoder must be 'fast' or 'sllurp'")
             kwargs["decoder"] = raw["decoder"]
-        return cls(url.host, url.port or DEFAULT_PORT, **kwargs)
+        return cls(url.host, url.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT), **kwargs)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """TLS 1.2 or later; the CA file verifies the chain and the host name, a pinned
+        fingerprint replaces both (readers ship self-signed certificates)."""
+        context = ssl.create_default_context(cafile=self.tls_ca or None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not self.tls_ca:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # the fingerprint check below decides
+        return context
 
     def sllurp_config(self) -> LLRPReaderConfig:
         config: dict[str, Any] = {
@@ -250,7 +290,7 @@ class LlrpSettings:
 class _Signal:
     """A non-read event from the reader thread."""
 
-    kind: str  # keepalive | problem | lost | inventorying | knock
+    kind: str  # keepalive | problem | lost | inventorying | knock | power
     detail: str = ""
     problem: Problem | None = None
 
@@ -329,6 +369,35 @@ class _Session(LLRPClient):  # type: ignore[misc]  # sllurp ships no type inform
     def __init__(self, settings: LlrpSettings, **kwargs: Any) -> None:
         super().__init__(settings.sllurp_config(), **kwargs)
         self.settings = settings
+        self.power_table: list[tuple[int, float]] = []  # (index, dBm) as the reader says
+        self.power_choice = ""  # what tx_power_dbm became, for the log
+
+    def parseCapabilities(self, capdict: dict[str, Any]) -> None:  # noqa: N802  (sllurp's name)
+        band = capdict.get("RegulatoryCapabilities", {}).get("UHFBandCapabilities", {})
+        entries = band.get("TransmitPowerLevelTableEntry", [])
+        entries = [entries] if isinstance(entries, dict) else entries
+        self.power_table = sorted(
+            (int(e["Index"]), int(e["TransmitPowerValue"]) / 100.0) for e in entries
+        )
+        super().parseCapabilities(capdict)
+
+    def setTxPowerDbm(self, tx_pow_dbm: Any = None) -> None:  # noqa: N802  (sllurp's name)
+        """tx_power_dbm through the reader's own power table: the nearest entry, whatever
+        index the table starts at (sllurp assumes 1 and a sorted table; a Zebra FX's
+        starts at 0, and sllurp's index 0 means "maximum")."""
+        if not self.power_table or not isinstance(tx_pow_dbm, dict):
+            super().setTxPowerDbm(tx_pow_dbm)
+            return
+        choices = []
+        for antenna, wanted in tx_pow_dbm.items():
+            index, dbm = min(self.power_table, key=lambda e: (abs(e[1] - float(wanted)), e[0]))
+            self.config.tx_power[antenna] = index
+            choices.append(f"antenna {antenna}: {wanted} dBm → index {index} ({dbm:.2f} dBm)")
+        low, high = self.power_table[0], self.power_table[-1]
+        self.power_choice = "; ".join(choices) + (
+            f" (reader's table: {len(self.power_table)} entries, index {low[0]} = "
+            f"{low[1]:.2f} dBm … index {high[0]} = {high[1]:.2f} dBm)"
+        )
 
     def getROSpec(self, force_new: bool = False) -> Any:  # noqa: N802  (sllurp's name)
         if self.rospec and not force_new:
@@ -383,7 +452,33 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         self.add_state_callback(SllurpState.STATE_INVENTORYING, self._on_inventorying)
 
     def _on_inventorying(self, _client: Any, _state: Any) -> None:
+        if self.llrp.power_choice:
+            self.bridge.post(_Signal("power", self.llrp.power_choice))
         self.bridge.post(_Signal("inventorying"))
+
+    def _connect_socket(self) -> bool:
+        connected = bool(super()._connect_socket())
+        if not self.settings.tls:
+            return connected
+        settings = self.settings
+        plain = self._socket
+        if plain is None:
+            return connected
+        try:
+            sock = settings.tls_context().wrap_socket(plain, server_hostname=settings.host)
+        except (ssl.SSLError, OSError) as exc:
+            self._socket = None
+            plain.close()
+            raise OSError(
+                f"TLS handshake with {settings.host}:{settings.port} failed: {exc}"
+            ) from exc
+        try:
+            verify_fingerprint(sock, settings)
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+        return connected
 
     def send_data(self, data: bytes) -> None:
         sock = self._socket
@@ -401,10 +496,16 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         try:
             sock = self._socket
             while sock is not None and not self._stop_main_loop.is_set():
-                readable, _, _ = select.select([sock], [], [], 0.2)
+                # TLS: decrypted bytes may wait in the SSL layer, which select cannot see
+                pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+                readable = pending or select.select([sock], [], [], 0.2)[0]
                 if not readable:
                     continue
-                data = sock.recv(1 << 16)
+                if isinstance(sock, ssl.SSLSocket):
+                    with self._send_lock:  # one SSL object: no read during a write
+                        data = sock.recv(1 << 16)
+                else:
+                    data = sock.recv(1 << 16)
                 if not data:
                     reason = "reader closed the connection"
                     break
@@ -558,7 +659,7 @@ _DECODE_KINDS = frozenset({"framing", "decode", "malformed_record", "malformed_p
 class LlrpDriver(Driver):
     """A UHF RFID reader over LLRP; yields READ_DTYPE batches (see the module docstring)."""
 
-    schemes: ClassVar[tuple[str, ...]] = ("llrp",)
+    schemes: ClassVar[tuple[str, ...]] = ("llrp", "llrps")
     kind: ClassVar[str] = "rfid"
 
     def __init__(self, url: str, **kwargs: Any) -> None:
@@ -698,6 +799,9 @@ class LlrpDriver(Driver):
             )
 
     def _on_signal(self, signal: _Signal) -> None:
+        if signal.kind == "power":
+            self.log.info("llrp_tx_power", detail=signal.detail)
+            return
         if signal.kind == "knock":
             self.log.info(
                 "llrp_another_client_knocked",
@@ -771,6 +875,18 @@ class LlrpDriver(Driver):
             return
         await asyncio.to_thread(client.close_acknowledged.wait, 1.0)
         self.log.info("llrp_closed", acknowledged=client.close_acknowledged.is_set())
+
+
+def verify_fingerprint(sock: ssl.SSLSocket, settings: LlrpSettings) -> None:
+    """Raise OSError unless the reader's certificate is the pinned one (when pinned)."""
+    if not settings.tls_fingerprint:
+        return
+    seen = hashlib.sha256(sock.getpeercert(binary_form=True) or b"").hexdigest()
+    if seen != settings.tls_fingerprint:
+        raise OSError(
+            f"the reader's certificate has SHA-256 {seen}, not the pinned "
+            f"{settings.tls_fingerprint}: refusing the connection"
+        )
 
 
 def _attempt_status(message: LLRPMessage) -> int | None:

@@ -17,6 +17,7 @@ from tagsweep.drivers.base import Driver, DriverConfigError, DriverUrl
 
 _BUILTIN: dict[str, str] = {
     "llrp": "tagsweep.drivers.llrp:LlrpDriver",
+    "llrps": "tagsweep.drivers.llrp:LlrpDriver",  # LLRP over TLS
     "serial": "tagsweep.drivers.barcode:BarcodeDriver",
     "socket": "tagsweep.drivers.barcode:BarcodeDriver",
     "rfc2217": "tagsweep.drivers.barcode:BarcodeDriver",

@@ -11,6 +11,12 @@ the head (``seq``, ``hash``) elsewhere (the case store does) and pass it to
 Writers serialise on an exclusive ``flock`` of a sidecar lock file, so concurrent
 ``tagsweep`` processes never interleave or fork the chain; the same lock is what the case
 store holds around each change, so the store and the log move together.
+
+Signed entries carry ``sig``: an SSH signature (SSHSIG, namespace ``tagsweep-audit``) by
+the actor's key over :func:`signed_message` — the entry's canonical JSON without ``sig``
+and ``hash``. ``hash`` covers ``sig`` too, so the chain commits to who signed. Entries
+written before signing was set up have no ``sig``; once a signed entry is in the log,
+unsigned ones are refused (see :mod:`tagsweep.engine.audit_signed` for the checks).
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final
+
+from tagsweep.engine.sshsig import Signer
 
 GENESIS_HASH: Final = "0" * 64
 
@@ -42,6 +50,17 @@ ENTRY_FIELDS: Final = (
     "prev",
     "hash",
 )
+#: Fields of a signed entry: ``sig`` before ``hash``, which covers it.
+SIGNED_ENTRY_FIELDS: Final = (*ENTRY_FIELDS[:-1], "sig", "hash")
+#: The SSHSIG namespace of audit entries (``ssh-keygen -Y verify -n tagsweep-audit``).
+AUDIT_NAMESPACE: Final = "tagsweep-audit"
+
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class AuditLogError(Exception):
@@ -55,6 +74,11 @@ def _canonical(fields: dict[str, Any]) -> bytes:
 def entry_hash(fields: dict[str, Any]) -> str:
     """sha256 over every field except ``hash`` itself, in canonical JSON."""
     return hashlib.sha256(_canonical({k: v for k, v in fields.items() if k != "hash"})).hexdigest()
+
+
+def signed_message(fields: dict[str, Any]) -> bytes:
+    """What an entry's signature covers: canonical JSON of every field but sig and hash."""
+    return _canonical({k: v for k, v in fields.items() if k not in ("sig", "hash")})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +96,15 @@ class AuditEntry:
     evidence_sha256: str | None
     prev: str
     hash: str
+    sig: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ENTRY_FIELDS}
+        names = ENTRY_FIELDS if self.sig is None else SIGNED_ENTRY_FIELDS
+        return {name: getattr(self, name) for name in names}
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromisoformat(self.ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +142,15 @@ def _parse_line(raw: bytes) -> dict[str, Any]:
         raise ValueError(f"not a JSON object ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    if set(data) != set(ENTRY_FIELDS):
-        missing = sorted(set(ENTRY_FIELDS) - set(data))
-        extra = sorted(set(data) - set(ENTRY_FIELDS))
+    expected = set(SIGNED_ENTRY_FIELDS if "sig" in data else ENTRY_FIELDS)
+    if set(data) != expected:
+        missing = sorted(expected - set(data))
+        extra = sorted(set(data) - expected)
         raise ValueError(f"fields differ from an audit entry (missing {missing}, extra {extra})")
     if not isinstance(data["seq"], int) or not isinstance(data["hash"], str):
         raise ValueError("seq must be an integer and hash a string")
+    if "sig" in data and not isinstance(data["sig"], str):
+        raise ValueError("sig must be a string (an armoured SSH signature)")
     return data
 
 
@@ -153,9 +186,29 @@ class AuditWriter:
     per case.
     """
 
-    def __init__(self, out: BinaryIO, head: Head) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        head: Head,
+        *,
+        signer: Signer | None = None,
+        sealed: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
         self._out = out
         self.head = head
+        self._signer = signer
+        self._sealed = sealed
+        self._clock = clock or utc_now
+
+    @property
+    def signed(self) -> bool:
+        """Whether the log holds a signed entry (from then on every entry is signed)."""
+        return self._sealed
+
+    def now(self) -> datetime:
+        """The time the next entry will carry (and its signature vouch for)."""
+        return self._clock()
 
     def append(
         self,
@@ -167,12 +220,19 @@ class AuditWriter:
         after: Any = None,
         reason: str | None = None,
         evidence_sha256: str | None = None,
+        at: datetime | None = None,
     ) -> AuditEntry:
         if not actor.strip():
             raise ValueError("an audit entry needs an actor (who made the change)")
+        if self._signer is None and self._sealed:
+            raise AuditLogError(
+                f"the audit log is signed up to seq {self.head.seq}; an unsigned entry would "
+                "break it. Set [engine.cases] allowed_signers and sign with your SSH key "
+                "(ssh-agent, or --key / TAGSWEEP_SIGNING_KEY)"
+            )
         fields: dict[str, Any] = {
             "seq": self.head.seq + 1,
-            "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "ts": (at or self._clock()).astimezone(UTC).isoformat(timespec="microseconds"),
             "actor": actor,
             "action": action,
             "subject": subject,
@@ -182,8 +242,13 @@ class AuditWriter:
             "evidence_sha256": evidence_sha256,
             "prev": self.head.hash,
         }
+        names: tuple[str, ...] = ENTRY_FIELDS
+        if self._signer is not None:
+            fields["sig"] = self._signer.sign(signed_message(fields), AUDIT_NAMESPACE)
+            names = SIGNED_ENTRY_FIELDS
+            self._sealed = True
         fields["hash"] = entry_hash(fields)
-        line = json.dumps({k: fields[k] for k in ENTRY_FIELDS}, ensure_ascii=False) + "\n"
+        line = json.dumps({k: fields[k] for k in names}, ensure_ascii=False) + "\n"
         self._out.write(line.encode())
         self.head = Head(fields["seq"], fields["hash"])
         return AuditEntry(**fields)
@@ -208,13 +273,16 @@ class AuditLog:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     @contextmanager
-    def writing(self) -> Iterator[AuditWriter]:
-        """Lock the log, check its last entry is intact, and hand out a writer."""
+    def writing(
+        self, *, signer: Signer | None = None, clock: Clock | None = None
+    ) -> Iterator[AuditWriter]:
+        """Lock the log, check its last entry is intact, and hand out a writer that signs
+        with ``signer`` (unsigned entries are refused once the log holds a signed one)."""
         with self.locked():
-            head = self._checked_head()
+            head, sealed = self._checked_tail()
             with self.path.open("ab") as out:
                 try:
-                    yield AuditWriter(out, head)
+                    yield AuditWriter(out, head, signer=signer, sealed=sealed, clock=clock)
                 finally:
                     out.flush()
                     os.fsync(out.fileno())
@@ -225,9 +293,13 @@ class AuditLog:
             return writer.append(**fields)
 
     def _checked_head(self) -> Head:
-        """Head of the log, refusing to extend a damaged tail (a torn or edited last line)."""
+        return self._checked_tail()[0]
+
+    def _checked_tail(self) -> tuple[Head, bool]:
+        """Head of the log and whether its last entry is signed, refusing to extend a
+        damaged tail (a torn or edited last line)."""
         if not self.path.exists() or self.path.stat().st_size == 0:
-            return Head(0, GENESIS_HASH)
+            return Head(0, GENESIS_HASH), False
         last = self._last_line()
         try:
             data = _parse_line(last)
@@ -241,7 +313,7 @@ class AuditLog:
                 f"{self.path}: the last entry (seq {data['seq']}) does not match its hash; "
                 "run `tagsweep audit verify` and restore the log from a copy"
             )
-        return Head(data["seq"], data["hash"])
+        return Head(data["seq"], data["hash"]), "sig" in data
 
     def _last_line(self) -> bytes:
         with self.path.open("rb") as log:

@@ -1,9 +1,12 @@
-"""``tagsweep cases …`` and ``tagsweep audit verify``: the investigation workflow on the CLI.
+"""``tagsweep cases …``: the investigation workflow on the CLI.
 
 Every command names the case store folder (``--store``, ``TAGSWEEP_CASE_STORE``, or
-``[engine.cases] store`` of ``--config``) and the person acting (``--actor``,
-``TAGSWEEP_ACTOR``, else the login name): the actor is what the audit log records and
-what the approval chain checks, so it is never left implicit.
+``[engine.cases] store`` of ``--config``). Who acts is what the audit log records and what
+the approval chain checks, so it is never left implicit: with ``[engine.cases]
+allowed_signers`` set, it is the owner of the SSH key that signs the change (from
+ssh-agent, or ``--key`` / ``TAGSWEEP_SIGNING_KEY``) and ``--actor`` is only a cross-check
+that must match; without it (unsigned, legacy), it is ``--actor`` / ``TAGSWEEP_ACTOR``,
+else the login name.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from tagsweep.config.cases import CasesSection
 cases_app = typer.Typer(
     help="Investigate variances: cases, evidence, write-off approvals.", no_args_is_help=True
 )
-audit_app = typer.Typer(help="Check the hash-chained audit log.", no_args_is_help=True)
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -44,47 +46,79 @@ ConfigOpt = Annotated[
 ActorOpt = Annotated[
     str | None,
     typer.Option(
-        "--actor", envvar="TAGSWEEP_ACTOR", help="Who is acting (default: the login name)."
+        "--actor",
+        envvar="TAGSWEEP_ACTOR",
+        help="Who is acting. When changes are signed: only a cross-check of the signing "
+        "key's owner. Unsigned: the name recorded (default: the login name).",
+    ),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        envvar="TAGSWEEP_SIGNING_KEY",
+        help="SSH key to sign with: a private key file, or a .pub file of a key in "
+        "ssh-agent (default: the first ssh-agent key listed in allowed_signers).",
     ),
 ]
 
 
-def _settings(config: Path | None) -> CasesSection:
+def cases_settings(config: Path | None) -> CasesSection:
     if config is None:
         return CasesSection()
     from tagsweep.config import ConfigError, load_config
 
     try:
-        return load_config(config).engine.cases
+        settings = load_config(config).engine.cases
     except ConfigError as exc:
         for problem in exc.problems:
             err_console.print(f"error: {problem}", markup=False)
         raise typer.Exit(code=2) from None
+    signers = settings.allowed_signers
+    if signers is not None and not signers.is_absolute():
+        settings = settings.model_copy(update={"allowed_signers": config.parent / signers})
+    return settings
 
 
-def actor_name(actor: str | None) -> str:
-    name = (actor or getpass.getuser()).strip()
-    if not name:
-        err_console.print("error: say who is acting with --actor NAME or TAGSWEEP_ACTOR")
-        raise typer.Exit(code=2)
-    return name
+def actor_name(actor: str | None, cases: Any) -> str | None:
+    """The claimed actor: the login name by default when changes are unsigned; when they
+    are signed, only what the user passed (the key says who acts)."""
+    if cases.signers is not None:
+        return actor
+    return (actor or getpass.getuser()).strip() or None
 
 
 @contextmanager
-def open_store(store: Path | None, config: Path | None, *, create: bool = False) -> Iterator[Any]:
-    """Open the case store and turn workflow refusals into one-line errors (exit 1)."""
+def open_store(
+    store: Path | None,
+    config: Path | None,
+    *,
+    create: bool = False,
+    sign: bool = False,
+    key: Path | None = None,
+) -> Iterator[Any]:
+    """Open the case store (with the signing key when ``sign`` and signing is set up) and
+    turn workflow refusals into one-line errors (exit 1)."""
+    from tagsweep.engine.allowed_signers import AllowedSigners, find_signer
     from tagsweep.engine.audit import AuditLogError
     from tagsweep.engine.cases import CaseError, CaseStore
+    from tagsweep.engine.sshsig import SignatureError
 
-    settings = _settings(config)
+    settings = cases_settings(config)
     root = store
     if root is None:
         root = settings.store
         if config is not None and not root.is_absolute():
             root = config.parent / root
     try:
-        yield CaseStore(root, settings, create=create)
-    except (CaseError, AuditLogError) as exc:
+        signer = None
+        if sign and (settings.allowed_signers is not None or key is not None):
+            known = None
+            if settings.allowed_signers is not None:
+                known = AllowedSigners.load(settings.allowed_signers)
+            signer = find_signer(key, known)
+        yield CaseStore(root, settings, create=create, signer=signer)
+    except (CaseError, AuditLogError, SignatureError) as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=1) from None
 
@@ -101,14 +135,15 @@ def open_cases(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     actor: ActorOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Open cases from a run's variance log.
 
     A new variance opens a case, a recurring one is linked to its case, and a case whose
     variance the run no longer shows is proposed for resolution with the run as evidence.
     """
-    who = actor_name(actor)
-    with open_store(store, config, create=True) as cases:
+    with open_store(store, config, create=True, sign=True, key=key) as cases:
+        who = actor_name(actor, cases)
         for folder in run:
             summary = cases.import_run(folder, actor=who)
             if summary.already_imported:
@@ -208,23 +243,28 @@ def assign(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     actor: ActorOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Give a case an owner; an open case moves to investigation."""
-    with open_store(store, config) as cases:
-        _print_case_line(cases.assign(case_id, owner, actor=actor_name(actor), reason=reason))
+    with open_store(store, config, sign=True, key=key) as cases:
+        _print_case_line(
+            cases.assign(case_id, owner, actor=actor_name(actor, cases), reason=reason)
+        )
 
 
 @cases_app.command("note")
 def note(
     case_id: Annotated[str, typer.Argument()],
     text: Annotated[str, typer.Argument(help="What was checked or learned.")],
+    *,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     actor: ActorOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Add a note to a case."""
-    with open_store(store, config) as cases:
-        _print_case_line(cases.note(case_id, text, actor=actor_name(actor)))
+    with open_store(store, config, sign=True, key=key) as cases:
+        _print_case_line(cases.note(case_id, text, actor=actor_name(actor, cases)))
 
 
 @cases_app.command("attach")
@@ -238,13 +278,14 @@ def attach(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     actor: ActorOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Attach evidence: a file (hashed and kept) or a URL.
 
     A disposal certificate, a return log, a photo of a serial plate, a ticket.
     """
-    with open_store(store, config) as cases:
-        info = cases.attach(case_id, ref, actor=actor_name(actor), note=note_text)
+    with open_store(store, config, sign=True, key=key) as cases:
+        info = cases.attach(case_id, ref, actor=actor_name(actor, cases), note=note_text)
     digest = f" sha256 {info['sha256']}" if info["sha256"] else ""
     console.print(f"{case_id} evidence {info['kind']} {info['ref']}{digest}", markup=False)
 
@@ -267,15 +308,16 @@ def resolve(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     actor: ActorOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Close a case with its cause and corrections, or request a write-off."""
     from tagsweep.engine.cases import parse_assignments
 
-    with open_store(store, config) as cases:
+    with open_store(store, config, sign=True, key=key) as cases:
         case = cases.resolve(
             case_id,
             outcome,
-            actor=actor_name(actor),
+            actor=actor_name(actor, cases),
             reason=reason,
             corrections=parse_assignments(set_fields or []),
             accept_found=accept_found,
@@ -292,10 +334,11 @@ def approve(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     actor: ActorOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Sign the next step of a case's write-off approval chain (or reject it)."""
-    with open_store(store, config) as cases:
-        case = cases.approve(case_id, actor=actor_name(actor), reject=reject, reason=reason)
+    with open_store(store, config, sign=True, key=key) as cases:
+        case = cases.approve(case_id, actor=actor_name(actor, cases), reject=reject, reason=reason)
         pending = cases.detail(case_id).pending_steps
         _print_case_line(case)
         if pending:
@@ -314,35 +357,3 @@ def export(
         path = cases.export(out, fmt)
         head = cases.recorded_head()
     console.print(f"wrote {path} (audit head seq {head.seq} {head.hash})", markup=False)
-
-
-@audit_app.command("verify")
-def verify(
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
-    log: Annotated[
-        Path | None,
-        typer.Option(help="Verify this audit log file alone (no truncation check)."),
-    ] = None,
-) -> None:
-    """Recompute the audit chain and report the first tampered entry (exit 1 if any).
-
-    With a case store, also checks the kept evidence files against their recorded sha256.
-    """
-    from tagsweep.engine.audit import AuditLog
-
-    problems: list[str] = []
-    if log is not None:
-        if not log.is_file():
-            err_console.print(f"error: {log} does not exist", markup=False)
-            raise typer.Exit(code=2)
-        report = AuditLog(log).verify()
-    else:
-        with open_store(store, config) as cases:
-            report = cases.verify_audit()
-            problems = cases.verify_evidence()
-    (console if report.ok else err_console).print(report.describe(), markup=False)
-    for problem in problems:
-        err_console.print(f"EVIDENCE {problem}", markup=False)
-    if not report.ok or problems:
-        raise typer.Exit(code=1)

@@ -102,12 +102,16 @@ def stages(ctx: RunContext) -> list[Stage]:
     )
     mdm_user = (
         """
-    SELECT asset_key, arg_min(custodian, (source, line)) AS custodian,
-        arg_min(custodian_key, (source, line)) AS custodian_key,
-        arg_min(source, (source, line)) AS source
-    FROM record_links
-    WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL
-    GROUP BY asset_key"""
+    SELECT asset_key, first.custodian, first.custodian_key, first.source
+    FROM (
+        -- one arg_min carrying the three columns: each one compares the keys again
+        SELECT asset_key,
+            arg_min({'custodian': custodian, 'custodian_key': custodian_key,
+                     'source': source}, (source, line)) AS first
+        FROM record_links
+        WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL
+        GROUP BY asset_key
+    )"""
         if has_mdm
         else no_mdm + ", CAST(NULL AS VARCHAR) AS custodian, "
         "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS source WHERE false"
@@ -153,7 +157,11 @@ WITH ret AS (
     -- the few assets matched only for review (identity conflict, probable match)
     SELECT DISTINCT asset_key FROM matches WHERE match_status <> 'confirmed'
 ), joined AS (
-    SELECT r.*, f.asset_key IS NOT NULL AS found, f.epc, f.found_location, f.session_id,
+    -- narrow: only what the checks read; the wide register row is joined back below
+    -- for the few assets flagged
+    SELECT r.asset_key, r.status, r.location, r.custodian_key, r.custodian_leaver,
+        r.condition_key, r.last_seen, f.asset_key IS NOT NULL AS found, f.epc,
+        f.found_location, f.session_id,
         f.observed_serial, f.found_custodian, f.found_custodian_key, f.found_condition,
         f.found_condition_key, f.methods,
         {expected_here} AS expected_here,
@@ -164,7 +172,11 @@ WITH ret AS (
         ma.last_seen AS ma_last_seen,
         mu.custodian AS mu_custodian, mu.custodian_key AS mu_custodian_key,
         mu.source AS mu_source
-    FROM register r
+    FROM (
+        SELECT asset_key, status, location, custodian_key, custodian_leaver, condition_key,
+            last_seen, custodian_source
+        FROM register
+    ) r
     LEFT JOIN found_assets f ON f.asset_key = r.asset_key
     LEFT JOIN unconfirmed u ON u.asset_key = r.asset_key
     LEFT JOIN ret ON ret.asset_key = r.asset_key
@@ -172,9 +184,11 @@ WITH ret AS (
     LEFT JOIN mdm_user mu ON mu.asset_key = r.asset_key AND r.custodian_source <> mu.source
 ), flagged AS (
     -- the conditions filter a million rows; the flags are computed for the few left
-    SELECT * FROM joined WHERE {any_check}
+    SELECT *, {flags} FROM joined WHERE {any_check}
 )
-SELECT *, {flags} FROM flagged
+SELECT r.*, f.* EXCLUDE (asset_key, status, location, custodian_key, custodian_leaver,
+                         condition_key, last_seen)
+FROM flagged f JOIN register r ON r.asset_key = f.asset_key
 """
     candidates = f"""
 WITH regrec AS NOT MATERIALIZED (

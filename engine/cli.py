@@ -16,7 +16,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tagsweep.engine.cases_cli import ActorOpt, ConfigOpt, StoreOpt, actor_name, open_store
+from tagsweep.engine.cases_cli import (
+    ActorOpt,
+    ConfigOpt,
+    KeyOpt,
+    StoreOpt,
+    actor_name,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from tagsweep.config.engine import EngineSection
@@ -88,6 +95,14 @@ def _settings(config: Path | None) -> EngineSection:
         for problem in exc.problems:
             err_console.print(f"error: {problem}", markup=False)
         raise typer.Exit(code=2) from None
+
+
+def _audit_log(config: Path | None) -> Path:
+    """The case store's audit log (``[engine.cases] store``, relative to the config)."""
+    store = _settings(config).cases.store
+    if config is not None and not store.is_absolute():
+        store = config.parent / store
+    return store / "audit.jsonl"
 
 
 def _split(value: str, what: str) -> tuple[str, str]:
@@ -245,6 +260,7 @@ def run_command(
                 on_stage=on_stage,
                 memory_limit=memory_limit,
                 history=earlier,
+                audit_log=_audit_log(config),
                 allow_unverified=allow_unverified,
             )
         except (RunError, FreezeError) as exc:
@@ -344,6 +360,7 @@ def golden_command(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     actor: ActorOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Write the next golden register (Parquet and CSV) from a run and its cases.
 
@@ -352,8 +369,8 @@ def golden_command(
     """
     from tagsweep.engine.golden import GoldenError, build_golden
 
-    who = actor_name(actor)
-    with open_store(store, config) as cases:
+    with open_store(store, config, sign=True, key=key) as cases:
+        who = actor_name(actor, cases)
         try:
             result = build_golden(run, cases, out, actor=who)
         except GoldenError as exc:
@@ -396,7 +413,9 @@ def nightly_command(
     env_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     root = state_dir or (Path(env_dir) if env_dir else settings.nightly.state_dir)
     try:
-        result = run_nightly(settings, root, memory_limit=memory_limit)
+        result = run_nightly(
+            settings, root, memory_limit=memory_limit, audit_log=_audit_log(config)
+        )
     except (NightlyError, FreezeError, RunError) as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=1) from None

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.engine import sandbox
+from tagsweep.engine.hygiene import duplicate_headers, strip_nul, unique_names
 from tagsweep.engine.limits import (
     LimitError,
     RowBudget,
@@ -229,6 +230,9 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
         rejects = con.execute(
             "SELECT line, error_type, error_message FROM reject_errors ORDER BY line"
         ).fetchall()
+        first = con.execute(
+            "SELECT * FROM read_csv(?, all_varchar=true, header=false) LIMIT 1", [str(readable)]
+        ).fetchone()
         seen = sorted({int(line) for line, _, _ in rejects})
         record_lines = _record_lines(readable, table.num_rows + len(seen), table.num_columns)
     except duckdb.Error as exc:
@@ -245,6 +249,8 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
         bad.append(BadRow(source, path.name, where, f"{kind}: {message}".strip()))
     lines = _accepted_lines(table.num_rows, seen, record_lines)
     table = table.append_column(LINE_COLUMN, pa.array(lines, pa.int64()))
+    if first is not None and len(first) == table.num_columns - 1:
+        table = with_header(table, [str(v or "") for v in first])
     return table, bad, encoding
 
 
@@ -298,6 +304,7 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
         # are billions of empty cells. Without it, each row has the cells it holds.
         sheet.reset_dimensions()
         header: list[str] | None = None
+        original: list[str] = []
         columns: dict[str, list[str | None]] = {}
         lines: list[int] = []
         bad: list[BadRow] = []
@@ -308,8 +315,9 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
                 if any(cells):
                     # read-only sheets pad every row to the widest one: drop empty tails
                     width = max(i for i, c in enumerate(cells) if c) + 1
-                    header = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
-                    budget.width(len(header), number)
+                    original = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
+                    budget.width(len(original), number)
+                    header = unique_names(original)
                     columns = {h: [] for h in header}
                 continue
             if not any(cells):
@@ -327,7 +335,7 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
         raise FreezeError(f"{path}: the first worksheet is empty")
     arrays = {k: pa.array(v, pa.string()) for k, v in columns.items()}
     arrays[LINE_COLUMN] = pa.array(lines, pa.int64())
-    return pa.table(arrays), bad
+    return with_header(pa.table(arrays), original), bad
 
 
 def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, str | None]:
@@ -444,7 +452,37 @@ def read_export(
         check_table(table, path, limits, LINE_COLUMN)
     except LimitError as exc:
         raise FreezeError(str(exc)) from None
-    return table, bad, fmt, encoding
+    return hygiene(table, path), bad, fmt, encoding
+
+
+_HEADER_KEY = b"tagsweep.header"
+_NOTES_KEY = b"tagsweep.notes"
+
+
+def with_header(table: pa.Table, header: Sequence[str]) -> pa.Table:
+    """``table`` remembering the file's own header row (before duplicates were renamed)."""
+    return table.replace_schema_metadata({_HEADER_KEY: json.dumps(list(header))})
+
+
+def hygiene(table: pa.Table, path: Path) -> pa.Table:
+    """NUL characters removed, duplicate headers named (engine.hygiene); the notes travel
+    in the table's metadata until :func:`take_notes`."""
+    names = [n for n in table.column_names if n != LINE_COLUMN]
+    meta = table.schema.metadata or {}
+    original = json.loads(meta[_HEADER_KEY]) if _HEADER_KEY in meta else names
+    notes = [f"{path.name}: {n}" for n in duplicate_headers(original, names)]
+    table, nul = strip_nul(table, LINE_COLUMN)
+    if nul:
+        notes.append(f"{path.name}: {nul}")
+        table = table.rename_columns(unique_names(table.column_names))
+    return table.replace_schema_metadata({_NOTES_KEY: json.dumps(notes)})
+
+
+def take_notes(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The table without its metadata, and the notes :func:`hygiene` left in it."""
+    meta = table.schema.metadata or {}
+    notes = json.loads(meta[_NOTES_KEY]) if _NOTES_KEY in meta else []
+    return table.replace_schema_metadata(None), [str(n) for n in notes]
 
 
 def _read_export(
@@ -458,7 +496,15 @@ def _read_export(
         table, bad = read_json(path, source)
         return table, bad, "json", ""
     if suffix == ".parquet":
-        return read_parquet(path), [], "parquet", ""
+        table = read_parquet(path)
+        written = pq.read_schema(path).names
+        read = table.column_names[:-1]  # the last is _line
+        if len(written) == len(read) and any("\x00" in n for n in written):
+            # DuckDB ends a column name at a NUL: keep the name as written (hygiene
+            # strips the NUL and says so)
+            names = [w if "\x00" in w else n for w, n in zip(written, read, strict=True)]
+            table = table.rename_columns([*names, LINE_COLUMN])
+        return with_header(table, written), [], "parquet", ""
     table, bad, encoding = read_csv(path, source, tmp_dir)
     return table, bad, "csv", encoding
 
@@ -534,12 +580,15 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
     tmp_dir.mkdir(exist_ok=True)
     sources: list[FrozenSource] = []
     bad_rows: list[BadRow] = []
+    hygiene_notes: list[str] = []
     try:
         for spec in specs:
             if not spec.path.is_file():
                 raise FreezeError(f"source {spec.name!r}: {spec.path} does not exist")
             preset, role = preset_for(spec, settings)
             table, bad, fmt, encoding = read_export(spec.path, spec.name, tmp_dir, settings.limits)
+            table, notes = take_notes(table)
+            hygiene_notes += [f"source {spec.name}: {n}" for n in notes]
             headers = [c for c in table.column_names if c != LINE_COLUMN]
             configured = settings.sources.get(spec.name)
             overrides = dict(configured.columns) if configured else {}
@@ -585,7 +634,7 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
             )
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    warnings: list[str] = []
+    warnings: list[str] = hygiene_notes
     times = [datetime.fromisoformat(s.exported_at) for s in sources]
     if len(times) > 1:
         spread = (max(times) - min(times)).total_seconds() / 3600

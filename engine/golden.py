@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 
 from tagsweep.config.engine import REGISTER_FIELDS
 from tagsweep.engine import sandbox
-from tagsweep.engine.cases import CaseStore, csv_safe, read_run
+from tagsweep.engine.cases import CaseStore, read_run
+from tagsweep.engine.escaping import csv_safe
 from tagsweep.engine.stages import ident
 from tagsweep.hashing import sha256_file
 
@@ -56,7 +57,9 @@ class GoldenResult:
     unapplied: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_golden(run_dir: Path, store: CaseStore, out: Path, *, actor: str) -> GoldenResult:
+def build_golden(
+    run_dir: Path, store: CaseStore, out: Path, *, actor: str | None = None
+) -> GoldenResult:
     """Write ``golden.parquet``, ``golden.csv`` and ``golden.json`` into ``out``."""
     run_dir = Path(run_dir)
     register_path = run_dir / "register.parquet"

@@ -99,8 +99,10 @@ def run_nightly(
     now: datetime | None = None,
     on_stage: Callable[[Stage], None] | None = None,
     memory_limit: str | None = None,
+    audit_log: Path | None = None,
 ) -> NightlyResult:
-    """Freeze, reconcile and prune as described in the module docstring."""
+    """Freeze, reconcile and prune as described in the module docstring; ``audit_log``
+    (the case store's) has its head recorded in the run's manifest and report."""
     from tagsweep.engine.run import reconcile
 
     nightly = settings.nightly
@@ -148,6 +150,7 @@ def run_nightly(
         result.run_dir,
         on_stage=on_stage,
         memory_limit=memory_limit,
+        audit_log=audit_log,
     )
     result.removed = prune(snapshots, nightly.keep_snapshots) + prune(runs, nightly.keep_runs)
     return result

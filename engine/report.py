@@ -14,8 +14,10 @@ from typing import Any
 
 import duckdb
 from jinja2 import Environment
+from markupsafe import Markup
 
 from tagsweep.domain import VarianceType
+from tagsweep.engine.escaping import markdown_cell, markdown_text
 
 #: Display names as the seed's tables write them.
 VARIANCE_LABELS: dict[str, str] = {
@@ -70,6 +72,8 @@ class RunSummary:
     sources: list[tuple[str, str, int]] = field(default_factory=list)
     counts: list[tuple[str, int]] = field(default_factory=list)
     corrections: dict[str, int] = field(default_factory=dict)
+    #: The case store's audit head when the run was made ("seq N sha256 H"), an anchor.
+    audit_head: str | None = None
 
     @property
     def rate(self) -> float:
@@ -166,7 +170,8 @@ _MARKDOWN = """\
 | As of | {{ s.as_of }} |
 | Scope | {{ s.scope | join(", ") if s.scope else "every register location" }} |
 | tagsweep | {{ s.version }} |
-
+{% if s.audit_head %}| Audit log head | {{ s.audit_head }} |
+{% endif %}
 ## Totals
 
 | Measure | Count |
@@ -252,6 +257,8 @@ svg text{font-size:12px;font-family:system-ui,sans-serif}
 <h1>Reconciliation report</h1>
 <p>Run <code>{{ s.run_id }}</code> as of {{ s.as_of }}; scope:
 {{ s.scope | join(", ") if s.scope else "every register location" }}; tagsweep {{ s.version }}.</p>
+{% if s.audit_head %}<p>Case audit log head at this run: <code>{{ s.audit_head }}</code>
+(check later with <code>tagsweep audit verify --anchor</code> and this run's folder).</p>{% endif %}
 <h2>Totals</h2>
 {{ totals_svg }}
 <h2>Variance rate</h2>
@@ -282,21 +289,32 @@ transit or in repair): {{ s.out_of_scope }}. Rows kept out as bad: {{ s.bad_rows
 """
 
 
-def _md_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _env(autoescape: bool) -> Environment:
-    env = Environment(autoescape=autoescape, keep_trailing_newline=True)  # noqa: S701 - Markdown output is not HTML; the HTML environment escapes
-    env.filters["md"] = _md_cell
+    if autoescape:
+        env = Environment(autoescape=True, keep_trailing_newline=True)
+    else:
+        # Markdown: every value is escaped for Markdown (engine.escaping) unless it is
+        # Markup (a section rendered by our own code, already escaped); ``md`` also keeps
+        # a value inside its table cell.
+        env = Environment(autoescape=False, keep_trailing_newline=True, finalize=_md_finalize)  # noqa: S701 - Markdown, escaped by finalize
+    env.filters["md"] = lambda value: Markup(markdown_cell(value))  # noqa: S704 - escaped
     return env
+
+
+def _md_finalize(value: Any) -> Any:
+    if isinstance(value, Markup | int | float):
+        return value
+    return markdown_text(value)
 
 
 def render_markdown(summary: RunSummary, *, trends: str = "") -> str:
     """``trends``: a Markdown section (ending in a blank line) placed before the inputs."""
     template = _env(autoescape=False).from_string(_MARKDOWN)
     return template.render(
-        s=summary, labels=VARIANCE_LABELS, review_limit=REVIEW_TABLE_ROWS, trends=trends
+        s=summary,
+        labels=VARIANCE_LABELS,
+        review_limit=REVIEW_TABLE_ROWS,
+        trends=Markup(trends),  # noqa: S704 - rendered by trends.render_markdown, cells escaped
     )
 
 
@@ -354,8 +372,6 @@ def rate_chart(rate: float) -> str:
 def render_html(summary: RunSummary, *, trends: str = "") -> str:
     """``trends``: a ready HTML section (``trends.render_html_fragment``) placed after the
     proposed corrections."""
-    from markupsafe import Markup
-
     totals = [
         ("Register assets", summary.register_assets),
         ("Expected in count", summary.expected_here),

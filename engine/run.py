@@ -28,6 +28,8 @@ from tagsweep import __version__
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
+from tagsweep.engine.audit_anchor import anchor_record
+from tagsweep.engine.escaping import csv_safe
 from tagsweep.engine.freeze import (
     LINE_COLUMN,
     BadRow,
@@ -36,6 +38,7 @@ from tagsweep.engine.freeze import (
     load_snapshot,
     read_csv,
 )
+from tagsweep.engine.hygiene import strip_nul
 from tagsweep.engine.outputs import (
     write_corrections,
     write_matches,
@@ -75,6 +78,7 @@ class CountInput:
     scope: list[str] = field(default_factory=list)
     manifest: str | None = None
     check: SessionCheck | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -207,8 +211,11 @@ def load_counts(
             except SessionCheckError as exc:
                 raise RunError(str(exc)) from None
             scope, manifest, kind = check.scope, check.manifest, "session"
+            notes = []
         else:
             table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            table, nul = strip_nul(table, LINE_COLUMN)
+            notes = [f"count file {path.name}: {nul}"] if nul else []
             name = f"count_sheet_{index}"
             # a table, not a registered Arrow view: the stages also run on other cursors
             con.register(name + "_arrow", table)
@@ -262,6 +269,7 @@ def load_counts(
                 scope=scope,
                 manifest=manifest,
                 check=check,
+                notes=notes,
             )
         )
     return inputs
@@ -286,13 +294,16 @@ def reconcile(
     memory_limit: str | None = None,
     threads: int | None = None,
     history: Sequence[Path] = (),
+    audit_log: Path | None = None,
     allow_unverified: bool = False,
 ) -> RunResult:
     """Run freeze-checked normalize → match → classify → outputs into ``out_dir``.
 
     ``history`` names earlier run folders: the report then carries the trends across
     them and this run. ``allow_unverified`` counts session files without a manifest or
-    a trusted signature; each one is named in the run manifest and report."""
+    a trusted signature; each one is named in the run manifest and report. ``audit_log``
+    is the case store's audit log: its head at this time is recorded in the manifest and
+    report (an anchor kept outside the store)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     # The files of the run are all this connection may open: the baseline, the counts,
     # the output and debug folders (see engine.sandbox).
@@ -323,6 +334,7 @@ def reconcile(
                 debug_dir=debug_dir,
                 on_stage=on_stage,
                 history=history,
+                audit_log=audit_log,
                 allow_unverified=allow_unverified,
             )
     finally:
@@ -344,6 +356,7 @@ def _reconcile(
     debug_dir: Path | None,
     on_stage: Callable[[Stage], None] | None,
     history: Sequence[Path] = (),
+    audit_log: Path | None = None,
     allow_unverified: bool = False,
 ) -> RunResult:
     con.execute(normalize.MACROS)
@@ -351,6 +364,7 @@ def _reconcile(
     count_inputs = load_counts(con, counts, tmp_dir, settings, allow_unverified=allow_unverified)
     for c in count_inputs:
         bad_rows.extend(c.bad)
+        warnings.extend(c.notes)
         if c.check is not None and c.check.integrity == "unverified":
             warnings.append(
                 f"session file {c.path.name} is counted UNVERIFIED (--allow-unverified): "
@@ -504,8 +518,11 @@ def _reconcile(
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["source", "file", "line", "reason"])
         for b in bad_rows:
-            writer.writerow([b.source, b.file, b.line, b.reason])
+            writer.writerow([csv_safe(b.source), csv_safe(b.file), b.line, csv_safe(b.reason)])
 
+    anchor = anchor_record(audit_log) if audit_log is not None else None
+    if anchor is not None:
+        summary.audit_head = f"seq {anchor['seq']} sha256 {anchor['hash']}"
     trends_html, trends_md = _trends_sections(out_dir, tmp_dir, summary, history)
     (out_dir / "report.md").write_text(render_markdown(summary, trends=trends_md), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(summary, trends=trends_html), encoding="utf-8")
@@ -534,6 +551,7 @@ def _reconcile(
             "by_type": dict(summary.by_type),
         },
         "warnings": warnings,
+        "audit_anchor": anchor,
         "outputs": {name: hashes.get(name) or sha256_file(out_dir / name) for name in outputs},
         # seconds and peak memory per stage: not hashed, they differ between two runs
         "timings": TIMINGS_FILE,

@@ -18,22 +18,21 @@ import duckdb
 
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine.profiling import RunProfiler
+from tagsweep.sql import ident, lit
 
 #: Rows per Parquet row group in the files the engine writes. DuckDB scans one row group
 #: per thread, so a million-row file written as one row group is read by one core.
 PARQUET_ROW_GROUP_ROWS = 122_880
 
-
-def lit(value: str | None) -> str:
-    """A SQL string literal (or NULL)."""
-    if value is None:
-        return "NULL"
-    return "'" + value.replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+__all__ = [
+    "PARQUET_ROW_GROUP_ROWS",
+    "RunContext",
+    "SourceInput",
+    "Stage",
+    "StageRunner",
+    "ident",
+    "lit",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from typing import Any, Final
 import pyarrow.parquet as pq
 
 from tagsweep.engine import sandbox
+from tagsweep.engine.escaping import markdown_cell
 
 GOOD_RATE: Final = 0.05
 POOR_RATE: Final = 0.15
@@ -313,9 +314,7 @@ def render_markdown(trends: Trends) -> str:
             return f"_{empty}_\n"
         keys = list(rows[0])
         lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += [
-            "| " + " | ".join(str(r[k]).replace("|", "\\|") for k in keys) + " |" for r in rows
-        ]
+        lines += ["| " + " | ".join(markdown_cell(r[k]) for k in keys) + " |" for r in rows]
         return "\n".join(lines) + "\n"
 
     runs = [

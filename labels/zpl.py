@@ -41,7 +41,9 @@ def zpl_escape(text: str) -> str:
 
 
 def _qr_modules(payload: str) -> int:
-    return int(segno.make(payload, error="m", micro=False).symbol_size(border=0)[0])
+    """Modules across the QR code the printer will draw (its size depends on the version
+    only, so one fixed mask is enough: the printer picks its own)."""
+    return int(segno.make(payload, error="m", micro=False, mask=0).symbol_size(border=0)[0])
 
 
 def label_zpl(

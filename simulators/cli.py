@@ -119,6 +119,22 @@ def llrp(
             "--no-utc-clock", help="A reader without a UTC clock (same as --clock uptime)."
         ),
     ] = False,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="Behave like this reader: impinj-r420, impinj-r700, zebra-fx9600, "
+            "thingmagic-sargas or generic (see the README).",
+        ),
+    ] = "generic",
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Serve LLRP over TLS (as an Impinj R700 on port 5085) with a fresh "
+            "self-signed certificate; the printed llrps:// URL pins its fingerprint.",
+        ),
+    ] = False,
     clock: Annotated[
         str,
         typer.Option(
@@ -139,9 +155,11 @@ def llrp(
     from tagsweep.domain import now_us
     from tagsweep.simulators.llrp import Fault, LlrpSimulator, random_tags
     from tagsweep.simulators.llrp.encoder import parse_clock
+    from tagsweep.simulators.llrp.profiles import profile as reader_profile
 
     try:
-        identity = parse_clock("uptime" if no_utc_clock else clock, now_us())
+        chosen = reader_profile(profile)
+        identity = parse_clock("uptime" if no_utc_clock else clock, now_us(), chosen.identity)
         antenna_ids = tuple(int(a) for a in antennas.split(",") if a.strip())
         faults = [Fault.parse(spec) for spec in fault or []]
         source = random_tags(tags, rate, antennas=antenna_ids or (1,), seed=seed, impinj=impinj)
@@ -152,8 +170,21 @@ def llrp(
     async def run() -> None:
         options: dict[str, Any] = {"tag_source": source, "faults": faults, "seed": seed}
         options["identity"] = identity
+        options["profile"] = chosen
+        if tls:
+            import tempfile
+            from pathlib import Path
+
+            from tagsweep.simulators.llrp.tls import self_signed, server_context
+
+            with tempfile.TemporaryDirectory(prefix="tagsweep-sim-tls-") as folder:
+                certificate = self_signed(Path(folder), host)
+                options["tls"] = server_context(certificate.cert, certificate.key)
+            pin = f"&tls_fingerprint={certificate.fingerprint.replace(':', '')}"
         async with LlrpSimulator(host, port, **options) as sim:
-            typer.echo(f"llrp://{host}:{sim.port}?antennas={antennas}")
+            scheme = "llrps" if tls else "llrp"
+            url = f"{scheme}://{host}:{sim.port}?antennas={antennas}"
+            typer.echo(url + (pin if tls else ""))
             await sim.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a manual run ends

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TextIO, TypedDict
 
 import pyarrow.parquet as pq
 import structlog
@@ -68,6 +68,10 @@ from tagsweep.simulators.world import (
     walk_through,
 )
 from tagsweep.simulators.world_exports import WorldExports, generate_for_world
+
+if TYPE_CHECKING:
+    from tagsweep.config.cases import CasesSection
+    from tagsweep.engine.sshsig import KeyFileSigner
 
 #: Replay speed of the default demo: 460 s of world time (20 racks swept one by one)
 #: take ~38 s of wall clock, which keeps the whole demo under a minute on two cores.
@@ -411,6 +415,47 @@ def _outbox_counts(store: Path) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+def demo_signing(out: Path) -> tuple[KeyFileSigner, CasesSection]:
+    """A throwaway SSH key for the demo's case store, listed in ``keys/allowed_signers``,
+    and ``cases.toml`` naming both, so the signed log checks with
+    ``tagsweep audit verify --config OUT/cases.toml``. Never use these keys for real work."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from tagsweep.config.cases import CasesSection
+    from tagsweep.engine.sshsig import KeyFileSigner
+
+    keys = out / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = keys / "demo"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    private.chmod(0o600)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    (keys / "demo.pub").write_bytes(public + b" demo (throwaway)\n")
+    allowed = keys / "allowed_signers"
+    allowed.write_text(
+        "# throwaway demo key: who may sign the demo's case audit log\n"
+        f'demo namespaces="tagsweep-audit" {public.decode()} throwaway\n',
+        encoding="utf-8",
+    )
+    (out / "cases.toml").write_text(
+        '[engine.cases]\nstore = "cases"\nallowed_signers = "keys/allowed_signers"\n'
+        'auditors = ["demo"]\n',
+        encoding="utf-8",
+    )
+    settings = CasesSection(allowed_signers=allowed, auditors=["demo"])
+    return KeyFileSigner(private), settings
+
+
 def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult:
     """Run the whole demo; print progress on ``console``; return what happened."""
     from tagsweep.config.engine import EngineSection
@@ -511,7 +556,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             on_stage=lambda s: progress.update(step, info=f"reconcile run: {s.name}"),
         )
         progress.update(step, info="cases open")
-        summary = CaseStore(out / "cases", settings.cases).import_run(run.out_dir, actor="demo")
+        signer, cases_settings = demo_signing(out)
+        store = CaseStore(out / "cases", cases_settings, signer=signer)
+        summary = store.import_run(run.out_dir)
         progress.update(step, total=1, completed=1, info=f"{len(summary.opened)} cases opened")
         timings["reconcile"] = time.monotonic() - t0
 
@@ -590,7 +637,11 @@ def print_summary(result: DemoResult, console: Console) -> None:
             f"  {extra[1] - extra[2]} location mismatch(es) beyond the key: cross-reads the "
             "count attributed to a neighbouring rack"
         )
-    console.print(f"  cases opened {result.cases_opened}  (store {result.out_dir / 'cases'})")
+    console.print(
+        f"  cases opened {result.cases_opened}  (store {result.out_dir / 'cases'}, signed with "
+        f"the throwaway key {result.out_dir / 'keys' / 'demo'}; check it with `tagsweep audit "
+        f"verify --config {result.out_dir / 'cases.toml'}`)"
+    )
     if result.mqtt:
         console.print(
             f"  MQTT: {result.mqtt_published:,} events published to mqtt://{result.mqtt} "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from tagsweep.engine.cases.model import CASE_COLUMNS, CaseError
 from tagsweep.engine.cases.store import CaseStoreCore
+from tagsweep.engine.escaping import csv_safe
 
 
 class CaseExport(CaseStoreCore):
@@ -32,10 +32,3 @@ class CaseExport(CaseStoreCore):
             for case in cases:
                 writer.writerow({k: csv_safe(case[k]) for k in columns})
         return out
-
-
-def csv_safe(value: Any) -> Any:
-    """Neutralise spreadsheet formula injection (OWASP): prefix '=+-@\\t\\r' cells with '."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

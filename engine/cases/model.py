@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Final
 
+from tagsweep.config.cases import CASE_OWNER, ApprovalStep, CasesSection
 from tagsweep.domain import VarianceType
 
 SCHEMA_VERSION: Final = 1
@@ -199,10 +200,6 @@ class ImportSummary:
     proposed: list[str] = field(default_factory=list)
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
@@ -225,3 +222,13 @@ def working_status(case: Case) -> CaseStatus:
     if case.variance_type == VarianceType.MISSING:
         return CaseStatus.MISSING_UNDER_INVESTIGATION
     return CaseStatus.UNDER_INVESTIGATION
+
+
+def chain_steps(settings: CasesSection, value: float | None) -> list[ApprovalStep]:
+    """The write-off approval steps an asset of this value needs (unknown value: all)."""
+    return [s for s in settings.write_off_chain if value is None or value >= s.min_value]
+
+
+def step_approvers(step: ApprovalStep, owner: str | None) -> list[str]:
+    """Who may sign ``step`` of a case owned by ``owner`` (``@case_owner`` filled in)."""
+    return [a for a in (owner if a == CASE_OWNER else a for a in step.approvers) if a]

@@ -21,7 +21,6 @@ from tagsweep.engine.cases.model import (
     CaseError,
     CaseStatus,
     ImportSummary,
-    utc_now,
     working_status,
 )
 from tagsweep.engine.cases.store import CaseStoreCore
@@ -107,9 +106,10 @@ class RunImport(CaseStoreCore):
 
     # -- opening cases from a run --------------------------------------------------------
 
-    def import_run(self, run_dir: Path, *, actor: str) -> ImportSummary:
+    def import_run(self, run_dir: Path, *, actor: str | None = None) -> ImportSummary:
         """Open a case per new variance, link recurring ones, propose resolutions for
         cases whose variance this (later) count no longer shows."""
+        actor = self._actor(actor)
         run = read_run(run_dir)
         summary = ImportSummary(run.run_id, run.run_date.isoformat())
         with self._change() as (conn, writer):
@@ -133,7 +133,7 @@ class RunImport(CaseStoreCore):
                     summary.run_date,
                     run.sha256,
                     len(run.rows),
-                    utc_now(),
+                    self._now(),
                     actor,
                 ),
             )
@@ -209,8 +209,12 @@ class RunImport(CaseStoreCore):
         ).fetchone()[0]
         case_id = f"C-{(last or 0) + 1:06d}"
         window = None
+        opened = writer.now()
         if row["variance_type"] == VarianceType.MISSING:
-            window = (run.run_date + timedelta(days=self.settings.investigation_days)).isoformat()
+            # From the signed time of the opening entry, not from the count date a user
+            # may have passed to `reconcile run --as-of`.
+            days = timedelta(days=self.settings.investigation_days)
+            window = (opened.astimezone(UTC).date() + days).isoformat()
         values: dict[str, Any] = {
             "case_id": case_id,
             "variance_id": row["variance_id"],
@@ -228,7 +232,7 @@ class RunImport(CaseStoreCore):
             "closed_by": None,
             "write_off_requested_by": None,
             "write_off_request": 0,
-            "updated_at": utc_now(),
+            "updated_at": self._now(),
         }
         conn.execute(
             f"INSERT INTO cases ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608 - fixed column names
@@ -248,9 +252,11 @@ class RunImport(CaseStoreCore):
                 "owner": values["owner"],
                 "status": values["status"],
                 "investigation_until": window,
+                "value": row["value"],
             },
             reason=f"variance in run {run.run_id}",
             evidence_sha256=run.sha256,
+            at=opened,
         )
         return case_id
 

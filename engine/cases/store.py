@@ -22,9 +22,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from tagsweep.config.cases import CasesSection
+from tagsweep.config.cases import ApprovalStep, CasesSection
 from tagsweep.domain import VarianceType
-from tagsweep.engine.audit import AuditLog, AuditWriter, Head, VerifyReport
+from tagsweep.engine.allowed_signers import AllowedSigners
+from tagsweep.engine.audit import (
+    AUDIT_NAMESPACE,
+    AuditLog,
+    AuditWriter,
+    Clock,
+    Head,
+    VerifyReport,
+    utc_now,
+)
 from tagsweep.engine.cases.model import (
     SCHEMA_VERSION,
     Case,
@@ -32,9 +41,10 @@ from tagsweep.engine.cases.model import (
     CaseError,
     CaseNotFoundError,
     CaseStatus,
+    chain_steps,
     plain,
-    utc_now,
 )
+from tagsweep.engine.sshsig import SignatureError, Signer, fingerprint
 from tagsweep.hashing import sha256_file
 
 _SCHEMA = """
@@ -80,10 +90,26 @@ class CaseStoreCore:
     from the hash the audit log recorded)."""
 
     def __init__(
-        self, root: Path, settings: CasesSection | None = None, *, create: bool = True
+        self,
+        root: Path,
+        settings: CasesSection | None = None,
+        *,
+        create: bool = True,
+        signer: Signer | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.root = Path(root)
         self.settings = settings or CasesSection()
+        #: The key every change is signed with, and the people allowed to sign.
+        self.signer = signer
+        self.signers: AllowedSigners | None = None
+        if self.settings.allowed_signers is not None:
+            try:
+                self.signers = AllowedSigners.load(self.settings.allowed_signers)
+            except SignatureError as exc:
+                raise CaseError(str(exc)) from None
+        #: Where entry times come from: the signed time of each change.
+        self.clock: Clock = clock or utc_now
         self.db_path = self.root / "cases.sqlite"
         self.audit = AuditLog(self.root / "audit.jsonl")
         self.evidence_dir = self.root / "evidence"
@@ -114,11 +140,25 @@ class CaseStoreCore:
             conn.close()
 
     @contextmanager
-    def _change(self) -> Iterator[tuple[sqlite3.Connection, AuditWriter]]:
+    def _change(self, *, sealing: bool = False) -> Iterator[tuple[sqlite3.Connection, AuditWriter]]:
         """One change: audit lock held, one transaction, audit entries before the commit."""
-        with self.audit.writing() as writer, self._connect() as conn:
+        with (
+            self.audit.writing(signer=self.signer, clock=self.clock) as writer,
+            self._connect() as conn,
+        ):
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if (
+                    self.signer is not None
+                    and not sealing
+                    and writer.head.seq
+                    and not writer.signed
+                ):
+                    raise CaseError(
+                        f"{self.audit.path} holds {writer.head.seq} unsigned entries from before "
+                        "signing was set up: an auditor seals them once (`tagsweep audit seal`) "
+                        "before signed changes begin"
+                    )
                 recorded = self._recorded_head(conn)
                 if recorded.seq != writer.head.seq:
                     raise CaseError(
@@ -135,6 +175,44 @@ class CaseStoreCore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def _now(self) -> str:
+        return self.clock().astimezone(UTC).isoformat(timespec="seconds")
+
+    def _actor(self, claimed: str | None) -> str:
+        """Who is acting: the owner of the signing key when signing is set up (``claimed``
+        is then only a cross-check), else the claimed name (unsigned, legacy)."""
+        claimed = (claimed or "").strip() or None
+        if self.signers is None:
+            if claimed is None:
+                raise CaseError("say who is acting (--actor NAME or TAGSWEEP_ACTOR)")
+            return claimed
+        where = self.signers.path
+        if self.signer is None:
+            raise CaseError(
+                f"changes to this case store are signed ([engine.cases] allowed_signers = "
+                f"{where}): load your SSH key into ssh-agent (`ssh-add`) or name it with "
+                "--key FILE / TAGSWEEP_SIGNING_KEY"
+            )
+        try:
+            line = self.signers.identify(self.signer.key_blob, self.clock(), AUDIT_NAMESPACE)
+        except SignatureError as exc:
+            raise CaseError(
+                f"refused: {exc}; ask whoever keeps {where} to add your public key"
+            ) from None
+        if claimed is not None and claimed not in line.principals:
+            raise CaseError(
+                f"refused: --actor {claimed} does not match the signing key "
+                f"{fingerprint(self.signer.key_blob)}, which belongs to {line.name} "
+                f"({where}:{line.line})"
+            )
+        return line.name
+
+    def _require_role(self, actor: str, role: str, names: list[str], what: str) -> None:
+        if names and actor not in names:
+            raise CaseError(
+                f"refused: {actor} may not {what}: only {', '.join(names)} ([engine.cases] {role})"
+            )
 
     @staticmethod
     def _recorded_head(conn: sqlite3.Connection) -> Head:
@@ -203,7 +281,7 @@ class CaseStoreCore:
         sets = ", ".join(f"{k} = ?" for k in changes)
         conn.execute(
             f"UPDATE cases SET {sets}, updated_at = ? WHERE case_id = ?",  # noqa: S608 - column names come from CASE_COLUMNS, never from input
-            (*after.values(), utc_now(), case.case_id),
+            (*after.values(), self._now(), case.case_id),
         )
         writer.append(
             actor=actor,
@@ -344,7 +422,7 @@ class CaseStoreCore:
         conn.execute(
             "INSERT INTO evidence (case_id, ts, actor, kind, ref, sha256, size, stored_path, "
             "note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (case_id, utc_now(), actor, kind, ref, digest, size, stored, note),
+            (case_id, self._now(), actor, kind, ref, digest, size, stored, note),
         )
 
     def _has_evidence(self, conn: sqlite3.Connection, case_id: str) -> bool:
@@ -361,14 +439,10 @@ class CaseStoreCore:
 
     # -- write-off approval chain -------------------------------------------------------
 
-    def _chain(self, case: Case) -> list[Any]:
-        return [
-            step
-            for step in self.settings.write_off_chain
-            if case.value is None or case.value >= step.min_value
-        ]
+    def _chain(self, case: Case) -> list[ApprovalStep]:
+        return chain_steps(self.settings, case.value)
 
-    def _pending_steps(self, conn: sqlite3.Connection, case: Case) -> list[Any]:
+    def _pending_steps(self, conn: sqlite3.Connection, case: Case) -> list[ApprovalStep]:
         signed = {
             r["step"]
             for r in conn.execute(
@@ -380,9 +454,17 @@ class CaseStoreCore:
         return [s for s in self._chain(case) if s.name not in signed]
 
     def record_golden(
-        self, *, run_id: str, path: Path, sha256: str, actor: str, applied: int, added: int
+        self,
+        *,
+        run_id: str,
+        path: Path,
+        sha256: str,
+        actor: str | None = None,
+        applied: int,
+        added: int,
     ) -> Head:
         """Record in the audit log that a golden register was produced, and from what."""
+        actor = self._actor(actor)
         with self._change() as (_conn, writer):
             writer.append(
                 actor=actor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from tagsweep.engine.cases.model import (
     Case,
     CaseError,
     CaseStatus,
-    utc_now,
     working_status,
 )
 from tagsweep.engine.cases.write_off import WriteOffChain
@@ -26,8 +25,11 @@ from tagsweep.hashing import sha256_file
 class Workflow(WriteOffChain):
     """The investigator's commands on one case."""
 
-    def assign(self, case_id: str, owner: str, *, actor: str, reason: str | None = None) -> Case:
+    def assign(
+        self, case_id: str, owner: str, *, actor: str | None = None, reason: str | None = None
+    ) -> Case:
         """Give the case an owner; an open case moves to investigation."""
+        actor = self._actor(actor)
         if not owner.strip():
             raise CaseError("the owner must be a non-empty name")
         with self._change() as (conn, writer):
@@ -45,22 +47,24 @@ class Workflow(WriteOffChain):
                 conn, writer, case, changes, actor=actor, action="case.assign", reason=reason
             )
 
-    def note(self, case_id: str, text: str, *, actor: str) -> Case:
+    def note(self, case_id: str, text: str, *, actor: str | None = None) -> Case:
+        actor = self._actor(actor)
         if not text.strip():
             raise CaseError("a note needs text")
         with self._change() as (conn, writer):
             case = self._get(conn, case_id)
             conn.execute(
                 "INSERT INTO notes (case_id, ts, actor, text) VALUES (?, ?, ?, ?)",
-                (case_id, utc_now(), actor, text),
+                (case_id, self._now(), actor, text),
             )
             writer.append(actor=actor, action="case.note", subject=case_id, after={"note": text})
             return case
 
     def attach(
-        self, case_id: str, ref: str, *, actor: str, note: str | None = None
+        self, case_id: str, ref: str, *, actor: str | None = None, note: str | None = None
     ) -> dict[str, Any]:
         """Attach a file (hashed, and copied into the store by its hash) or a URL."""
+        actor = self._actor(actor)
         is_url = "://" in ref and not ref.startswith("file://")
         digest = size = stored = None
         if not is_url:
@@ -107,11 +111,10 @@ class Workflow(WriteOffChain):
         case_id: str,
         outcome: str,
         *,
-        actor: str,
+        actor: str | None = None,
         reason: str,
         corrections: Mapping[str, str] | None = None,
         accept_found: bool = False,
-        today: date | None = None,
     ) -> Case:
         """Close a case as ``resolved`` or ``false_positive``, or request a write-off.
 
@@ -137,7 +140,8 @@ class Workflow(WriteOffChain):
                 float(corrections["value"])
             except ValueError:
                 raise CaseError(f"value must be a number, got {corrections['value']!r}") from None
-        day = today or datetime.now(UTC).date()
+        actor = self._actor(actor)
+        day = self.clock().astimezone(UTC).date()  # the time the request entry is signed
         with self._change() as (conn, writer):
             case = self._get(conn, case_id)
             self._require_open(case, "resolve")
@@ -194,7 +198,7 @@ class Workflow(WriteOffChain):
                         before,
                         value,
                         run_id,
-                        utc_now(),
+                        self._now(),
                         actor,
                         "count" if name in accepted else "investigation",
                     ),
@@ -215,7 +219,7 @@ class Workflow(WriteOffChain):
                 {
                     "status": outcome,
                     "resolution_reason": reason,
-                    "closed_at": utc_now(),
+                    "closed_at": self._now(),
                     "closed_by": actor,
                 },
                 actor=actor,

@@ -6,9 +6,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import date
 
-from tagsweep.config.cases import CASE_OWNER
 from tagsweep.engine.audit import AuditWriter
-from tagsweep.engine.cases.model import Case, CaseError, CaseStatus, utc_now
+from tagsweep.engine.cases.model import Case, CaseError, CaseStatus, step_approvers
 from tagsweep.engine.cases.store import CaseStoreCore
 
 
@@ -25,6 +24,7 @@ class WriteOffChain(CaseStoreCore):
         reason: str,
         today: date,
     ) -> Case:
+        self._require_role(actor, "requesters", self.settings.requesters, "request write-offs")
         if case.variance_type not in self.settings.write_off_types:
             raise CaseError(
                 f"{case.case_id} is a {case.variance_type} case; only "
@@ -45,7 +45,7 @@ class WriteOffChain(CaseStoreCore):
                 f"first (`tagsweep cases attach {case.case_id} FILE|URL`)"
             )
         for step in self._chain(case):
-            allowed = {case.owner if a == CASE_OWNER else a for a in step.approvers} - {None}
+            allowed = set(step_approvers(step, case.owner))
             if not allowed:
                 raise CaseError(
                     f"nobody can sign step {step.name!r} of the write-off chain: "
@@ -77,9 +77,15 @@ class WriteOffChain(CaseStoreCore):
         return case
 
     def approve(
-        self, case_id: str, *, actor: str, reject: bool = False, reason: str | None = None
+        self,
+        case_id: str,
+        *,
+        actor: str | None = None,
+        reject: bool = False,
+        reason: str | None = None,
     ) -> Case:
         """Sign the next step of a write-off request (or reject the request)."""
+        actor = self._actor(actor)
         with self._change() as (conn, writer):
             case = self._get(conn, case_id)
             if case.status is not CaseStatus.WRITE_OFF_REQUESTED:
@@ -109,7 +115,7 @@ class WriteOffChain(CaseStoreCore):
             }
             pending = self._pending_steps(conn, case)
             step = pending[0]
-            allowed = [case.owner if a == CASE_OWNER else a for a in step.approvers]
+            allowed = step_approvers(step, case.owner)
             withdrawing = reject and actor == case.write_off_requested_by
             if actor not in allowed and not withdrawing:
                 who = ", ".join(a for a in allowed if a) or "nobody (the case has no owner)"
@@ -133,7 +139,7 @@ class WriteOffChain(CaseStoreCore):
                     step.name,
                     actor,
                     "rejected" if reject else "approved",
-                    utc_now(),
+                    self._now(),
                     reason,
                 ),
             )
@@ -173,7 +179,7 @@ class WriteOffChain(CaseStoreCore):
         conn.execute(
             "INSERT INTO corrections (case_id, asset_key, field, before, after, run_id, ts, "
             "actor, origin) VALUES (?, ?, 'status', ?, ?, ?, ?, ?, 'write_off')",
-            (case.case_id, case.asset_key, None, status, case.last_seen_run, utc_now(), actor),
+            (case.case_id, case.asset_key, None, status, case.last_seen_run, self._now(), actor),
         )
         writer.append(
             actor=actor,
@@ -187,7 +193,7 @@ class WriteOffChain(CaseStoreCore):
             conn,
             writer,
             case,
-            {"status": str(CaseStatus.WRITTEN_OFF), "closed_at": utc_now(), "closed_by": actor},
+            {"status": str(CaseStatus.WRITTEN_OFF), "closed_at": self._now(), "closed_by": actor},
             actor=actor,
             action="case.written_off",
             reason=reason or "write-off approved by every step of the chain",

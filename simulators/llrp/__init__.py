@@ -6,7 +6,8 @@ and :func:`batches_source`, and :data:`TagSource` (what the world model implemen
 """
 
 from tagsweep.simulators.llrp.encoder import ReaderIdentity
-from tagsweep.simulators.llrp.server import ConnectionLog, Fault, FaultKind, LlrpSimulator
+from tagsweep.simulators.llrp.faults import Fault, FaultKind
+from tagsweep.simulators.llrp.server import ConnectionLog, LlrpSimulator
 from tagsweep.simulators.llrp.sources import TagSource, batches_source, random_tags
 
 __all__ = [

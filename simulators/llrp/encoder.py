@@ -166,8 +166,9 @@ class ReaderIdentity:
     model: int = 2001002
     firmware: str = "tagsweep-sim-1.0"
     reader_id: bytes = b"\x00\x16\x25\x00\x00\x01"  # MAC-style id
-    #: TransmitPowerLevelTableEntry values in dBm; index i+1 → power_dbm[i]
+    #: TransmitPowerLevelTableEntry values in dBm; index i + power_index_base → power_dbm[i]
     power_dbm: tuple[float, ...] = tuple(10.0 + 0.25 * i for i in range(81))
+    power_index_base: int = 1  # Impinj: 1; Zebra FX: 0
     hop_frequencies_khz: tuple[int, ...] = (902750, 915250, 927250)
     mode_identifiers: tuple[int, ...] = (0, 1, 2, 1000, 1002)
     #: a reader without a UTC clock: when it booted (wall µs); it stamps reads with
@@ -175,6 +176,8 @@ class ReaderIdentity:
     booted_us: int | None = None
     #: a reader whose UTC clock is wrong: added to every UTC stamp it sends (µs)
     clock_offset_us: int = 0
+    gpis: int = 4
+    gpos: int = 4
 
 
 #: 2000-01-01T00:00:00Z in µs: where a reader whose clock was never set starts counting
@@ -212,7 +215,7 @@ def parse_clock(spec: str, now_us: int, identity: ReaderIdentity | None = None) 
     raise ValueError(f"clock {spec!r}: expected utc, uptime, unset or offset=±N[s|m|h|d]")
 
 
-def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
+def reader_capabilities(msg_id: int, identity: ReaderIdentity, extra: bytes = b"") -> bytes:
     """GET_READER_CAPABILITIES_RESPONSE (16.1.2) describing ``identity``."""
     fw = identity.firmware.encode()
     general = (
@@ -229,10 +232,10 @@ def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
     general += tlv(139, struct.pack(">Hh", 1, 0))  # ReceiveSensitivityTableEntry
     for antenna in range(1, identity.antennas + 1):
         general += tlv(140, struct.pack(">HHB", antenna, 1, 1))  # PerAntennaAirProtocol
-    general += tlv(141, struct.pack(">HH", 4, 4))  # GPIOCapabilities
+    general += tlv(141, struct.pack(">HH", identity.gpis, identity.gpos))  # GPIOCapabilities
     llrp_caps = tlv(142, struct.pack(">BBHIIIII", 0, 1, 0, 1, 1, 1, 1, 1))
     band = b"".join(
-        tlv(145, struct.pack(">Hh", i + 1, round(dbm * 100)))
+        tlv(145, struct.pack(">Hh", i + identity.power_index_base, round(dbm * 100)))
         for i, dbm in enumerate(identity.power_dbm)
     )
     hops = identity.hop_frequencies_khz
@@ -247,17 +250,19 @@ def reader_capabilities(msg_id: int, identity: ReaderIdentity) -> bytes:
     band += tlv(328, modes)
     regulatory = tlv(143, struct.pack(">HH", 840, 1) + tlv(144, band))
     air = tlv(327, struct.pack(">BH", 0, 2))
-    body = llrp_status() + tlv(137, general) + llrp_caps + regulatory + air
+    body = llrp_status() + tlv(137, general) + llrp_caps + regulatory + air + extra
     return message(MessageType.GET_READER_CAPABILITIES_RESPONSE, msg_id, body)
 
 
-def reader_config(msg_id: int, identity: ReaderIdentity, keepalive_ms: int) -> bytes:
+def reader_config(
+    msg_id: int, identity: ReaderIdentity, keepalive_ms: int, extra: bytes = b""
+) -> bytes:
     """GET_READER_CONFIG_RESPONSE (16.1.4) with identification, antennas and keepalive."""
     rid = identity.reader_id
     body = llrp_status() + tlv(218, struct.pack(">BH", 0, len(rid)) + rid)
     for antenna in range(1, identity.antennas + 1):
         body += tlv(221, struct.pack(">BHh", 0x80, antenna, 600))  # AntennaProperties
-    body += tlv(220, struct.pack(">BI", 1 if keepalive_ms else 0, keepalive_ms))
+    body += tlv(220, struct.pack(">BI", 1 if keepalive_ms else 0, keepalive_ms)) + extra
     return message(MessageType.GET_READER_CONFIG_RESPONSE, msg_id, body)
 
 
@@ -613,7 +618,7 @@ class ROSpecRequest:
     report_spec: bool = False  # whether an ROReportSpec was given (else the reader's)
 
 
-def parse_add_rospec(body: bytes) -> ROSpecRequest:
+def parse_add_rospec(body: bytes, factory_flags: int = 0xFFFF) -> ROSpecRequest:
     """ADD_ROSPEC body → :class:`ROSpecRequest`; raises ParameterError when malformed."""
     rospec = next((p for p in iter_params(body) if p.type == 177), None)
     if rospec is None or len(rospec.body) < 6:
@@ -641,7 +646,7 @@ def parse_add_rospec(body: bytes) -> ROSpecRequest:
         elif child.type == 237 and len(child.body) >= 3:  # ROReportSpec
             request.report_spec = True
             request.report_trigger, request.report_n = struct.unpack_from(">BH", child.body)
-            flags, impinj = 0xFFFF, False
+            flags, impinj = factory_flags, False
             for part in child.children(3):
                 if part.type == 238 and len(part.body) >= 2:  # TagReportContentSelector
                     flags = struct.unpack_from(">H", part.body)[0]

@@ -7,13 +7,15 @@ periodic KEEPALIVEs once configured, CLOSE_CONNECTION, and RO_ACCESS_REPORTs pro
 our own encoder from a *tag source* (see :mod:`.sources`). Like a real reader it sends
 only the TagReportData fields the client's ROReportSpec selects (Impinj phase, RSSI and
 Doppler only when the Impinj selector asks for them and the read has them), and cuts
-reports every N reads of the ROReportSpec trigger; with the trigger None it holds the
-reads until the client asks with GET_REPORT.
+reports as the client's ROSpec says (:mod:`.rospec`); with the trigger None it holds the
+reads until the client asks with GET_REPORT. A profile (:mod:`.profiles`) makes it behave
+like a given vendor's reader; a tag field (:mod:`.access`) gives it tags whose memory
+AccessSpecs write; ``tls`` serves LLRP over TLS (:mod:`.tls`).
 
-Faults are switched per connection (``Fault(kind, after_reports, connection)``) so a test
-can break the first connection and check that the client recovers on the next one, and
-every connection keeps a :class:`ConnectionLog` of the reads it actually put on the wire:
-that is the ground truth for "no report sent after reconnection is lost".
+Faults (:mod:`.faults`) are switched per connection so a test can break the first
+connection and check that the client recovers on the next one, and every connection
+keeps a :class:`ConnectionLog` of the reads it actually put on the wire: that is the
+ground truth for "no report sent after reconnection is lost".
 
 Start it in-process::
 
@@ -25,8 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import random
+import ssl
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -38,10 +40,29 @@ import numpy as np
 from tagsweep.domain import READ_DTYPE, ReadBatch, now_us
 from tagsweep.logs import get_logger
 from tagsweep.simulators.llrp import encoder as enc
+from tagsweep.simulators.llrp.access import (
+    AccessSpecRequest,
+    TagField,
+    apply_access,
+    parse_add_accessspec,
+)
 from tagsweep.simulators.llrp.encoder import MessageType as M
 from tagsweep.simulators.llrp.encoder import ParameterError, ReaderIdentity, ROSpecRequest, Status
+from tagsweep.simulators.llrp.faults import (
+    CONNECTION_ALREADY_EXISTS,
+    Fault,
+    FaultKind,
+    FaultyReader,
+)
+from tagsweep.simulators.llrp.profiles import (
+    GET_SUPPORTED_VERSION,
+    M_UNSUPPORTED_VERSION,
+    PROFILES,
+    ReaderProfile,
+    rospec_refusal,
+)
 from tagsweep.simulators.llrp.rospec import RunningSpec
-from tagsweep.simulators.llrp.sources import TagSource, random_epcs, random_reads
+from tagsweep.simulators.llrp.sources import TagSource
 
 MAX_REQUEST_BYTES = 1 << 20
 _ROSPEC_REQUESTS = frozenset(
@@ -56,60 +77,9 @@ _ROSPEC_REQUESTS = frozenset(
 )
 
 
-class FaultKind(enum.StrEnum):
-    """What can go wrong on a connection (each is injected once, at a chosen point)."""
-
-    DROP = "drop"  # abort the TCP connection
-    STALL = "stall"  # send half a report, then nothing at all
-    GARBAGE = "garbage"  # an RO_ACCESS_REPORT whose body is random bytes
-    NOISE = "noise"  # random bytes between messages (no LLRP header)
-    ABSURD_LENGTH = "absurd_length"  # a header claiming a ~4 GiB message
-    WRONG_LENGTH = "wrong_length"  # a short report whose header claims a plausible 1 MiB
-    VENDOR = "vendor"  # an unknown vendor parameter inside every TagReportData of a report
-    VENDOR_MALFORMED = "vendor_malformed"  # a truncated Impinj phase parameter (kills sllurp)
-    MISSED_KEEPALIVES = "missed_keepalives"  # keepalives and reports stop, requests answered
-    BURST = "burst"  # ``burst_reads`` extra reads as fast as the socket takes them
-    CONFIG_ERROR = "config_error"  # GET_READER_CAPABILITIES answered with DeviceError
-    BUSY = "busy"  # another client holds the reader: a failed ConnectionAttemptEvent, closed
-    INTRUDER = "intruder"  # another client tried to connect: this one is told, reads go on
-
-
-#: faults of the handshake; the others are injected in the report stream
-_HANDSHAKE_FAULTS = (FaultKind.CONFIG_ERROR, FaultKind.BUSY)
-_STREAM_FAULTS = tuple(k for k in FaultKind if k not in _HANDSHAKE_FAULTS)
-#: ConnectionAttemptEvent status: Failed_A_Client_Initiated_Connection_Already_Exists
-CONNECTION_ALREADY_EXISTS = 2
-#: ConnectionAttemptEvent status sent to the client in session: Another_Connection_Attempted
-ANOTHER_CONNECTION_ATTEMPTED = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    kind: FaultKind
-    #: inject just before this many RO_ACCESS_REPORTs have been sent on the connection
-    after_reports: int = 2
-    #: 0-based index of the connection (accept order) it applies to; None = every one
-    connection: int | None = 0
-    burst_reads: int = 20_000
-
-    @classmethod
-    def parse(cls, spec: str) -> Fault:
-        """``KIND[@AFTER_REPORTS][:CONNECTION|:all]``, e.g. ``drop@5``, ``stall@10:all``."""
-        head, _, connection = spec.strip().partition(":")
-        name, _, after = head.partition("@")
-        try:
-            kind = FaultKind(name.strip().lower())
-        except ValueError:
-            known = ", ".join(k.value for k in FaultKind)
-            raise ValueError(f"unknown fault {name!r} in {spec!r}; known: {known}") from None
-        try:
-            after_reports = int(after) if after else 2
-            index = None if connection == "all" else int(connection or 0)
-        except ValueError:
-            raise ValueError(
-                f"fault {spec!r}: expected KIND[@AFTER_REPORTS][:CONNECTION|:all]"
-            ) from None
-        return cls(kind, after_reports, index)
+_ACCESSSPEC_REQUESTS = frozenset(
+    {M.ADD_ACCESSSPEC, M.DELETE_ACCESSSPEC, M.ENABLE_ACCESSSPEC, M.DISABLE_ACCESSSPEC}
+)
 
 
 @dataclass(slots=True)
@@ -139,12 +109,6 @@ class ConnectionLog:
         return sum(len(b) for b in self.sent)
 
 
-#: Unknown vendor parameter (vendor 0xDEAD, subtype 7, 4 bytes) appended by VENDOR.
-UNKNOWN_VENDOR_PARAM = enc.custom_param(0xDEAD, 7, b"\x01\x02\x03\x04")
-#: Impinj RFPhaseAngle with its value missing, appended by VENDOR_MALFORMED.
-MALFORMED_IMPINJ_PARAM = enc.custom_param(enc.VENDOR_IMPINJ, enc.IMPINJ_RF_PHASE_ANGLE)
-
-
 class LlrpSimulator:
     """An asyncio LLRP reader on ``host:port`` (``port=0`` picks a free port)."""
 
@@ -158,12 +122,19 @@ class LlrpSimulator:
         identity: ReaderIdentity | None = None,
         max_reads_per_report: int = 1000,
         seed: int = 0,
+        profile: ReaderProfile | None = None,
+        tls: ssl.SSLContext | None = None,
+        tag_field: TagField | None = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.tag_source = tag_source
+        #: tags with memory (AccessSpecs write them); read round after round
+        self.tag_field = tag_field
+        self.tag_source = tag_source or (tag_field.source() if tag_field else None)
         self.faults = list(faults)
-        self.identity = identity or ReaderIdentity()
+        self.profile = profile or PROFILES["generic"]
+        self.tls = tls  # LLRP over TLS (llrps://) when set
+        self.identity = identity or self.profile.identity
         self.max_reads_per_report = max_reads_per_report
         self.connections: list[ConnectionLog] = []
         self._seed = seed
@@ -185,7 +156,7 @@ class LlrpSimulator:
         await self.stop()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=self.tls)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -218,6 +189,10 @@ class LlrpSimulator:
         log = ConnectionLog(len(self.connections), str(writer.get_extra_info("peername")))
         faults = [f for f in self.faults if f.connection in (None, log.index)]
         session = _Session(self, reader, writer, log, faults)
+        # a reader takes one client: while another is connected, this one is refused
+        session.refuse = self.profile.one_client and any(
+            not c.done.is_set() for c in self.connections
+        )
         async with self._new_connection:
             self.connections.append(log)
             self._new_connection.notify_all()
@@ -235,7 +210,7 @@ class LlrpSimulator:
             writer.transport.abort()
 
 
-class _Session:
+class _Session(FaultyReader):
     """One client connection: request loop, keepalive timer and report pump."""
 
     def __init__(
@@ -255,7 +230,14 @@ class _Session:
         self.inventorying = asyncio.Event()  # some ROSpec is in an AISpec
         self.silent = False  # STALL / MISSED_KEEPALIVES: nothing reader-initiated is sent
         self.stalled = False  # STALL: not even responses
-        self.keepalive_ms = 0
+        self.profile = sim.profile
+        self.refuse = False
+        self.keepalive_ms = self.profile.default_keepalive_ms
+        # HoldEventsAndReportsUponReconnect: reader-initiated messages wait here
+        self.events_enabled = not self.profile.hold_until_enabled
+        self.held_messages: list[bytes] = []
+        self.extensions_enabled = False  # IMPINJ_ENABLE_EXTENSIONS received
+        self.access_specs: dict[int, AccessSpecRequest] = {}
         # ROReportTrigger None: reads wait here until the client sends GET_REPORT
         self.held: list[ReadBatch] = []
         # reproducible fault bytes, not security: S311 does not apply
@@ -276,9 +258,17 @@ class _Session:
         if not self.stalled and not self.writer.is_closing():
             self.writer.write(data)
 
+    def emit(self, data: bytes) -> None:
+        """A message the reader sends on its own (report, keepalive, event): held while
+        the client has not enabled events and reports (HoldEventsAndReportsUponReconnect)."""
+        if self.events_enabled:
+            self.send(data)
+        else:
+            self.held_messages.append(data)
+
     async def run(self) -> None:
         self.logger.info("llrp_client_connected")
-        if self._fault_now(FaultKind.BUSY):
+        if self.refuse or self._fault_now(FaultKind.BUSY):
             # as a reader that already has a client: say so, then close the connection
             status = CONNECTION_ALREADY_EXISTS
             self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us(), status))
@@ -286,6 +276,7 @@ class _Session:
             self.logger.info("llrp_client_refused", reason="another client holds the reader")
             return
         self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us()))
+        self._restart_keepalive()  # on from the start when the profile says so
         try:
             while True:
                 header = await self.reader.readexactly(enc.HEADER_SIZE)
@@ -307,16 +298,6 @@ class _Session:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self.logger.info("llrp_client_gone", reports=self.log.reports)
 
-    def _fault_now(self, *kinds: FaultKind) -> Fault | None:
-        for fault in self.pending_faults:
-            due = fault.kind in _HANDSHAKE_FAULTS or self.log.reports >= fault.after_reports
-            if fault.kind in kinds and due:
-                self.pending_faults.remove(fault)
-                self.log.faults.append(fault.kind)
-                self.logger.info("llrp_fault_injected", fault=fault.kind.value)
-                return fault
-        return None
-
     # -- requests ------------------------------------------------------------------------
     async def handle(self, msg_type: int, msg_id: int, body: bytes) -> bool:
         """Act on one request; False ends the connection."""
@@ -331,17 +312,25 @@ class _Session:
                     )
                 )
             else:
-                self.send(enc.reader_capabilities(msg_id, self.sim.identity))
+                extra = self.profile.capabilities_extra
+                self.send(enc.reader_capabilities(msg_id, self.sim.identity, extra))
         elif msg_type == M.GET_READER_CONFIG:
-            self.send(enc.reader_config(msg_id, self.sim.identity, self.keepalive_ms))
+            extra = self.profile.config_extra
+            self.send(enc.reader_config(msg_id, self.sim.identity, self.keepalive_ms, extra))
         elif msg_type == M.SET_READER_CONFIG:
             interval = enc.parse_keepalive_ms(body)
             if interval is not None:
                 self.keepalive_ms = interval
                 self._restart_keepalive()
             self.send(enc.status_response(M.SET_READER_CONFIG_RESPONSE, msg_id))
-        elif msg_type == M.ENABLE_EVENTS_AND_REPORTS:
-            pass  # no response defined
+        elif msg_type == M.ENABLE_EVENTS_AND_REPORTS:  # no response defined
+            self.events_enabled = True
+            for data in self.held_messages:
+                self.send(data)
+            self.held_messages.clear()
+        elif msg_type == GET_SUPPORTED_VERSION and self.profile.llrp_1_0_1_only:
+            status = enc.llrp_status(M_UNSUPPORTED_VERSION, "LLRP version 1.0.1 only")
+            self.send(enc.message(M.ERROR_MESSAGE, msg_id, status))
         elif msg_type == M.GET_REPORT:
             self._report_held(msg_id)
         elif msg_type == M.KEEPALIVE_ACK:
@@ -354,13 +343,16 @@ class _Session:
             return False
         elif msg_type in _ROSPEC_REQUESTS:
             await self._rospec_request(msg_type, msg_id, body)
-        elif msg_type in enc.RESPONSE_TO:  # AccessSpec requests: accepted, never used
+        elif msg_type in _ACCESSSPEC_REQUESTS:
+            self._accessspec_request(msg_type, msg_id, body)
+        elif msg_type in enc.RESPONSE_TO:  # (none left: every request is handled above)
             self.send(enc.status_response(enc.RESPONSE_TO[msg_type], msg_id))
         elif (
             msg_type == M.CUSTOM_MESSAGE
             and body[:5] == struct.pack(">IB", enc.VENDOR_IMPINJ, 21)
             and self.sim.identity.manufacturer == enc.VENDOR_IMPINJ
         ):  # IMPINJ_ENABLE_EXTENSIONS: only an Impinj reader knows it
+            self.extensions_enabled = True
             self.send(enc.custom_message(enc.VENDOR_IMPINJ, 22, msg_id, enc.llrp_status()))
         else:
             self.send(
@@ -380,9 +372,15 @@ class _Session:
 
         if msg_type == M.ADD_ROSPEC:
             try:
-                request = enc.parse_add_rospec(body)
+                request = enc.parse_add_rospec(body, self.profile.factory_selector_flags)
             except ParameterError as exc:
                 fail(str(exc), Status.PARAMETER_ERROR)
+                return
+            refusal = rospec_refusal(
+                self.profile, request, len(self.rospecs), self.extensions_enabled
+            )
+            if refusal is not None:
+                fail(refusal[1], refusal[0])
                 return
             if request.rospec_id == 0 or request.rospec_id in self.rospecs:
                 fail(f"ROSpecID {request.rospec_id} is zero or already in use")
@@ -423,6 +421,39 @@ class _Session:
                     await spec.stop()
         self.send(enc.status_response(response, msg_id))
 
+    def _accessspec_request(self, msg_type: int, msg_id: int, body: bytes) -> None:
+        response = enc.RESPONSE_TO[msg_type]
+        if msg_type == M.ADD_ACCESSSPEC:
+            try:
+                request = parse_add_accessspec(body)
+            except (ParameterError, struct.error) as exc:
+                self.send(enc.status_response(response, msg_id, Status.PARAMETER_ERROR, str(exc)))
+                return
+            if request.accessspec_id == 0 or request.accessspec_id in self.access_specs:
+                why = f"AccessSpecID {request.accessspec_id} is zero or already in use"
+                self.send(enc.status_response(response, msg_id, Status.A_INVALID, why))
+                return
+            self.access_specs[request.accessspec_id] = request
+            self.send(enc.status_response(response, msg_id))
+            return
+        if len(body) < 4:
+            self.send(enc.status_response(response, msg_id, Status.PARAMETER_ERROR, "no id"))
+            return
+        spec_id = struct.unpack_from(">I", body)[0]
+        specs = list(self.access_specs.values()) if spec_id == 0 else []
+        if spec_id in self.access_specs:
+            specs = [self.access_specs[spec_id]]
+        elif spec_id:
+            why = f"no AccessSpec with AccessSpecID {spec_id}"
+            self.send(enc.status_response(response, msg_id, Status.A_INVALID, why))
+            return
+        for spec in specs:
+            if msg_type == M.DELETE_ACCESSSPEC:
+                del self.access_specs[spec.accessspec_id]
+            else:
+                spec.enabled = msg_type == M.ENABLE_ACCESSSPEC
+        self.send(enc.status_response(response, msg_id))
+
     def _on_spec_change(self) -> None:
         for rospec_id, spec in self.rospecs.items():
             self.log.rospec_runs[rospec_id] = spec.runs
@@ -450,7 +481,7 @@ class _Session:
             if self.silent or self._fault_now(FaultKind.MISSED_KEEPALIVES):
                 self.silent = True
                 continue
-            self.send(enc.keepalive(self._msg_id()))
+            self.emit(enc.keepalive(self._msg_id()))
             self.log.keepalives += 1
 
     async def _pump(self) -> None:
@@ -493,82 +524,64 @@ class _Session:
         self.log.reports += 1
 
     async def _send_reads(self, batch: ReadBatch, report_n: int, spec: RunningSpec) -> None:
-        """Encode the batch once, then cut it into reports of at most N reads (and at
-        most the reader's own limit per message)."""
+        """Encode the batch once, then cut it into reports of at most N reads, at most
+        the reader's own limit per message, and no larger than its message size cap."""
         per_report = min(report_n or self.sim.max_reads_per_report, self.sim.max_reads_per_report)
         selector = self._selector(spec)
-        body, offsets = enc.tag_report_records(batch, selector=selector)
-        for start in range(0, len(batch), per_report):
+        tag_extra = self.profile.tag_extra
+        if self.access_specs and self.sim.tag_field is not None:
+            batch = self._access(batch, spec, selector)
+        body, offsets = enc.tag_report_records(batch, tag_extra, selector=selector)
+        cap = self.profile.max_message_bytes - enc.HEADER_SIZE
+        start = 0
+        while start < len(batch):
             if self.pending_faults:
                 await self._inject_faults()
             if self.silent:  # stalled or hung: never send again
                 await asyncio.Event().wait()
             stop = min(start + per_report, len(batch))
+            while stop > start + 1 and offsets[stop] - offsets[start] > cap:
+                stop = start + max(1, (stop - start) // 2)
             reads = batch[start:stop]
             if self.extra:  # this report carries an injected parameter: encode it alone
-                report = enc.ro_access_report(self._msg_id(), reads, self.extra, selector)
+                report = enc.ro_access_report(
+                    self._msg_id(), reads, self.extra + tag_extra, selector
+                )
                 self.extra = b""
             else:
                 chunk = body[offsets[start] : offsets[stop]]
                 report = enc.message(M.RO_ACCESS_REPORT, self._msg_id(), chunk)
-            self.send(report)
+            if self.profile.split_segments and self.events_enabled and len(report) > 1:
+                # one report, two TCP segments: the client must reassemble it
+                half = len(report) // 2
+                self.send(report[:half])
+                await self.writer.drain()
+                await asyncio.sleep(0)
+                self.send(report[half:])
+            else:
+                self.emit(report)
             self.log.sent.append(reads.copy())
             self.log.reports += 1
+            start = stop
 
-    async def _inject_faults(self) -> None:
-        fault = self._fault_now(*_STREAM_FAULTS)
-        if fault is None:
-            return
-        kind = fault.kind
-        if kind is FaultKind.DROP:
-            self.writer.transport.abort()
-            raise ConnectionResetError("fault injected: drop")
-        if kind is FaultKind.STALL:
-            sample = enc.ro_access_report(self._msg_id(), _one_read())
-            self.send(sample[: len(sample) // 2])
-            self.silent = self.stalled = True
-        elif kind is FaultKind.MISSED_KEEPALIVES:
-            self.silent = True
-        elif kind is FaultKind.GARBAGE:
-            body = self.rng.randbytes(self.rng.randint(16, 400))
-            self.send(enc.message(M.RO_ACCESS_REPORT, self._msg_id(), body))
-        elif kind is FaultKind.NOISE:
-            # bytes ≥ 0x08 never start an LLRP 1 header, so noise cannot mimic a frame
-            self.send(bytes(self.rng.randint(8, 255) for _ in range(self.rng.randint(1, 300))))
-        elif kind is FaultKind.ABSURD_LENGTH:
-            header = struct.pack(">HII", (1 << 10) | M.RO_ACCESS_REPORT, 0xFFFFFFF0, 7)
-            self.send(header + bytes(16))
-        elif kind is FaultKind.WRONG_LENGTH:
-            report = enc.ro_access_report(self._msg_id(), _one_read())
-            self.send(report[:2] + struct.pack(">I", 1 << 20) + report[6:])
-        elif kind is FaultKind.VENDOR:
-            self.extra = UNKNOWN_VENDOR_PARAM
-        elif kind is FaultKind.VENDOR_MALFORMED:
-            self.extra = MALFORMED_IMPINJ_PARAM
-        elif kind is FaultKind.BURST:
-            await self._burst(fault.burst_reads)
-        elif kind is FaultKind.INTRUDER:
-            status = ANOTHER_CONNECTION_ATTEMPTED
-            self.send(enc.reader_event_connection_attempt(self._msg_id(), now_us(), status))
-        elif kind is FaultKind.CONFIG_ERROR:
-            pass  # injected when capabilities are requested
-
-    async def _burst(self, total: int) -> None:
-        rng = np.random.default_rng(self.log.index + 1000)
-        epcs = random_epcs(max(1, min(total, 5000)), seed=self.log.index + 1000)
-        spec = self._inventorying_spec()
-        report_n = spec.report_n if spec is not None else 0
-        per_report = min(report_n or self.sim.max_reads_per_report, self.sim.max_reads_per_report)
-        sent = 0
-        while sent < total:
-            n = min(per_report, total - sent)
-            reads = random_reads(epcs, n, rng, self._antennas())
-            self.send(enc.ro_access_report(self._msg_id(), reads, selector=self._selector(spec)))
-            self.log.sent.append(reads)
-            self.log.observed += n
+    def _access(
+        self, batch: ReadBatch, spec: RunningSpec, selector: enc.ContentSelector
+    ) -> ReadBatch:
+        """Run the AccessSpecs on the tags read; each accessed read goes in a report of
+        its own with its OpSpec results; the others are returned."""
+        assert self.sim.tag_field is not None
+        accessed = apply_access(
+            self.access_specs, self.sim.tag_field, batch, spec.request.rospec_id
+        )
+        for row, results in accessed:
+            reads = batch[row : row + 1]
+            extra = results + self.profile.tag_extra
+            self.emit(enc.ro_access_report(self._msg_id(), reads, extra, selector))
+            self.log.sent.append(reads.copy())
             self.log.reports += 1
-            sent += n
-            await self.writer.drain()
+        keep = np.ones(len(batch), dtype=bool)
+        keep[[row for row, _ in accessed]] = False
+        return batch[keep]
 
     def _selector(self, spec: RunningSpec | None) -> enc.ContentSelector:
         spec = spec or next((s for s in self.rospecs.values() if s.state == "active"), None)
@@ -585,11 +598,6 @@ class _Session:
             if spec.state == "active" and spec.request.antennas:
                 return tuple(a for a in spec.request.antennas if a) or (1,)
         return (1,)
-
-
-def _one_read() -> ReadBatch:
-    rng = np.random.default_rng(0)
-    return random_reads(random_epcs(1), 1, rng)
 
 
 async def run_simulator(

@@ -13,10 +13,12 @@ import typer
 from rich.console import Console
 
 from tagsweep import __version__
+from tagsweep.commission_cli import tag_app
 from tagsweep.daemon.cli import run_command, session_app, status_command
 from tagsweep.daemon.webcert import web_app
 from tagsweep.drivers.cli import llrp_app
-from tagsweep.engine.cases_cli import audit_app, cases_app
+from tagsweep.engine.audit_cli import audit_app
+from tagsweep.engine.cases_cli import cases_app
 from tagsweep.engine.cli import reconcile_app
 from tagsweep.labels.cli import labels_command
 from tagsweep.simulators.cli import sim_app
@@ -37,6 +39,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(sim_app, name="sim")
 app.add_typer(llrp_app, name="llrp")
+app.add_typer(tag_app, name="tag")
 app.command("run")(run_command)
 app.command("status")(status_command)
 app.command("labels")(labels_command)

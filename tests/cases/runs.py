@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +111,20 @@ def write_register(folder: Path, assets: list[dict[str, Any]], source: str = "sn
     path = folder / "register.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
     return path
+
+
+class Clock:
+    """The time a case store signs its entries with, moved by the test (never backwards:
+    ``audit verify`` refuses entries that go back in time)."""
+
+    def __init__(self, start: date) -> None:
+        self.now = datetime(start.year, start.month, start.day, 9, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def to(self, day: date) -> None:
+        target = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
+        if target < self.now:
+            raise ValueError(f"the clock does not go back ({self.now} -> {target})")
+        self.now = target

@@ -18,7 +18,7 @@ from tagsweep.config import parse_config
 from tagsweep.config.cases import ApprovalStep, CasesSection
 from tagsweep.engine.cases import CaseError, CaseStatus, CaseStore
 
-from .runs import V, variance_id, write_run
+from .runs import Clock, V, variance_id, write_run
 
 D1 = date(2026, 6, 1)
 
@@ -42,8 +42,13 @@ CHAIN = CasesSection(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CaseStore:
-    return CaseStore(tmp_path / "cases", CHAIN)
+def clock() -> Clock:
+    return Clock(D1)
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> CaseStore:
+    return CaseStore(tmp_path / "cases", CHAIN, clock=clock)
 
 
 def _evidence(tmp_path: Path, name: str = "search.txt", text: str = "searched") -> str:
@@ -217,23 +222,27 @@ def _missing_case_ready_for_write_off(
     return case.case_id
 
 
-def test_write_off_waits_for_the_investigation_window(tmp_path: Path, store: CaseStore) -> None:
+def test_write_off_waits_for_the_investigation_window(
+    tmp_path: Path, store: CaseStore, clock: Clock
+) -> None:
     case_id = _missing_case_ready_for_write_off(tmp_path, store)
     until = date.fromisoformat(store.get(case_id).investigation_until or "")
+    assert until == D1 + timedelta(days=45)
+    clock.to(until - timedelta(days=1))
     with pytest.raises(CaseError, match="investigation window until"):
-        store.resolve(
-            case_id, "written_off", actor="ivan", reason="gone", today=until - timedelta(days=1)
-        )
-    case = store.resolve(case_id, "written_off", actor="ivan", reason="gone", today=until)
+        store.resolve(case_id, "written_off", actor="ivan", reason="gone")
+    clock.to(until)
+    case = store.resolve(case_id, "written_off", actor="ivan", reason="gone")
     assert case.status is CaseStatus.WRITE_OFF_REQUESTED
 
 
-def test_write_off_approval_chain(tmp_path: Path, store: CaseStore) -> None:
+def test_write_off_approval_chain(tmp_path: Path, store: CaseStore, clock: Clock) -> None:
     case_id = _missing_case_ready_for_write_off(tmp_path, store)
     late = date(2030, 1, 1)
+    clock.to(late)
     with pytest.raises(CaseError, match="approving their own request"):
-        store.resolve(case_id, "written_off", actor="olga", reason="gone", today=late)
-    store.resolve(case_id, "written_off", actor="ivan", reason="not found in 45 days", today=late)
+        store.resolve(case_id, "written_off", actor="olga", reason="gone")
+    store.resolve(case_id, "written_off", actor="ivan", reason="not found in 45 days")
     assert store.detail(case_id).pending_steps == ["owner", "finance"]
     with pytest.raises(CaseError, match="cannot approve it"):
         store.approve(case_id, actor="ivan")
@@ -260,34 +269,40 @@ def test_write_off_approval_chain(tmp_path: Path, store: CaseStore) -> None:
 
 
 def test_cheap_asset_skips_finance_and_rejection_returns_to_investigation(
-    tmp_path: Path, store: CaseStore
+    tmp_path: Path, store: CaseStore, clock: Clock
 ) -> None:
     case_id = _missing_case_ready_for_write_off(tmp_path, store, value=300.0)
     late = date(2030, 1, 1)
-    store.resolve(case_id, "written_off", actor="ivan", reason="gone", today=late)
+    clock.to(late)
+    store.resolve(case_id, "written_off", actor="ivan", reason="gone")
     assert store.detail(case_id).pending_steps == ["owner"]
     with pytest.raises(CaseError, match="needs a reason"):
         store.approve(case_id, actor="olga", reject=True)
     back = store.approve(case_id, actor="olga", reject=True, reason="check the repair vendor")
     assert back.status is CaseStatus.MISSING_UNDER_INVESTIGATION
-    store.resolve(case_id, "written_off", actor="ivan", reason="vendor has nothing", today=late)
+    clock.to(late)
+    store.resolve(case_id, "written_off", actor="ivan", reason="vendor has nothing")
     assert store.detail(case_id).pending_steps == ["owner"], "a new request starts over"
     assert store.approve(case_id, actor="olga").status is CaseStatus.WRITTEN_OFF
 
 
-def test_write_off_of_an_unowned_case_is_refused(tmp_path: Path, store: CaseStore) -> None:
+def test_write_off_of_an_unowned_case_is_refused(
+    tmp_path: Path, store: CaseStore, clock: Clock
+) -> None:
     item = V("missing", "AST-201", expected_location="DC1/Room 302")
     store.import_run(write_run(tmp_path / "r1", "run-1", D1, [item]), actor="ann")
     store.attach("C-000001", _evidence(tmp_path), actor="ivan")
+    clock.to(date(2030, 1, 1))
     with pytest.raises(CaseError, match="has no owner; assign it first"):
-        store.resolve("C-000001", "written_off", actor="ivan", reason="x", today=date(2030, 1, 1))
+        store.resolve("C-000001", "written_off", actor="ivan", reason="x")
 
 
 def test_write_off_stops_when_a_later_count_finds_the_asset(
-    tmp_path: Path, store: CaseStore
+    tmp_path: Path, store: CaseStore, clock: Clock
 ) -> None:
     case_id = _missing_case_ready_for_write_off(tmp_path, store)
-    store.resolve(case_id, "written_off", actor="ivan", reason="gone", today=date(2030, 1, 1))
+    clock.to(date(2030, 1, 1))
+    store.resolve(case_id, "written_off", actor="ivan", reason="gone")
     store.import_run(write_run(tmp_path / "r2", "run-2", D1 + timedelta(days=50), []), actor="ann")
     with pytest.raises(CaseError, match="no longer shows this variance"):
         store.approve(case_id, actor="olga")
@@ -304,9 +319,11 @@ def test_same_person_cannot_sign_two_steps(tmp_path: Path) -> None:
             ApprovalStep(name="finance", approvers=["mia", "fiona"]),
         ]
     )
-    store = CaseStore(tmp_path / "cases", settings)
+    clock = Clock(D1)
+    store = CaseStore(tmp_path / "cases", settings, clock=clock)
     case_id = _missing_case_ready_for_write_off(tmp_path, store)
-    store.resolve(case_id, "written_off", actor="ivan", reason="gone", today=date(2030, 1, 1))
+    clock.to(date(2030, 1, 1))
+    store.resolve(case_id, "written_off", actor="ivan", reason="gone")
     store.approve(case_id, actor="mia")
     with pytest.raises(CaseError, match="already signed"):
         store.approve(case_id, actor="mia")
@@ -407,7 +424,12 @@ def test_cli_walkthrough_with_config(tmp_path: Path) -> None:
         assert result.exit_code == code, result.output
         return result.output
 
-    assert "2 opened" in cli("cases", "open", "--run", str(run))
+    # Opened on 2020-01-01 (the signed time of the opening entries): the investigation
+    # window has long passed when the commands below run.
+    settings = parse_config({"engine": {"cases": {"investigation_days": 30}}}).engine.cases
+    CaseStore(tmp_path / "casework", settings.model_copy(update={"owners": {"missing": "olga"}}),
+              clock=Clock(date(2020, 1, 1))).import_run(run, actor="ann")  # fmt: skip
+    assert "already imported" in cli("cases", "open", "--run", str(run))
     assert (tmp_path / "casework" / "cases.sqlite").is_file()
     listing = runner.invoke(app, ["cases", "list", "--json", "--config", str(conf)])
     cases = [json.loads(line) for line in listing.output.splitlines()]

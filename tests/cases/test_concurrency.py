@@ -1,4 +1,5 @@
-"""Concurrent ``tagsweep`` processes neither corrupt the case store nor fork the audit chain."""
+"""Concurrent ``tagsweep`` processes neither corrupt the case store nor fork the audit chain,
+and the chain they leave is signed entry by entry by each process's own key."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from tagsweep.config.cases import CasesSection
 from tagsweep.engine.cases import CaseStore
 
+from .keys import Keys
 from .runs import V, write_run
 
 TAGSWEEP = str(Path(sys.executable).with_name("tagsweep"))
@@ -22,19 +25,28 @@ C = V("custodian_mismatch", "AST-3", expected="jdoe", found="msmith")
 
 def test_concurrent_cli_invocations_keep_store_and_chain_intact(tmp_path: Path) -> None:
     store_dir = tmp_path / "cases"
-    store = CaseStore(store_dir)
-    store.import_run(write_run(tmp_path / "r1", "run-1", date(2026, 5, 1), [A, B, C]), actor="ann")
+    people = ["ann", "eve", *(f"w{i}" for i in range(5)), "o0", "o1"]
+    keys = Keys(tmp_path / "keys", people)
+    conf = tmp_path / "tagsweep.toml"
+    conf.write_text(f'[engine.cases]\nstore = "cases"\nallowed_signers = "{keys.allowed}"\n')
+    store = CaseStore(
+        store_dir, CasesSection(allowed_signers=keys.allowed), signer=keys.signer("ann")
+    )
+    store.import_run(write_run(tmp_path / "r1", "run-1", date(2026, 5, 1), [A, B, C]))
     run2 = write_run(tmp_path / "r2", "run-2", date(2026, 6, 1), [A, B])
-    env = {**os.environ, "TAGSWEEP_CASE_STORE": str(store_dir)}
+    env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "TAGSWEEP_ACTOR")}
 
-    commands: list[list[str]] = [
-        ["cases", "note", f"C-00000{1 + i % 3}", f"note {i}", "--actor", f"w{i}"] for i in range(5)
+    def signed(who: str, *args: str) -> list[str]:
+        return [*args, "--config", str(conf), "--key", str(keys.paths[who]), "--actor", who]
+
+    commands = [
+        signed(f"w{i}", "cases", "note", f"C-00000{1 + i % 3}", f"note {i}") for i in range(5)
     ]
     evidence = tmp_path / "evidence.txt"
     evidence.write_text("loaner log, page 3")
-    commands.append(["cases", "attach", "C-000001", str(evidence), "--actor", "eve"])
+    commands.append(signed("eve", "cases", "attach", "C-000001", str(evidence)))
     # The same run imported twice at once: exactly one import may win.
-    commands += [["cases", "open", "--run", str(run2), "--actor", f"o{i}"] for i in range(2)]
+    commands += [signed(f"o{i}", "cases", "open", "--run", str(run2)) for i in range(2)]
 
     procs = [
         subprocess.Popen(
@@ -65,6 +77,9 @@ def test_concurrent_cli_invocations_keep_store_and_chain_intact(tmp_path: Path) 
     # The chain: one entry per change, strictly sequential, verified end to end.
     report = store.verify_audit()
     assert report.ok, report.describe()
+    checked = store.check_audit()
+    assert checked.ok, checked.describe()
+    assert checked.signatures.signed == report.entries
     # run-1: import + 3 opens; 5 notes; 1 attachment; run-2: import + 2 links + 1 proposal
     assert report.entries == 4 + 5 + 1 + 4
     entries = list(store.audit.entries())

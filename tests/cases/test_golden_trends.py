@@ -16,7 +16,7 @@ from tagsweep.engine.cli import golden_command, trends_command
 from tagsweep.engine.golden import GoldenError, build_golden
 from tagsweep.engine.trends import TrendsError, compare_runs, rate_chart_svg, write_trends
 
-from .runs import V, write_register, write_run
+from .runs import Clock, V, write_register, write_run
 
 ASSETS = [
     {"asset_tag": f"AST-{i}", "serial": f"S{i}", "location": "DC1/Room 1", "status": "in_use"}
@@ -30,7 +30,8 @@ GONE = V("missing", "AST-3", expected_location="DC1/Room 1")
 def test_golden_register_applies_accepted_corrections_with_provenance(tmp_path: Path) -> None:
     run = write_run(tmp_path / "r1", "run-1", date(2020, 1, 1), [MOVED, NEW, GONE])
     write_register(run, ASSETS)
-    store = CaseStore(tmp_path / "cases")
+    clock = Clock(date(2020, 1, 1))
+    store = CaseStore(tmp_path / "cases", clock=clock)
     store.import_run(run, actor="ann")
     moved, new, gone = (c.case_id for c in store.list_cases())
     store.resolve(moved, "resolved", actor="bob", reason="moved", accept_found=True)
@@ -41,7 +42,8 @@ def test_golden_register_applies_accepted_corrections_with_provenance(tmp_path: 
     )  # fmt: skip
     store.assign(gone, "olga", actor="ann")
     store.attach(gone, "https://itsm.example/SEARCH3", actor="ivan")
-    store.resolve(gone, "written_off", actor="ivan", reason="not found", today=date(2030, 1, 1))
+    clock.to(date(2030, 1, 1))
+    store.resolve(gone, "written_off", actor="ivan", reason="not found")
     store.approve(gone, actor="olga")
 
     result = build_golden(run, store, tmp_path / "golden", actor="bob")

@@ -34,6 +34,8 @@ from tagsweep.engine.freeze import SourceSpec, freeze
 from tagsweep.engine.trends import compare_runs
 from tagsweep.simulators.fleet_exports import generate
 
+from .runs import Clock
+
 RUN_DATES = (date(2025, 9, 10), date(2025, 10, 10), date(2025, 11, 10))
 CONFIG = """
 [engine]
@@ -133,7 +135,14 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     }
     assert expected <= set(found), sorted(found)
 
-    assert f"{len(found)} opened, 0 linked" in cli("cases", "open", "--run", str(run1), actor="ann")
+    # Opened on the count date (the signed time of the opening entries), so that the
+    # 45-day investigation window has passed when the write-off is requested below.
+    clock = Clock(RUN_DATES[0])
+    opened = CaseStore(tmp_path / "casework", settings.cases, clock=clock).import_run(
+        run1, actor="ann"
+    )
+    assert (len(opened.opened), len(opened.linked)) == (len(found), 0)
+    assert "already imported" in cli("cases", "open", "--run", str(run1), actor="ann")
     assert len(store.list_cases()) == len(found)
     missing5, missing11 = case_of("missing", 5), case_of("missing", 11)
     moved7, retired9 = case_of("location_mismatch", 7), case_of("retired_but_active", 9)
@@ -150,10 +159,10 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     search = tmp_path / "search-AST-000005.txt"
     search.write_text("Searched Room 1 and 2, loaner log, offboarding list: not found.")
     cli("cases", "attach", missing5, str(search), actor="ivan")
+    early = CaseStore(tmp_path / "casework", settings.cases, clock=clock)
+    clock.to(RUN_DATES[0] + timedelta(10))
     with pytest.raises(CaseError, match="investigation window"):
-        store.resolve(
-            missing5, "written_off", actor="ivan", reason="gone", today=RUN_DATES[0] + timedelta(10)
-        )
+        early.resolve(missing5, "written_off", actor="ivan", reason="gone")
 
     cli("cases", "assign", moved7, "bob", actor="ann")
     cli("cases", "resolve", moved7, "--reason", "moved with the team", "--accept-found",
@@ -185,6 +194,12 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     count2 = _count(tmp_path / "count2.csv", RUN_DATES[1], absent=[5], moved={7: "DC1/Room 1"})
     run2 = tmp_path / "run2"
     reconcile_run(golden1 / "golden.parquet", count2, run2, RUN_DATES[1])
+    # The run anchors the case audit log's head outside the store.
+    anchor = json.loads((run2 / "manifest.json").read_text())["audit_anchor"]
+    head = store.recorded_head()
+    assert (anchor["seq"], anchor["hash"]) == (head.seq, head.hash)
+    assert head.seq > 0
+    assert f"seq {anchor['seq']} sha256 {anchor['hash']}" in (run2 / "report.md").read_text()
     found2 = _variances(run2)
     assert ("missing", tag(5)) in found2
     assert not {k for k in found2 if k[1] in (tag(7), tag(9), tag(99), tag(11))}, sorted(found2)
@@ -228,7 +243,7 @@ def test_three_counts_from_variance_to_golden_register(tmp_path: Path) -> None:
     assert store.get(missing5).status is CaseStatus.WRITTEN_OFF
 
     # -- the record ---------------------------------------------------------------------
-    assert "OK" in cli("audit", "verify")
+    assert "OK" in cli("audit", "verify", "--anchor", str(run2))
     story = [e.action for e in store.audit.entries() if e.subject == missing5]
     assert story == [
         "case.open",
@@ -294,7 +309,10 @@ def test_three_counts_of_generated_exports(tmp_path: Path) -> None:
     run1 = tmp_path / "run1"
     reconcile_run(exports.counts, run1)
     log1 = pq.read_table(run1 / "variances.parquet").to_pylist()
-    assert f"{len(log1)} opened" in cli("cases", "open", "--run", str(run1), actor="ann")
+    # Opened well in the past (the signed time of the opening entries): the write-off
+    # below comes after the investigation window.
+    past = CaseStore(tmp_path / "casework", settings.cases, clock=Clock(date(2024, 1, 2)))
+    assert len(past.import_run(run1, actor="ann").opened) == len(log1)
     cases = store.list_cases()
     assert len(cases) == len(log1)
     assert exports.answer_key <= {(c.variance_type, c.asset_key) for c in cases}

@@ -17,7 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from tagsweep.cli import app
 from tagsweep.domain import VarianceType
 from tagsweep.simulators.demo import DemoOptions, DemoResult, print_summary, run_demo
 from tests.conftest import MosquittoBroker
@@ -126,6 +128,13 @@ def test_report_cases_and_summary(demo: DemoResult) -> None:
     assert str(demo.report) in text
     assert f"found {demo.manifest['counts']['found']:,}" in text
     assert "MQTT: no broker" in text
+    # The demo's cases are signed with its throwaway key, and verify as an auditor would.
+    assert "audit verify --config" in text
+    verified = CliRunner().invoke(
+        app, ["audit", "verify", "--config", str(demo.out_dir / "cases.toml")]
+    )
+    assert verified.exit_code == 0, verified.output
+    assert f"{demo.cases_opened + 1} signed, 0 unsigned" in verified.output
 
 
 def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:

@@ -4,9 +4,8 @@ connection on command."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -102,18 +101,23 @@ class CutProxy:
     dropped: int = 0
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def is_down(self) -> bool:
+        return self.mode == "down"
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.endswith("/events"):
             return web.Response(status=204)  # no live stream through the proxy
-        if self.mode == "down":
+        if self.is_down():
             self.dropped += 1
             return self._cut(request)
+        # decided when the request arrives: switching to "down" while it is on its way
+        # must not let its answer through
+        lose = self.mode == "lose_answers" and request.path == "/api/scans"
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host", "origin"}}
         assert self._http is not None
@@ -123,9 +127,8 @@ class CutProxy:
             data = await upstream.read()
             status = upstream.status
             ctype = upstream.headers.get("Content-Type", "application/octet-stream")
-        if self.mode == "lose_answers" and request.path == "/api/scans":
+        if lose or self.is_down():  # the mode may have changed meanwhile
             self.delivered_unanswered += 1
-            self._changed.set()
             return self._cut(request)
         response = web.Response(body=data, status=status)
         response.headers["Content-Type"] = ctype

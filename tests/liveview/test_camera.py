@@ -47,7 +47,9 @@ def page_state(driver: webdriver.Chrome) -> dict[str, Any]:
     return dict(
         driver.execute_script(
             "const s = window.tagsweepScan; return {made: s.made.slice(), "
-            "answers: Object.assign({}, s.answers), queued: s.queue().length};"
+            "answers: Object.assign({}, s.answers), queued: s.queue().length, "
+            "connection: document.getElementById('connection').textContent, "
+            "status: document.getElementById('status').textContent};"
         )
     )
 
@@ -177,10 +179,12 @@ async def test_cut_connection_mid_scan_loses_and_doubles_nothing(
         )
         # then nothing gets through at all, for a while
         proxy.mode = "down"
-        await asyncio.to_thread(
-            WebDriverWait(driver, 60).until,
-            lambda d: d.find_element(By.ID, "connection").text == "offline",
-        )
+
+        async def shows_offline() -> bool:
+            state = await asyncio.to_thread(page_state, driver)
+            return bool(state["connection"] == "offline")
+
+        await wait_until("the page to say it is offline", shows_offline, driver=driver)
         offline = await asyncio.to_thread(page_state, driver)
         assert offline["queued"] >= 1  # kept on the phone
         await wait_until(

@@ -13,6 +13,8 @@ from typing import Any
 import aiohttp
 import pyarrow.parquet as pq
 import pypdfium2 as pdfium
+import pytest
+from PIL import Image
 
 from tagsweep.config import parse_config
 from tagsweep.daemon.livefeed import attach_live_view
@@ -223,6 +225,42 @@ async def test_frames_are_decoded_on_the_gateway(tmp_path: Path, short_dir: Path
             f"{base}/api/decode", data=png, headers={"Content-Type": "text/plain"}
         ) as r:
             assert r.status == 415
+
+
+async def test_camera_endpoints_keep_the_token_rules(
+    tmp_path: Path, short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAGSWEEP_TEST_WEB_TOKEN", "phone-token")
+    port = free_port()
+    data = config_data(tmp_path, short_dir)
+    data["web"] = {
+        "enabled": True,
+        "listen": f"127.0.0.1:{port}",
+        "token_env": "TAGSWEEP_TEST_WEB_TOKEN",
+    }
+    gw = Gateway(parse_config(data))
+    attach_live_view(gw)
+    base = f"http://127.0.0.1:{port}"
+    body = {"device": "phone-a", "operator": "alice", "scans": [scan(1, "AST-000001")]}
+    huge = io.BytesIO()
+    Image.new("L", (5000, 4000)).save(huge, format="PNG")
+    async with gw, aiohttp.ClientSession() as http:
+        await asyncio.to_thread(wait_for_port, port)
+        async with http.post(f"{base}/api/scans", json=body) as r:
+            assert r.status == 401
+        async with http.get(f"{base}/scan") as r:
+            assert r.status == 401
+        auth = {"Authorization": "Bearer phone-token"}
+        async with http.post(f"{base}/api/scans", json=body, headers=auth) as r:
+            assert r.status == 200
+            assert (await r.json())["results"][0]["status"] == "held"
+        async with http.post(
+            f"{base}/api/decode",
+            data=huge.getvalue(),
+            headers={**auth, "Content-Type": "image/png"},
+        ) as r:
+            assert r.status == 400
+            assert "5000x4000 pixels" in (await r.json())["error"]
 
 
 def test_giai_names_the_asset_tag_under_the_convention() -> None:

@@ -88,6 +88,8 @@ async def test_phones_only_gateway_serves_the_page_over_https(
         async with http.get(f"https://127.0.0.1:{port}/scan", ssl=trust) as r:
             assert r.status == 200
             assert "Start camera" in await r.text()
+        async with http.get(f"https://127.0.0.1:{port}/", ssl=trust) as r:
+            assert 'href="/scan">Scan with camera' in await r.text()
         with pytest.raises(aiohttp.ClientError):
             async with http.get(f"http://127.0.0.1:{port}/scan") as r:
                 await r.read()

@@ -28,7 +28,7 @@ from tagsweep.drivers.llrp import LlrpDriver
 from tagsweep.drivers.llrp_capture import Stream, decode_stream, read_capture
 from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.llrp import encoder as enc
-from tagsweep.simulators.llrp.server import UNKNOWN_VENDOR_PARAM
+from tagsweep.simulators.llrp.faults import UNKNOWN_VENDOR_PARAM
 from tests.llrp.test_driver import FAST, collect, everything_from, llrp_url, numbered_source
 
 READER = b"\x0a\x00\x00\x05"  # 10.0.0.5, the reader

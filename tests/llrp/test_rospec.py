@@ -220,6 +220,7 @@ async def test_periodic_start_with_a_duration_reports_once_per_run() -> None:
     (rospec,) = log.rospecs
     assert (rospec.start_trigger, rospec.period_ms) == (2, 150)
     assert (rospec.stop_trigger, rospec.stop_duration_ms) == (1, 50)
-    # one report per 50 ms run (N = 0: only at the end), none in between
-    assert len(sizes) == log.rospec_runs[7] >= 3
+    # at most one report per 50 ms run (N = 0: only at its end; a run that read
+    # nothing on a loaded machine has nothing to report), none in between
+    assert 3 <= len(sizes) <= log.rospec_runs[7]
     assert all(size > 0 for size in sizes)

@@ -24,7 +24,7 @@ from tagsweep.drivers.llrp_wire import (
     same_reads,
 )
 from tagsweep.simulators.llrp import encoder as enc
-from tagsweep.simulators.llrp.server import MALFORMED_IMPINJ_PARAM, UNKNOWN_VENDOR_PARAM
+from tagsweep.simulators.llrp.faults import MALFORMED_IMPINJ_PARAM, UNKNOWN_VENDOR_PARAM
 
 PHASE_STEP = 2 * math.pi / 4096
 
