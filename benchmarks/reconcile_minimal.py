@@ -56,14 +56,28 @@ def reconcile_minimal(snapshot: Path, session: Path, out: Path, as_of: date) -> 
     hr = pd.read_parquet(snapshot / "hr.parquet")
     count = pd.read_parquet(session, columns=["epc", "location"])
 
+    # Snipe-IT's UI export: "Ready to Deploy Deployed" (label + status meta), "Last
+    # Audit" on a 12-hour clock, 0001-01-01 for never
+    status = reg["Status"].str.strip().str.lower()
+    label = status.str.replace(r"\s+(deployed|archived|undeployable|pending|deployable)$", "",
+                               regex=True)  # fmt: skip
+    meta = status.str.extract(r"(deployed|archived)$", expand=False)
     reg = pd.DataFrame(
         {
             "asset_tag": reg["Asset Tag"].str.strip().str.upper(),
             "serial": reg["Serial"].str.strip().str.upper(),
             "location": reg["Location"].str.strip(),
-            "status": reg["Status"].str.strip().str.lower().map(STATUS).fillna("in_use"),
+            "status": status.map(STATUS)
+            .fillna(meta.map(STATUS))
+            .fillna(label.map(STATUS))
+            .fillna("in_use"),
             "custodian": reg["Checked Out To"].replace("", None),
-            "last_audit": pd.to_datetime(reg["Last Audit"].replace("", None), utc=True),
+            "last_audit": pd.to_datetime(
+                reg["Last Audit"].replace("", None),
+                format="%Y-%m-%d %I:%M %p",
+                errors="coerce",
+                utc=True,
+            ),
         }
     )
     mdm = pd.DataFrame(

@@ -57,6 +57,11 @@ REGISTER_FIELDS: tuple[str, ...] = (
     "last_seen",
     "updated_at",
 )
+#: Fields an export may carry that only say how to read its records, never register
+#: values: the source's own record id (an identifier of last resort: NetBox's ID, a
+#: ServiceNow sys_id, an SAP asset number), the ownership an MDM records (Intune's
+#: Corporate / Personal), and the date a fixed-asset system deactivated the asset.
+RECORD_FIELDS: tuple[str, ...] = ("record_id", "ownership", "retired_on")
 #: Fields of an HR export.
 HR_FIELDS: tuple[str, ...] = ("person_id", "email", "name", "employment_status", "end_date")
 
@@ -114,15 +119,35 @@ class SourceSettings(_Strict):
     columns: dict[str, str] = {}
     #: raw status label (case-insensitive) → canonical lifecycle, for this source only
     status_map: dict[str, str] = {}
+    #: how the export writes numbers and dates (default: the preset's choice): decimal
+    #: comma ("1.899,00") and day-first dates ("03/04/2026" is 3 April)
+    decimal_comma: bool | None = None
+    day_first: bool | None = None
+    #: text encoding of a CSV export (default: detected), e.g. "windows-1252"
+    encoding: str | None = None
+    #: categories (device roles, model categories) no count will tag, such as patch
+    #: panels and cable managers: their records are left out of the reconciliation
+    exclude_categories: list[str] = []
 
     @field_validator("columns")
     @classmethod
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(REGISTER_FIELDS) - set(HR_FIELDS))
+        known = REGISTER_FIELDS + RECORD_FIELDS + HR_FIELDS
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(
-                f"unknown field(s) {unknown}; expected some of {list(REGISTER_FIELDS + HR_FIELDS)}"
-            )
+            raise ValueError(f"unknown field(s) {unknown}; expected some of {list(known)}")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, value: str | None) -> str | None:
+        if value is not None:
+            import codecs
+
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}") from None
         return value
 
     @field_validator("status_map")

@@ -290,7 +290,7 @@ class LlrpSettings:
 class _Signal:
     """A non-read event from the reader thread."""
 
-    kind: str  # keepalive | problem | lost | inventorying | knock | power
+    kind: str  # keepalive | problem | lost | inventorying | knock | power | frequency
     detail: str = ""
     problem: Problem | None = None
 
@@ -371,6 +371,7 @@ class _Session(LLRPClient):  # type: ignore[misc]  # sllurp ships no type inform
         self.settings = settings
         self.power_table: list[tuple[int, float]] = []  # (index, dBm) as the reader says
         self.power_choice = ""  # what tx_power_dbm became, for the log
+        self.frequency_choice = ""  # the hop table or fixed channel used, for the log
 
     def parseCapabilities(self, capdict: dict[str, Any]) -> None:  # noqa: N802  (sllurp's name)
         band = capdict.get("RegulatoryCapabilities", {}).get("UHFBandCapabilities", {})
@@ -379,7 +380,34 @@ class _Session(LLRPClient):  # type: ignore[misc]  # sllurp ships no type inform
         self.power_table = sorted(
             (int(e["Index"]), int(e["TransmitPowerValue"]) / 100.0) for e in entries
         )
+        self._choose_frequencies(band.get("FrequencyInformation", {}))
         super().parseCapabilities(capdict)
+
+    def _choose_frequencies(self, info: dict[str, Any]) -> None:
+        """RFTransmitter's HopTableID / ChannelIndex from the reader's own frequency
+        information: a hopping (FCC) reader's first hop table, a fixed-frequency (ETSI)
+        reader's first channel; sllurp would always send hop table 1, channel 1."""
+        tables = info.get("FrequencyHopTable") or []
+        tables = [tables] if isinstance(tables, dict) else tables
+        frequencies = self.config.frequencies
+        if info.get("Hopping") and tables:
+            table = tables[0]
+            frequencies["HopTableId"] = int(table["HopTableId"])
+            frequencies["ChannelList"] = [1]
+            khz = table.get("Frequency") or []
+            self.frequency_choice = (
+                f"hopping over table {table['HopTableId']} ({len(khz)} channels"
+                + (f", {min(khz) / 1000:.2f}-{max(khz) / 1000:.2f} MHz)" if khz else ")")
+            )
+        elif info.get("FixedFrequencyTable"):
+            fixed = info["FixedFrequencyTable"]
+            khz = fixed.get("Frequency") or []
+            frequencies["HopTableId"] = 0
+            frequencies["ChannelList"] = [1]
+            first = f" ({khz[0] / 1000:.2f} MHz)" if khz else ""
+            self.frequency_choice = (
+                f"fixed channel 1{first} of {len(khz)} (the reader does not hop)"
+            )
 
     def setTxPowerDbm(self, tx_pow_dbm: Any = None) -> None:  # noqa: N802  (sllurp's name)
         """tx_power_dbm through the reader's own power table: the nearest entry, whatever
@@ -448,12 +476,15 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
         self.reader_id = reader_id
         self.closing = threading.Event()
         self.close_acknowledged = threading.Event()
+        self.last_refusal = ""  # the reader's own words on the last request it refused
         self._send_lock = threading.Lock()
         self.add_state_callback(SllurpState.STATE_INVENTORYING, self._on_inventorying)
 
     def _on_inventorying(self, _client: Any, _state: Any) -> None:
         if self.llrp.power_choice:
             self.bridge.post(_Signal("power", self.llrp.power_choice))
+        if self.llrp.frequency_choice:
+            self.bridge.post(_Signal("frequency", self.llrp.frequency_choice))
         self.bridge.post(_Signal("inventorying"))
 
     def _connect_socket(self) -> bool:
@@ -515,6 +546,8 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
             reason = f"connection lost: {exc}"
         except ReaderConfigurationError as exc:
             reason = f"reader rejected the configuration: {exc}"
+            if self.last_refusal:
+                reason += f"; the reader answered {self.last_refusal}"
             if "Impinj" in str(exc):
                 reason += " (impinj=1 asks for Impinj extensions: is the reader an Impinj?)"
         except Exception as exc:  # the backstop sllurp lacks: report, never die silently
@@ -601,6 +634,7 @@ class _ReaderClient(LLRPReaderClient):  # type: ignore[misc]  # sllurp ships no 
             if _attempt_status(message) == _ANOTHER_CONNECTION_ATTEMPTED:
                 self.bridge.post(_Signal("knock"))
                 return  # news for the log, nothing for the session to do
+            self.last_refusal = _refusal_status(message) or self.last_refusal
             self._on_llrp_message_received(message)
             self.llrp.handleMessage(message)
 
@@ -802,6 +836,9 @@ class LlrpDriver(Driver):
         if signal.kind == "power":
             self.log.info("llrp_tx_power", detail=signal.detail)
             return
+        if signal.kind == "frequency":
+            self.log.info("llrp_frequencies", detail=signal.detail)
+            return
         if signal.kind == "knock":
             self.log.info(
                 "llrp_another_client_knocked",
@@ -887,6 +924,21 @@ def verify_fingerprint(sock: ssl.SSLSocket, settings: LlrpSettings) -> None:
             f"the reader's certificate has SHA-256 {seen}, not the pinned "
             f"{settings.tls_fingerprint}: refusing the connection"
         )
+
+
+def _refusal_status(message: LLRPMessage) -> str:
+    """``ADD_ROSPEC_RESPONSE: M_ParameterError 'why'`` for a response whose LLRPStatus is
+    not success, naming the parameter or field the reader points at ("" otherwise)."""
+    for name, body in (message.msgdict or {}).items():
+        status = body.get("LLRPStatus") if isinstance(body, dict) else None
+        if not isinstance(status, dict) or status.get("StatusCode") in (None, 0, "M_Success"):
+            continue
+        text = f"{name}: {status.get('StatusCode')} {status.get('ErrorDescription', '')!r}"
+        for key in ("ParameterError", "FieldError"):
+            if status.get(key):
+                text += f" ({key} {status[key]})"
+        return text
+    return ""
 
 
 def _attempt_status(message: LLRPMessage) -> int | None:

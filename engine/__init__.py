@@ -68,7 +68,11 @@ Run folder (stable names; the case workflow and golden register build on them):
     asset_key, asset_tag, serial, action (update | create | retire | review), field,
     current_value, proposed_value, reason.
 ``bad_rows.csv``
-    every row kept out, from freeze and from the run: source, file, line, reason.
+    every row kept out (a line the reader cannot split, a record without any
+    identifier), from freeze and from the run: source, file, line, reason.
+``bad_values.csv``
+    every value that did not parse and was emptied, its record kept: source, file,
+    line, column (the export's header), value, reason.
 ``report.md`` / ``report.html``
     summary with totals, per type/priority/location, the variance rate and the
     seed's <5 % / >15 % bands, and the variance review table in the seed's layout.

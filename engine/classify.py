@@ -36,7 +36,7 @@ from datetime import timedelta
 from tagsweep.domain import VarianceType
 from tagsweep.engine.stages import RunContext, Stage, lit
 
-CONFLICT_FIELDS = ("serial", "manufacturer", "model", "location", "status")
+CONFLICT_FIELDS = ("serial", "manufacturer", "model", "location", "status", "value")
 
 #: The columns of every variance branch, in order (``detail_key`` tells apart variances
 #: of one type on one asset; ids, priority and SLA are added by ``variances``).
@@ -102,19 +102,21 @@ def stages(ctx: RunContext) -> list[Stage]:
     )
     mdm_user = (
         """
-    SELECT asset_key, first.custodian, first.custodian_key, first.source
+    SELECT asset_key, first.custodian, first.custodian_key, first.custodian_alt, first.source
     FROM (
-        -- one arg_min carrying the three columns: each one compares the keys again
+        -- one arg_min carrying the columns: each one compares the keys again
         SELECT asset_key,
             arg_min({'custodian': custodian, 'custodian_key': custodian_key,
-                     'source': source}, (source, line)) AS first
+                     'custodian_alt': custodian_alt, 'source': source}, (source, line))
+                AS first
         FROM record_links
         WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL
         GROUP BY asset_key
     )"""
         if has_mdm
         else no_mdm + ", CAST(NULL AS VARCHAR) AS custodian, "
-        "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS source WHERE false"
+        "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS custodian_alt, "
+        "CAST(NULL AS VARCHAR) AS source WHERE false"
     )
     asset_sources = [src for src in ctx.sources if src.role != "hr"]
     # sources can only disagree when there are several; only records of a non-register
@@ -128,10 +130,10 @@ def stages(ctx: RunContext) -> list[Stage]:
     # the register-centred variance types, over one row of ``joined`` below
     checks = {
         "is_retired": "ret_present AND (found OR ma_present)",
-        "is_missing": "expected_here AND NOT matched",
+        "is_missing": "expected_here AND NOT matched" if ctx.counted else "false",
         "is_custodian": "custodian_key IS NOT NULL AND ("
         "(found_custodian_key IS NOT NULL AND found_custodian_key <> custodian_key) "
-        "OR (mu_custodian_key IS NOT NULL AND mu_custodian_key <> custodian_key) "
+        "OR mu_differs "
         "OR custodian_leaver)",
         "is_location": "found AND location IS NOT NULL AND found_location IS NOT NULL "
         "AND NOT loc_within(location, found_location)",
@@ -139,7 +141,13 @@ def stages(ctx: RunContext) -> list[Stage]:
         f"AND found_condition_key <> condition_key) OR status IN {found_bad})",
         "is_stale": f"NOT expected_here AND coalesce(status, '') NOT IN {not_stale} "
         "AND NOT matched AND (last_seen IS NULL "
-        f"OR last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00')",
+        f"OR last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00')"
+        if ctx.counted
+        # without a count only what a source saw long ago is stale, not what none tracks
+        else f"coalesce(status, '') NOT IN {not_stale} "
+        f"AND last_seen < TIMESTAMPTZ '{stale_before} 00:00:00+00'",
+        # reported missing or stolen, yet the MDM sees it checking in
+        "is_lost_active": "NOT found AND ma_present AND lost_present",
     }
     any_check = " OR ".join(f"({c})" for c in checks.values())
     flags = ", ".join(f"coalesce({c}, false) AS {name}" for name, c in checks.items())
@@ -151,6 +159,15 @@ WITH ret AS (
                    ORDER BY coalesce(status_label, status)) AS labels,
         string_agg(DISTINCT source, ',' ORDER BY source) AS sources
     FROM record_links WHERE asset_key IS NOT NULL AND status IN {retired} GROUP BY asset_key
+), lost AS (
+    -- a source says missing or stolen (not necessarily the register's source of truth)
+    SELECT asset_key,
+        string_agg(DISTINCT coalesce(status_label, status), ', '
+                   ORDER BY coalesce(status_label, status)) AS labels,
+        string_agg(DISTINCT status, ', ' ORDER BY status) AS statuses,
+        string_agg(DISTINCT source, ',' ORDER BY source) AS sources
+    FROM record_links WHERE asset_key IS NOT NULL AND status IN ('missing', 'stolen')
+    GROUP BY asset_key
 ), mdm_active AS ({mdm_active}
 ), mdm_user AS ({mdm_user}
 ), unconfirmed AS (
@@ -168,18 +185,27 @@ WITH ret AS (
         f.asset_key IS NOT NULL OR u.asset_key IS NOT NULL AS matched,
         ret.asset_key IS NOT NULL AS ret_present,
         ret.labels AS ret_labels, ret.sources AS ret_sources,
+        lost.asset_key IS NOT NULL AS lost_present, lost.labels AS lost_labels,
+        lost.statuses AS lost_statuses, lost.sources AS lost_sources,
         ma.asset_key IS NOT NULL AS ma_present, ma.source AS ma_source,
         ma.last_seen AS ma_last_seen,
         mu.custodian AS mu_custodian, mu.custodian_key AS mu_custodian_key,
+        -- the MDM's user is another person: no key of one is a key of the other
+        coalesce(mu.custodian_key IS NOT NULL AND r.custodian_key IS NOT NULL AND NOT (
+            mu.custodian_key = r.custodian_key
+            OR mu.custodian_key IS NOT DISTINCT FROM r.custodian_alt
+            OR mu.custodian_alt IS NOT DISTINCT FROM r.custodian_key
+            OR mu.custodian_alt = r.custodian_alt), false) AS mu_differs,
         mu.source AS mu_source
     FROM (
-        SELECT asset_key, status, location, custodian_key, custodian_leaver, condition_key,
-            last_seen, custodian_source
+        SELECT asset_key, status, location, custodian_key, custodian_alt, custodian_leaver,
+            condition_key, last_seen, custodian_source
         FROM register
     ) r
     LEFT JOIN found_assets f ON f.asset_key = r.asset_key
     LEFT JOIN unconfirmed u ON u.asset_key = r.asset_key
     LEFT JOIN ret ON ret.asset_key = r.asset_key
+    LEFT JOIN lost ON lost.asset_key = r.asset_key
     LEFT JOIN mdm_active ma ON ma.asset_key = r.asset_key
     LEFT JOIN mdm_user mu ON mu.asset_key = r.asset_key AND r.custodian_source <> mu.source
 ), flagged AS (
@@ -234,15 +260,20 @@ WITH regrec AS NOT MATERIALIZED (
         l.manufacturer_key IS NOT NULL AND r.manufacturer_key IS NOT NULL
             AND l.manufacturer_key <> r.manufacturer_key
             AND l.source <> r.manufacturer_source AS c_manufacturer,
-        l.model_key IS NOT NULL AND r.model_key IS NOT NULL AND l.model_key <> r.model_key
+        l.model_key IS NOT NULL AND r.model_key IS NOT NULL
+            AND NOT model_within(l.model_key, r.model_key)
             AND l.source <> r.model_source AS c_model,
         l.location IS NOT NULL AND r.location IS NOT NULL
             AND NOT loc_within(l.location, r.location)
             AND l.source <> r.location_source AS c_location,
         l.status IS NOT NULL AND r.status IS NOT NULL AND l.status <> r.status
             AND l.source <> r.status_source AS c_status,
+        -- costs (not book values) of one device differ by more than 1 % (or 1 unit)
+        l.value IS NOT NULL AND r.value IS NOT NULL AND l.value_is_cost AND r.value_is_cost
+            AND abs(l.value - r.value) > greatest(1.0, 0.01 * abs(r.value))
+            AND l.source <> r.value_source AS c_value,
         l.serial, l.manufacturer, l.model, l.location, coalesce(l.status_label, l.status)
-            AS status
+            AS status, l.value
     FROM record_links l JOIN register r ON r.asset_key = l.asset_key
     WHERE {several_sources}
 ), conflict_rows AS (
@@ -260,8 +291,11 @@ WITH regrec AS NOT MATERIALIZED (
     FROM conflict_rows GROUP BY asset_key, field
 ), unlinked AS (
     SELECT *, coalesce(asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial,
-                       'HW:' || coalesce(hardware_uuid, mac)) AS key
-    FROM record_links WHERE {unlinked_possible}
+                       'HW:' || coalesce(hardware_uuid, mac), 'ID:' || source || '|' || record_id)
+        AS key
+    FROM record_links WHERE {unlinked_possible} AND probable_key IS NULL
+), near AS (
+    SELECT * FROM record_links WHERE {unlinked_possible} AND probable_key IS NOT NULL
 )
 SELECT 'retired_but_active', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.manufacturer,
     a.model, 'Status: ' || a.ret_labels,
@@ -346,13 +380,42 @@ FROM matches m JOIN register r ON r.asset_key = m.asset_key
 WHERE m.match_status = 'probable'
 
 UNION ALL
+SELECT 'probable_match', r.asset_key,
+    'source:' || n.source || '|' || coalesce(n.serial, n.asset_tag, CAST(n.line AS VARCHAR)),
+    r.asset_tag, r.serial, NULL, r.manufacturer, r.model,
+    concat_ws(' / ', 'Tag: ' || r.asset_tag, 'Serial: ' || r.serial),
+    concat_ws(' / ', 'Tag: ' || n.asset_tag, 'Serial: ' || n.serial) || ' (' || n.source || ')',
+    r.location, NULL, n.source, NULL, r.value, r.category,
+    n.source || ' line ' || CAST(n.line AS VARCHAR) || ' carries a ' || n.probable_reason
+        || ' of this asset: confirm it on the device and correct ' || n.source
+        || ' (never merged automatically).',
+    to_json({{'source': n.source, 'line': n.line, 'reason': n.probable_reason,
+              'source_asset_tag': n.asset_tag, 'source_serial': n.serial,
+              'register_asset_tag': r.asset_tag, 'register_serial': r.serial,
+              'register_source': coalesce(r.serial_source, r.asset_tag_source)}})
+FROM near n JOIN register r ON r.asset_key = n.probable_key
+
+UNION ALL
+SELECT 'status_condition_mismatch', a.asset_key, 'discovery', a.asset_tag, a.serial, NULL,
+    a.manufacturer, a.model, 'Status: ' || a.lost_labels || ' (' || a.lost_sources || ')',
+    'Active in ' || a.ma_source || ': last seen ' || strftime(a.ma_last_seen, '%Y-%m-%d'),
+    a.location, NULL, a.lost_sources, NULL, a.value, a.category,
+    'Recorded as ' || a.lost_labels || ' (' || a.lost_statuses || ') in ' || a.lost_sources
+        || ' but ' || a.ma_source || ' saw it check in on '
+        || strftime(a.ma_last_seen, '%Y-%m-%d') || ': find the device and correct the record.',
+    to_json({{'recorded_status': a.lost_statuses, 'status_label': a.lost_labels,
+              'status_sources': a.lost_sources, 'discovery_source': a.ma_source,
+              'discovery_last_seen': strftime(a.ma_last_seen, '%Y-%m-%dT%H:%M:%SZ')}})
+FROM asset_checks a WHERE a.is_lost_active
+
+UNION ALL
 SELECT 'custodian_mismatch', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.manufacturer,
     a.model,
     concat_ws(' / ', 'Serial: ' || a.serial, 'User: ' || a.custodian),
     CASE
         WHEN a.found_custodian_key IS NOT NULL AND a.found_custodian_key <> a.custodian_key
         THEN concat_ws(' / ', 'Serial: ' || a.observed_serial, 'User: ' || a.found_custodian)
-        WHEN a.mu_custodian_key IS NOT NULL AND a.mu_custodian_key <> a.custodian_key
+        WHEN a.mu_differs
         THEN 'User: ' || a.mu_custodian || ' (' || a.mu_source || ')'
         ELSE 'User: ' || a.custodian || ' has left (HR)'
     END,
@@ -361,7 +424,7 @@ SELECT 'custodian_mismatch', a.asset_key, '', a.asset_tag, a.serial, a.epc, a.ma
         WHEN a.found_custodian_key IS NOT NULL AND a.found_custodian_key <> a.custodian_key
         THEN 'The count found the device with ' || a.found_custodian || ', the register '
              || 'assigns it to ' || a.custodian || ': confirm the handoff with both.'
-        WHEN a.mu_custodian_key IS NOT NULL AND a.mu_custodian_key <> a.custodian_key
+        WHEN a.mu_differs
         THEN a.mu_source || ' says ' || a.mu_custodian || ' uses the device, the register '
              || 'assigns it to ' || a.custodian || ': confirm who holds it.'
         ELSE 'Assigned to ' || a.custodian || ', who has left: recover the device '
@@ -418,6 +481,7 @@ SELECT 'source_conflict', r.asset_key, g.field, r.asset_tag, r.serial, NULL, r.m
         WHEN 'manufacturer' THEN r.manufacturer || ' (' || r.manufacturer_source || ')'
         WHEN 'model' THEN r.model || ' (' || r.model_source || ')'
         WHEN 'location' THEN r.location || ' (' || r.location_source || ')'
+        WHEN 'value' THEN CAST(r.value AS VARCHAR) || ' (' || r.value_source || ')'
         ELSE r.status_label || ' (' || r.status_source || ')' END,
     g.field || ': ' || g.found,
     r.location, NULL, g.sources, NULL, r.value, r.category,
@@ -434,7 +498,7 @@ SELECT 'source_conflict', u.key, 'presence:' || u.source, u.asset_tag, u.serial,
     u.source || ' holds a device the register does not: register it or remove it from '
         || u.source || '.',
     to_json({{'source': u.source, 'line': u.line, 'hostname': u.hostname,
-              'custodian': u.custodian}})
+              'custodian': u.custodian, 'record_id': u.record_id}})
 FROM unlinked u
 
 UNION ALL

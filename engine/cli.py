@@ -122,8 +122,9 @@ def freeze_command(
             "--source",
             "-s",
             help="NAME[:PRESET]=FILE, e.g. itam:snipeit=assets.csv, mdm:intune=devices.csv, "
-            "hr=people.csv. Presets: snipeit, netbox, servicenow, intune, jamf, generic, "
-            "fixed_asset, procurement, hr (default: the name if it is a preset, else generic).",
+            "hr=people.csv. Presets: snipeit, netbox, servicenow, intune, jamf, sap_fiaa, "
+            "generic, fixed_asset, procurement, hr (default: the name if it is a preset, "
+            "else generic, whose role the name gives: mdm, fixed_asset, procurement, hr).",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="New, empty snapshot directory.")],
@@ -152,18 +153,43 @@ def freeze_command(
     except FreezeError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=1) from None
+    from tagsweep.engine.export_rules import contribution, key_columns
+
     table = Table(title=f"snapshot {out}")
-    for col in ("source", "preset", "role", "rows", "bad rows", "exported at", "sha256"):
+    for col in (
+        "source", "preset", "role", "rows", "key columns", "contributes",
+        "bad rows", "bad values", "skipped", "encoding", "exported at",
+    ):  # fmt: skip
         table.add_column(col)
     for s in snapshot.sources:
         table.add_row(
-            s.name, s.preset, s.role, str(s.rows), str(s.bad_rows), s.exported_at, s.sha256[:12]
+            s.name,
+            s.preset,
+            s.role,
+            str(s.rows),
+            key_columns(s.columns),
+            contribution(s.role, s.columns),
+            str(s.bad_rows),
+            str(s.bad_values),
+            str(s.skipped_rows),
+            s.encoding or s.format,
+            s.exported_at,
         )
     console.print(table)
     for bad in snapshot.bad_rows[:20]:
         err_console.print(f"bad row: {bad.file}:{bad.line}: {bad.reason}", markup=False)
     if len(snapshot.bad_rows) > 20:
         err_console.print(f"... {len(snapshot.bad_rows) - 20} more in snapshot.json")
+    for bad_value in snapshot.bad_values[:20]:
+        err_console.print(
+            f"bad value (field emptied, record kept): {bad_value.file}:{bad_value.line} "
+            f"column {bad_value.column!r}: {bad_value.value!r} {bad_value.reason}",
+            markup=False,
+        )
+    if len(snapshot.bad_values) > 20:
+        err_console.print(f"... {len(snapshot.bad_values) - 20} more in snapshot.json")
+    for row in snapshot.skipped_rows:
+        err_console.print(f"skipped: {row.file}:{row.line}: {row.reason}", markup=False)
     for warning in snapshot.warnings:
         err_console.print(f"warning: {warning}", markup=False)
 
@@ -298,7 +324,8 @@ def _print_run(result: RunResult, out: Path) -> None:
     console.print(
         f"register {counts['register_assets']}  expected {counts['expected_in_count']}  "
         f"found {counts['found']}  counted items {counts['counted_items']}  "
-        f"bad rows {counts['bad_rows']}"
+        f"bad rows {counts['bad_rows']}  bad values {counts.get('bad_values', 0)} "
+        "(bad_values.csv)"
     )
     rate = float(counts["variance_rate_percent"])
     console.print(f"variances {counts['variances']}  rate {rate:.1f} % ({band(rate)})")

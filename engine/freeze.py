@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,16 @@ import pyarrow.parquet as pq
 from tagsweep import __version__
 from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.engine import sandbox
-from tagsweep.engine.hygiene import duplicate_headers, strip_nul, unique_names
+from tagsweep.engine.export_rules import (
+    BadValue,
+    ExportAt,
+    RoleError,
+    SkippedRow,
+    find_bad_values,
+    resolve_roles,
+    skip_footer_rows,
+)
+from tagsweep.engine.hygiene import duplicate_headers, free_name, strip_nul, unique_names
 from tagsweep.engine.limits import (
     LimitError,
     RowBudget,
@@ -40,6 +49,7 @@ from tagsweep.engine.limits import (
     check_table,
     check_zip,
 )
+from tagsweep.engine.normalize import MACROS
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident, lit
 from tagsweep.hashing import sha256_file
@@ -96,6 +106,8 @@ class FrozenSource:
     columns: dict[str, list[str] | str]
     format: str
     encoding: str | None = None
+    bad_values: int = 0
+    skipped_rows: int = 0
 
 
 @dataclass(slots=True)
@@ -107,6 +119,10 @@ class Snapshot:
     frozen_at: str
     warnings: list[str] = field(default_factory=list)
     bad_rows: list[BadRow] = field(default_factory=list)
+    #: values that will not parse (the run empties them, keeping the record)
+    bad_values: list[BadValue] = field(default_factory=list)
+    #: rows that are not records (UI footers and totals), skipped
+    skipped_rows: list[SkippedRow] = field(default_factory=list)
 
     def source(self, name: str) -> FrozenSource:
         for src in self.sources:
@@ -115,12 +131,44 @@ class Snapshot:
         raise KeyError(name)
 
 
-def _detect_encoding(path: Path) -> str:
-    """utf-8 (with or without BOM), utf-16 by BOM, else latin-1: what exports use."""
+@dataclass(frozen=True, slots=True)
+class TextEncoding:
+    """How a text export is decoded: ``encoding`` for the whole file, except the
+    ``foreign_lines`` (a UTF-8 file with a few windows-1252 lines), decoded as
+    ``FALLBACK_ENCODING`` one by one."""
+
+    encoding: str
+    foreign_lines: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if not self.foreign_lines:
+            return self.encoding
+        return f"{self.encoding} ({len(self.foreign_lines)} line(s) {FALLBACK_ENCODING})"
+
+
+#: What a byte that is not UTF-8 most likely is: Excel on Windows in Western Europe and
+#: the Americas saves "CSV" as windows-1252 (a superset of latin-1 with '€' at 0x80).
+FALLBACK_ENCODING = "windows-1252"
+
+
+def _single_byte(data: bytes) -> str:
+    try:
+        data.decode(FALLBACK_ENCODING)
+    except UnicodeDecodeError:
+        return "latin-1"  # bytes windows-1252 leaves undefined (0x81, 0x8D, ...)
+    return FALLBACK_ENCODING
+
+
+def detect_encoding(path: Path) -> TextEncoding:
+    """UTF-16 by BOM; UTF-8 (with or without BOM) when every byte fits; windows-1252
+    (latin-1 where it has no character) when no line is UTF-8 beyond ASCII; and when
+    most non-ASCII lines are UTF-8 but a few are not, UTF-8 with those lines read as
+    windows-1252 and named, instead of a whole file of mojibake."""
     with path.open("rb") as fh:
         head = fh.read(4)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
+        return TextEncoding("utf-16")
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with path.open("rb") as fh:
@@ -128,20 +176,65 @@ def _detect_encoding(path: Path) -> str:
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
+        pass
+    else:
+        return TextEncoding("utf-8")
+    utf8_lines = 0
+    foreign: list[int] = []
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.isascii():
+                continue
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                foreign.append(number)
+            else:
+                utf8_lines += 1
+    if utf8_lines == 0:
+        return TextEncoding(_single_byte(path.read_bytes()))
+    return TextEncoding("utf-8", tuple(foreign))
 
 
-def _csv_to_utf8(path: Path, encoding: str, tmp_dir: Path) -> Path:
-    if encoding == "utf-8":
+def _detect_encoding(path: Path) -> str:
+    return detect_encoding(path).encoding
+
+
+def decode_lines(path: Path, enc: TextEncoding) -> Iterator[str]:
+    """The file's text, line by line, each line in the encoding it is in."""
+    if not enc.foreign_lines:
+        with path.open(encoding=enc.encoding, newline="") as fh:
+            yield from fh
+        return
+    foreign = set(enc.foreign_lines)
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if number in foreign:
+                yield line.decode(_single_byte(line), errors="replace")
+            else:
+                yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+
+
+def _csv_to_utf8(path: Path, enc: TextEncoding, tmp_dir: Path) -> Path:
+    if enc.encoding == "utf-8" and not enc.foreign_lines:
         return path
     out = tmp_dir / (path.stem + ".utf8.csv")
-    with (
-        path.open(encoding=encoding, newline="") as src,
-        out.open("w", encoding="utf-8", newline="") as dst,
-    ):
-        shutil.copyfileobj(src, dst)
+    with out.open("w", encoding="utf-8", newline="") as dst:
+        dst.writelines(decode_lines(path, enc))
     return out
+
+
+def encoding_warning(source: str, path: Path, enc: TextEncoding) -> str | None:
+    """What to tell the user about a UTF-8 file with lines in another encoding."""
+    if not enc.foreign_lines:
+        return None
+    shown = ", ".join(str(n) for n in enc.foreign_lines[:10])
+    more = f" and {len(enc.foreign_lines) - 10} more" if len(enc.foreign_lines) > 10 else ""
+    return (
+        f"source {source}: {path.name} is UTF-8 but line(s) {shown}{more} are not; they "
+        f"were read as {FALLBACK_ENCODING} (one such byte would otherwise turn every accent "
+        "in the file into mojibake): check those values, and export the file as UTF-8"
+    )
 
 
 def _physical_lines(path: Path) -> int:
@@ -212,13 +305,18 @@ def _accepted_lines(
     return np.asarray(record_lines, dtype=np.int64)[records - 1]
 
 
-def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[BadRow], str]:
+def read_csv(
+    path: Path, source: str, tmp_dir: Path, encoding: str | None = None
+) -> tuple[pa.Table, list[BadRow], TextEncoding]:
     """Every column as text plus ``_line``; rows DuckDB cannot parse become bad rows.
 
     ``_line`` and the bad rows' lines are lines of the file as an editor shows them,
-    also after a quoted value that spans lines."""
-    encoding = _detect_encoding(path)
-    readable = _csv_to_utf8(path, encoding, tmp_dir)
+    also after a quoted value that spans lines. ``encoding`` overrides detection."""
+    enc = TextEncoding(encoding) if encoding else detect_encoding(path)
+    try:
+        readable = _csv_to_utf8(path, enc, tmp_dir)
+    except UnicodeDecodeError as exc:
+        raise FreezeError(f"{path}: not {enc.encoding} at byte {exc.start}: {exc.reason}") from None
     con = sandbox.connect(read=[readable])
     try:
         con.execute(
@@ -248,10 +346,11 @@ def read_csv(path: Path, source: str, tmp_dir: Path) -> tuple[pa.Table, list[Bad
         where = record_lines[int(line) - 1] if record_lines is not None else int(line)
         bad.append(BadRow(source, path.name, where, f"{kind}: {message}".strip()))
     lines = _accepted_lines(table.num_rows, seen, record_lines)
+    table = table.rename_columns(free_name(table.column_names, LINE_COLUMN))
     table = table.append_column(LINE_COLUMN, pa.array(lines, pa.int64()))
     if first is not None and len(first) == table.num_columns - 1:
         table = with_header(table, [str(v or "") for v in first])
-    return table, bad, encoding
+    return table, bad, enc
 
 
 def _cell_text(value: object) -> str | None:
@@ -317,7 +416,7 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
                     width = max(i for i, c in enumerate(cells) if c) + 1
                     original = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
                     budget.width(len(original), number)
-                    header = unique_names(original)
+                    header = free_name(unique_names(original), LINE_COLUMN)
                     columns = {h: [] for h in header}
                 continue
             if not any(cells):
@@ -373,7 +472,7 @@ def _envelope_records(data: Mapping[str, Any]) -> Any:
 
 def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
     """A JSON array of objects, an API envelope holding one, or JSON Lines."""
-    text = path.read_text(encoding=_detect_encoding(path)).lstrip("\ufeff")
+    text = "".join(decode_lines(path, detect_encoding(path))).lstrip("\ufeff")
     records: list[tuple[int, Mapping[str, Any]]] = []
     bad: list[BadRow] = []
     try:
@@ -412,9 +511,12 @@ def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
     filled = {k for _, row in flat for k, v in row.items() if v is not None}
     nested = {k.rsplit(".", 1)[0] for k in names if "." in k}
     names = {k: None for k in names if k in filled or not _is_prefix(k, nested)}
-    arrays = {k: pa.array([row.get(k) for _, row in flat], pa.string()) for k in names}
+    arrays = {
+        free: pa.array([row.get(k) for _, row in flat], pa.string())
+        for k, free in zip(names, free_name(list(names), LINE_COLUMN), strict=True)
+    }
     arrays[LINE_COLUMN] = pa.array([n for n, _ in flat], pa.int64())
-    return pa.table(arrays), bad
+    return with_header(pa.table(arrays), list(names)), bad
 
 
 def read_parquet(path: Path) -> pa.Table:
@@ -425,7 +527,8 @@ def read_parquet(path: Path) -> pa.Table:
             for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
         ]
         cols = ", ".join(
-            f"CAST({ident(n)} AS VARCHAR) AS {ident(n)}" for n in names if n != LINE_COLUMN
+            f"CAST({ident(n)} AS VARCHAR) AS {ident(free)}"
+            for n, free in zip(names, free_name(names, LINE_COLUMN), strict=True)
         )
         return con.sql(
             f"SELECT {cols}, CAST(file_row_number + 1 AS BIGINT) AS {LINE_COLUMN} "
@@ -439,20 +542,25 @@ def read_parquet(path: Path) -> pa.Table:
 
 
 def read_export(
-    path: Path, source: str, tmp_dir: Path, limits: ExportLimits | None = None
-) -> tuple[pa.Table, list[BadRow], str, str]:
-    """(table of text columns + ``_line``, bad rows, format, encoding) of any export,
-    within ``limits`` (engine.limits: checked before, while and after reading)."""
+    path: Path,
+    source: str,
+    tmp_dir: Path,
+    limits: ExportLimits | None = None,
+    encoding: str | None = None,
+) -> tuple[pa.Table, list[BadRow], str, TextEncoding | None]:
+    """(table of text columns + ``_line``, bad rows, format, text encoding) of any
+    export, within ``limits`` (engine.limits: checked before, while and after reading);
+    ``encoding`` overrides the detection for CSV."""
     limits = limits or ExportLimits()
     try:
         check_file_size(path, limits)
         if path.suffix.lower() in {".json", ".jsonl", ".ndjson"}:
             check_json_depth(path.read_bytes(), path, limits)
-        table, bad, fmt, encoding = _read_export(path, source, tmp_dir, limits)
+        table, bad, fmt, enc = _read_export(path, source, tmp_dir, limits, encoding)
         check_table(table, path, limits, LINE_COLUMN)
     except LimitError as exc:
         raise FreezeError(str(exc)) from None
-    return hygiene(table, path), bad, fmt, encoding
+    return hygiene(table, path), bad, fmt, enc
 
 
 _HEADER_KEY = b"tagsweep.header"
@@ -471,6 +579,12 @@ def hygiene(table: pa.Table, path: Path) -> pa.Table:
     meta = table.schema.metadata or {}
     original = json.loads(meta[_HEADER_KEY]) if _HEADER_KEY in meta else names
     notes = [f"{path.name}: {n}" for n in duplicate_headers(original, names)]
+    renamed = [k for o, k in zip(original, names, strict=False) if o.lower() == LINE_COLUMN]
+    notes += [
+        f"{path.name}: column {LINE_COLUMN!r} is kept as {k!r} (the snapshot's "
+        f"{LINE_COLUMN!r} holds the line numbers)"
+        for k in renamed
+    ]
     table, nul = strip_nul(table, LINE_COLUMN)
     if nul:
         notes.append(f"{path.name}: {nul}")
@@ -486,15 +600,15 @@ def take_notes(table: pa.Table) -> tuple[pa.Table, list[str]]:
 
 
 def _read_export(
-    path: Path, source: str, tmp_dir: Path, limits: ExportLimits
-) -> tuple[pa.Table, list[BadRow], str, str]:
+    path: Path, source: str, tmp_dir: Path, limits: ExportLimits, encoding: str | None
+) -> tuple[pa.Table, list[BadRow], str, TextEncoding | None]:
     suffix = path.suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
         table, bad = read_xlsx(path, source, limits)
-        return table, bad, "xlsx", ""
+        return table, bad, "xlsx", None
     if suffix in {".json", ".jsonl", ".ndjson"}:
         table, bad = read_json(path, source)
-        return table, bad, "json", ""
+        return table, bad, "json", detect_encoding(path)
     if suffix == ".parquet":
         table = read_parquet(path)
         written = pq.read_schema(path).names
@@ -504,13 +618,14 @@ def _read_export(
             # strips the NUL and says so)
             names = [w if "\x00" in w else n for w, n in zip(written, read, strict=True)]
             table = table.rename_columns([*names, LINE_COLUMN])
-        return with_header(table, written), [], "parquet", ""
-    table, bad, encoding = read_csv(path, source, tmp_dir)
-    return table, bad, "csv", encoding
+        return with_header(table, written), [], "parquet", None
+    table, bad, enc = read_csv(path, source, tmp_dir, encoding)
+    return table, bad, "csv", enc
 
 
-def preset_for(spec: SourceSpec, settings: EngineSection) -> tuple[Preset, str]:
-    """The preset and role of a source: explicit, configured, or named after the source."""
+def preset_for(spec: SourceSpec, settings: EngineSection) -> tuple[Preset, str | None]:
+    """The preset of a source (explicit, configured, or named after the source) and
+    its configured role, if any (``resolve_roles`` decides the rest)."""
     configured = settings.sources.get(spec.name)
     name = spec.preset or (configured.preset if configured else None)
     if name is None:
@@ -519,9 +634,7 @@ def preset_for(spec: SourceSpec, settings: EngineSection) -> tuple[Preset, str]:
         raise FreezeError(
             f"source {spec.name!r}: unknown preset {name!r}; known: {sorted(PRESETS)}"
         )
-    preset = PRESETS[name]
-    role = (configured.role if configured and configured.role else None) or preset.role
-    return preset, role
+    return PRESETS[name], (configured.role if configured and configured.role else None)
 
 
 def _exported_at(
@@ -534,9 +647,8 @@ def _exported_at(
         con = sandbox.connect()
         try:
             con.register("t", table.select([column]))
-            row = con.execute(
-                f"SELECT max(TRY_CAST({ident(column)} AS TIMESTAMPTZ)) FROM t"
-            ).fetchall()[0]
+            con.execute(MACROS)
+            row = con.execute(f"SELECT max(ts_parse({ident(column)})) FROM t").fetchall()[0]
         finally:
             con.close()
         if row and row[0] is not None:
@@ -581,16 +693,35 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
     sources: list[FrozenSource] = []
     bad_rows: list[BadRow] = []
     hygiene_notes: list[str] = []
+    bad_values: list[BadValue] = []
+    skipped: list[SkippedRow] = []
+    warnings: list[str] = hygiene_notes
+    presets = {spec.name: preset_for(spec, settings) for spec in specs}
+    try:
+        roles = resolve_roles([(n, p, r) for n, (p, r) in presets.items()], settings)
+    except RoleError as exc:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise FreezeError(str(exc)) from None
+    con = sandbox.connect()  # UTC; reads only the Arrow tables registered with it
+    con.execute(MACROS)
     try:
         for spec in specs:
             if not spec.path.is_file():
                 raise FreezeError(f"source {spec.name!r}: {spec.path} does not exist")
-            preset, role = preset_for(spec, settings)
-            table, bad, fmt, encoding = read_export(spec.path, spec.name, tmp_dir, settings.limits)
+            preset, role = presets[spec.name][0], roles[spec.name]
+            configured = settings.sources.get(spec.name)
+            table, bad, fmt, enc = read_export(
+                spec.path,
+                spec.name,
+                tmp_dir,
+                settings.limits,
+                configured.encoding if configured else None,
+            )
             table, notes = take_notes(table)
             hygiene_notes += [f"source {spec.name}: {n}" for n in notes]
+            if enc is not None and (note := encoding_warning(spec.name, spec.path, enc)):
+                warnings.append(note)
             headers = [c for c in table.column_names if c != LINE_COLUMN]
-            configured = settings.sources.get(spec.name)
             overrides = dict(configured.columns) if configured else {}
             known = {header_key(h) for h in headers}
             absent = sorted(c for c in overrides.values() if header_key(c) not in known)
@@ -607,6 +738,11 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
                     f"{' / '.join(preset.required_any)} (preset {preset.name}); it has "
                     f"{headers}. Map them in [engine.sources.{spec.name}.columns]."
                 )
+            table, footers = skip_footer_rows(table, columns, spec.name, spec.path.name)
+            skipped.extend(footers)
+            export = ExportAt(spec.name, spec.path.name, preset, columns)
+            values = find_bad_values(con, table, export, settings)
+            bad_values.extend(values)
             exported_at = _exported_at(spec, table, columns)
             copy_name = f"exports/{spec.name}{spec.path.suffix.lower()}"
             shutil.copyfile(spec.path, out_dir / copy_name)
@@ -629,12 +765,14 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
                     exported_at=exported_at.isoformat(),
                     columns=columns,
                     format=fmt,
-                    encoding=encoding or None,
+                    encoding=enc.label if enc is not None else None,
+                    bad_values=len(values),
+                    skipped_rows=len(footers),
                 )
             )
     finally:
+        con.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    warnings: list[str] = hygiene_notes
     times = [datetime.fromisoformat(s.exported_at) for s in sources]
     if len(times) > 1:
         spread = (max(times) - min(times)).total_seconds() / 3600
@@ -652,6 +790,8 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
         frozen_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
         warnings=warnings,
         bad_rows=bad_rows,
+        bad_values=bad_values,
+        skipped_rows=skipped,
     )
     write_manifest(snapshot)
     return snapshot
@@ -667,6 +807,8 @@ def write_manifest(snapshot: Snapshot) -> None:
         ],
         "warnings": snapshot.warnings,
         "bad_rows": [asdict(b) for b in snapshot.bad_rows],
+        "bad_values": [asdict(b) for b in snapshot.bad_values],
+        "skipped_rows": [asdict(b) for b in snapshot.skipped_rows],
     }
     path = snapshot.directory / SNAPSHOT_MANIFEST
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -703,6 +845,8 @@ def load_snapshot(directory: Path) -> Snapshot:
         frozen_at=data["frozen_at"],
         warnings=list(data.get("warnings", [])),
         bad_rows=[BadRow(**b) for b in data.get("bad_rows", [])],
+        bad_values=[BadValue(**b) for b in data.get("bad_values", [])],
+        skipped_rows=[SkippedRow(**b) for b in data.get("skipped_rows", [])],
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import string
 
+from tagsweep.engine.normalize import custodian_dictionary
 from tagsweep.engine.stages import RunContext, Stage, lit
 from tagsweep.epc import GIAI96_PARTITIONS
 
@@ -80,12 +81,7 @@ WITH loc_d AS (
     SELECT raw, coalesce(lm.canonical, loc_clean(raw)) AS v
     FROM (SELECT DISTINCT location AS raw FROM count_rows)
     LEFT JOIN location_map lm ON lm.key = text_key(raw)
-), cust_d AS (
-    SELECT raw, regexp_replace(blank(raw), '\\s+', ' ', 'g') AS v,
-        coalesce(pk.person_key, nullif(text_key(raw), '')) AS k
-    FROM (SELECT DISTINCT custodian AS raw FROM count_rows)
-    LEFT JOIN person_keys pk ON pk.key = nullif(text_key(raw), '')
-), c AS (
+), cust_d AS CUSTODIAN_DICTIONARY, c AS (
     SELECT *,
         upper(replace(replace(replace(replace(trim(epc), ' ', ''), ':', ''), '-', ''),
                       chr(9), '')) AS epc00,
@@ -240,7 +236,11 @@ def stages(ctx: RunContext) -> list[Stage]:
         if ctx.settings.epc_scheme == "mapping"
         else ""
     )
-    observations = OBSERVATIONS.replace("EPC_TAG", epc_tag_sql(ctx)).replace("EPC_JOIN", epc_join)
+    observations = (
+        OBSERVATIONS.replace("EPC_TAG", epc_tag_sql(ctx))
+        .replace("EPC_JOIN", epc_join)
+        .replace("CUSTODIAN_DICTIONARY", custodian_dictionary("custodian", "count_rows"))
+    )
     return [
         Stage(
             "observations_all",

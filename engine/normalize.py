@@ -12,11 +12,23 @@ configuration names as its source of truth.
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
-from tagsweep.config.engine import HR_FIELDS, REGISTER_FIELDS, EngineSection
-from tagsweep.engine.presets import COMMON_STATUS_MAP, PRESETS
-from tagsweep.engine.stages import RunContext, Stage, ident, lit
+from tagsweep.config.engine import HR_FIELDS, RECORD_FIELDS, REGISTER_FIELDS, EngineSection
+from tagsweep.engine.presets import (
+    COMMON_STATUS_MAP,
+    GENERIC,
+    PLACEHOLDER_MANUFACTURERS,
+    PRESETS,
+    Preset,
+    conventions,
+)
+from tagsweep.engine.stages import RunContext, SourceInput, Stage, ident, lit
+
+#: Every field a source row carries into the normalize stages.
+EXPORT_FIELDS: tuple[str, ...] = REGISTER_FIELDS + RECORD_FIELDS
 
 #: Serials that firmware and imaging tools write when the real one is unknown.
 PLACEHOLDER_SERIALS: tuple[str, ...] = (
@@ -67,6 +79,22 @@ MANUFACTURER_ALIASES: dict[str, str] = {
     "vmware": "VMware",
     "zebra": "Zebra",
     "zebra technologies": "Zebra",
+    "hewlett packard development": "HP",
+    "hp development": "HP",
+    "ibm": "IBM",
+    "international business machines": "IBM",
+    "asus": "ASUS",
+    "asustek computer": "ASUS",
+    "acer": "Acer",
+    "fujitsu": "Fujitsu",
+    "fujitsu technology solutions": "Fujitsu",
+    "arista": "Arista",
+    "arista networks": "Arista",
+    "ubiquiti": "Ubiquiti",
+    "ubiquiti networks": "Ubiquiti",
+    "palo alto networks": "Palo Alto Networks",
+    "fortinet": "Fortinet",
+    "netapp": "NetApp",
 }
 
 #: Employment statuses of people who left (case-insensitive); "false" is a directory's
@@ -77,15 +105,48 @@ LEAVER_STATUSES = (
 )  # fmt: skip
 
 _TS_FORMATS = (
-    "['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d', '%m/%d/%Y %H:%M:%S', "
-    "'%m/%d/%Y %H:%M', '%m/%d/%Y %I:%M %p', '%m/%d/%Y', '%d.%m.%Y %H:%M', '%d.%m.%Y', "
-    "'%Y/%m/%d %H:%M:%S', '%Y/%m/%d']"
+    "['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d %I:%M %p', '%Y-%m-%d %I:%M:%S %p', "
+    "'%Y-%m-%d', '%m/%d/%Y %H:%M:%S', '%m/%d/%Y %H:%M', '%m/%d/%Y %I:%M:%S %p', "
+    "'%m/%d/%Y %I:%M %p', '%m/%d/%Y', '%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M', '%d.%m.%Y', "
+    "'%Y/%m/%d %H:%M:%S', '%Y/%m/%d', '%d-%b-%Y', '%d %b %Y', '%b %d, %Y', "
+    "'%Y-%m-%d at %I:%M %p', '%Y-%m-%d at %H:%M', '%m/%d/%Y, %I:%M:%S %p', "
+    "'%m/%d/%Y, %I:%M %p', '%m/%d/%Y, %H:%M:%S', '%d.%m.%Y, %H:%M:%S']"
 )
+#: The same, day first where day and month could swap ("03/04/2026" is 3 April).
+_TS_FORMATS_DMY = _TS_FORMATS.replace("%m/%d/%Y", "%d/%m/%Y")
 
 MACROS = f"""
-CREATE OR REPLACE MACRO ts_parse(x) AS coalesce(
-    TRY_CAST(x AS TIMESTAMPTZ), CAST(try_strptime(x, {_TS_FORMATS}) AS TIMESTAMPTZ));
-CREATE OR REPLACE MACRO money_text(x) AS regexp_replace(x, '[$€£\\s]|USD|EUR|GBP', '', 'g');
+-- dates that mean "none": .NET's DateTime.MinValue / MaxValue, SAP's 00.00.0000
+CREATE OR REPLACE MACRO date_sentinel(x) AS
+    left(ltrim(x), 5) IN ('0001-', '9999-', '0000-', '00.00', '1/1/0', '01/01')
+        AND (contains(x, '0001') OR contains(x, '9999') OR contains(x, '0000'))
+    OR contains(x, '.9999') OR contains(x, '/9999');
+-- Excel's serial day numbers (XLSX cells not formatted as dates): 1927 to 2173
+CREATE OR REPLACE MACRO excel_serial(x) AS CASE
+    WHEN regexp_full_match(x, '[1-9][0-9]{{4}}([.][0-9]+)?')
+    THEN TIMESTAMPTZ '1899-12-30 00:00:00+00'
+         + to_microseconds(CAST(round(CAST(x AS DOUBLE) * 86400000000) AS BIGINT)) END;
+CREATE OR REPLACE MACRO ts_parse0(x, df) AS coalesce(
+    TRY_CAST(x AS TIMESTAMPTZ),
+    CAST(CASE WHEN df THEN try_strptime(x, {_TS_FORMATS_DMY})
+              ELSE try_strptime(x, {_TS_FORMATS}) END AS TIMESTAMPTZ),
+    excel_serial(x));
+CREATE OR REPLACE MACRO ts_parse_as(x, df) AS CASE
+    WHEN x IS NULL OR date_sentinel(x) THEN NULL ELSE ts_parse0(trim(x), df) END;
+CREATE OR REPLACE MACRO ts_parse(x) AS ts_parse_as(x, false);
+-- a date that is written but is neither a date nor a "none" sentinel
+CREATE OR REPLACE MACRO ts_bad(x, df) AS
+    nullif(trim(x), '') IS NOT NULL AND NOT date_sentinel(x) AND ts_parse0(trim(x), df) IS NULL;
+-- currency symbols and ISO codes, spaces (also no-break ones) and Swiss apostrophes go;
+-- "(1,234.00)" and SAP's trailing minus "1.234,00-" are negative
+CREATE OR REPLACE MACRO money_text0(x) AS regexp_replace(upper(trim(x)),
+    '[$€£¥\\s\\x{{a0}}\\x{{202f}}''\\x{{2019}}]'
+    || '|USD|EUR|GBP|CHF|JPY|CAD|AUD|SEK|NOK|DKK|PLN|CZK|INR', '', 'g');
+CREATE OR REPLACE MACRO money_text(x) AS CASE
+    WHEN starts_with(money_text0(x), '(') AND ends_with(money_text0(x), ')')
+    THEN '-' || trim(money_text0(x), '()')
+    WHEN ends_with(money_text0(x), '-') THEN '-' || rtrim(money_text0(x), '-')
+    ELSE money_text0(x) END;
 -- "1.299,00", "1299,50" (decimal comma, as many European exports write money) vs
 -- "1,299.00", "1,299" (thousands commas: a comma before exactly three digits is one)
 CREATE OR REPLACE MACRO num_parse(x) AS CASE
@@ -93,6 +154,13 @@ CREATE OR REPLACE MACRO num_parse(x) AS CASE
         '-?[0-9]{{1,3}}([.][0-9]{{3}})+,[0-9]+|-?[0-9]+,([0-9]{{1,2}}|[0-9]{{4,}})')
     THEN TRY_CAST(replace(replace(money_text(x), '.', ''), ',', '.') AS DOUBLE)
     ELSE TRY_CAST(replace(money_text(x), ',', '') AS DOUBLE) END;
+-- a source that writes a decimal comma: every '.' groups thousands ("1.899" is 1899)
+CREATE OR REPLACE MACRO num_parse_dc(x) AS
+    TRY_CAST(replace(replace(money_text(x), '.', ''), ',', '.') AS DOUBLE);
+CREATE OR REPLACE MACRO num_parse_as(x, dc) AS CASE
+    WHEN x IS NULL THEN NULL
+    WHEN dc THEN num_parse_dc(x)
+    ELSE coalesce(TRY_CAST(x AS DOUBLE), num_parse(x)) END;
 CREATE OR REPLACE MACRO blank(x) AS nullif(trim(x), '');
 CREATE OR REPLACE MACRO serial_clean(x) AS upper(regexp_replace(trim(x), '\\s+', '', 'g'));
 CREATE OR REPLACE MACRO serial_repeated(s) AS
@@ -114,6 +182,32 @@ CREATE OR REPLACE MACRO loc_within(a, b) AS
     a = b OR lower(a) = lower(b) OR starts_with(lower(a), lower(b) || '/')
     OR starts_with(lower(b), lower(a) || '/');
 CREATE OR REPLACE MACRO condition_key(x) AS nullif(lower(trim(regexp_extract(x, '^[^(]*'))), '');
+-- Snipe-IT writes a status as label plus status meta: "Ready to Deploy Deployed" (list
+-- export), "Ready to Deploy (deployed)" (custom report)
+CREATE OR REPLACE MACRO status_meta(x) AS nullif(lower(regexp_extract(trim(x),
+    '(?i)(?:^|\\s|\\()(deployed|pending|archived|deployable|undeployable)\\)?$', 1)), '');
+CREATE OR REPLACE MACRO status_label_part(x) AS lower(trim(regexp_replace(trim(x),
+    '(?i)\\s*\\(?\\s*(deployed|pending|archived|deployable|undeployable)\\s*\\)?$', '')));
+-- a username as a person key: lower case, '.' and '_' as spaces, so that the local
+-- part of ana.ng@corp.example is the name "Ana Ng"
+CREATE OR REPLACE MACRO user_key(x) AS
+    nullif(trim(regexp_replace(lower(x), '[._\\s]+', ' ', 'g')), '');
+-- a user written "First Last (username)": the username
+CREATE OR REPLACE MACRO user_in_parens(x) AS
+    user_key(regexp_extract(x, '\\(([^()]*)\\)\\s*$', 1));
+CREATE OR REPLACE MACRO name_before_parens(x) AS
+    nullif(text_key(regexp_replace(x, '\\s*\\([^()]*\\)\\s*$', '')), '');
+CREATE OR REPLACE MACRO email_local(x) AS CASE
+    WHEN contains(x, '@') THEN user_key(split_part(trim(x), '@', 1)) END;
+-- Lenovo machine-type models as an MDM reports them ("20XW0026US"): not comparable
+-- with a marketing name unless an alias maps their first four characters
+CREATE OR REPLACE MACRO lenovo_mtm(x) AS regexp_full_match(upper(x), '[0-9]{{2}}[A-Z0-9]{{8}}');
+-- one model name is the other's first words ("macbook pro" / "macbook pro 14"): the
+-- same model, written with more or less detail
+CREATE OR REPLACE MACRO model_within(a, b) AS
+    a = b OR starts_with(a, b || ' ') OR starts_with(b, a || ' ');
+-- the numeric core of an asset tag ("AST-000123", "000123", "123" share "123")
+CREATE OR REPLACE MACRO tag_core(t) AS nullif(ltrim(regexp_extract(t, '([0-9]+)$', 1), '0'), '');
 """
 
 
@@ -161,6 +255,31 @@ def create_lookup_tables(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> Non
     con.executemany(
         "INSERT INTO placeholder_serials VALUES (?)", [(p,) for p in sorted(placeholders)]
     )
+    con.execute("CREATE OR REPLACE TABLE placeholder_manufacturers (key VARCHAR PRIMARY KEY)")
+    con.executemany(
+        "INSERT INTO placeholder_manufacturers VALUES (?)",
+        [(p,) for p in sorted(set(PLACEHOLDER_MANUFACTURERS))],
+    )
+    con.execute(
+        f"CREATE OR REPLACE MACRO strip_mfr(m) AS "
+        f"regexp_replace(m, {lit(manufacturer_prefix(settings))}, '')"
+    )
+
+
+_CORPORATE = (
+    r"(?:,?\s+(?:inc|incorporated|corporation|corp|co|ltd|llc|gmbh|ag|company|limited)\.?)*"
+)
+
+
+def manufacturer_prefix(settings: EngineSection) -> str:
+    """A regular expression for a manufacturer's name leading a model, as ServiceNow's
+    display values write it ("Dell Inc. Latitude 7440")."""
+    names = sorted(
+        {*MANUFACTURER_ALIASES, *(a.lower() for a in settings.manufacturer_aliases)},
+        key=lambda n: (-len(n), n),
+    )
+    words = "|".join(re.escape(n).replace("\\ ", "[\\s-]+") for n in names)
+    return f"(?i)^(?:{words}){_CORPORATE}\\s+"
 
 
 def _column_expr(mapping: dict[str, list[str] | str], name: str) -> str:
@@ -195,22 +314,68 @@ COMPANIONS = {
     "manufacturer": ("manufacturer_key",),
     "model": ("model_key",),
     "condition": ("condition_key",),
-    "custodian": ("custodian_key", "custodian_leaver"),
+    "custodian": ("custodian_key", "custodian_alt", "custodian_leaver"),
+    "value": ("value_is_cost",),
 }
+
+
+def custodian_dictionary(column: str, relation: str) -> str:
+    """``raw → v (display), k (person key), leaver, in_hr`` over the distinct custodians
+    of ``relation``: a user is found in HR by the whole text, by the username of
+    "First Last (username)", by the name before it, or by an e-mail's local part; a
+    user HR does not know keeps the most specific of those as key, so that
+    "Jane Doe (jdoe)" and "jdoe@corp.example" are one person without HR too."""
+    return f"""(
+    SELECT d.raw, regexp_replace(blank(d.raw), '\\s+', ' ', 'g') AS v,
+        coalesce(p1.person_key, p2.person_key, p3.person_key, p4.person_key,
+                 d.k_user, d.k_local, d.k_full) AS k,
+        -- the name-like key besides: "Ben Owens (bowens)" is also "ben owens", as the
+        -- UPN ben.owens@corp.example is
+        coalesce(CASE WHEN d.k_user IS NOT NULL THEN d.k_name END, d.k_local, d.k_full) AS a,
+        coalesce(p1.leaver, p2.leaver, p3.leaver, p4.leaver, false) AS leaver,
+        coalesce(p1.person_key, p2.person_key, p3.person_key, p4.person_key) IS NOT NULL
+            AS in_hr
+    FROM (
+        SELECT raw, nullif(text_key(raw), '') AS k_full, user_in_parens(raw) AS k_user,
+            name_before_parens(raw) AS k_name, email_local(raw) AS k_local
+        FROM (SELECT DISTINCT {column} AS raw FROM {relation})
+    ) d
+    LEFT JOIN person_keys p1 ON p1.key = d.k_full
+    LEFT JOIN person_keys p2 ON p2.key = d.k_user
+    LEFT JOIN person_keys p3 ON p3.key = d.k_name
+    LEFT JOIN person_keys p4 ON p4.key = d.k_local
+)"""
+
 
 #: Low-cardinality columns are normalized once per distinct value, then joined back:
 #: regular expressions over a million rows cost more than a join on a few hundred.
-DICTIONARIES = """
+DICTIONARIES = f"""
 mfr_d AS (
-    SELECT raw, coalesce(ma.canonical, regexp_replace(blank(raw), '\\s+', ' ', 'g')) AS v,
-        coalesce(lower(ma.canonical), nullif(mfr_key(raw), '')) AS k
+    SELECT raw, CASE WHEN pm.key IS NULL
+                     THEN coalesce(ma.canonical, regexp_replace(blank(raw), '\\s+', ' ', 'g'))
+                END AS v,
+        CASE WHEN pm.key IS NULL THEN coalesce(lower(ma.canonical), nullif(mfr_key(raw), ''))
+        END AS k
     FROM (SELECT DISTINCT manufacturer_raw AS raw FROM source_rows)
     LEFT JOIN mfr_alias ma ON ma.key = mfr_key(raw)
+    LEFT JOIN placeholder_manufacturers pm ON pm.key = lower(trim(raw))
 ), model_d AS (
-    SELECT raw, coalesce(mo.canonical, regexp_replace(blank(raw), '\\s+', ' ', 'g')) AS v,
-        coalesce(text_key(mo.canonical), nullif(text_key(raw), '')) AS k
-    FROM (SELECT DISTINCT model_raw AS raw FROM source_rows)
-    LEFT JOIN model_alias mo ON mo.key = text_key(raw)
+    -- ServiceNow's display value leads with the manufacturer: strip it
+    -- (a BIOS placeholder is no model; the key leaves out parenthesized details, as in
+    -- Jamf's "MacBook Pro (14-inch, 2021)")
+    SELECT raw, CASE WHEN pm.key IS NULL THEN coalesce(mo.canonical, mt.canonical, m.stripped)
+                END AS v,
+        CASE WHEN pm.key IS NULL THEN coalesce(text_key(mo.canonical), text_key(mt.canonical),
+            CASE WHEN NOT lenovo_mtm(m.stripped) THEN nullif(text_key(
+                regexp_replace(m.stripped, '\\s*\\([^)]*\\)', '', 'g')), '') END) END AS k
+    FROM (
+        SELECT raw, regexp_replace(blank(coalesce(nullif(trim(strip_mfr(raw)), ''), raw)),
+                                   '\\s+', ' ', 'g') AS stripped
+        FROM (SELECT DISTINCT model_raw AS raw FROM source_rows)
+    ) m
+    LEFT JOIN model_alias mo ON mo.key = text_key(m.stripped)
+    LEFT JOIN model_alias mt ON lenovo_mtm(m.stripped) AND mt.key = text_key(left(m.stripped, 4))
+    LEFT JOIN placeholder_manufacturers pm ON pm.key = lower(trim(m.raw))
 ), loc_d AS (
     SELECT raw, coalesce(lm.canonical, loc_clean(raw)) AS v
     FROM (SELECT DISTINCT location_raw AS raw FROM source_rows)
@@ -218,18 +383,22 @@ mfr_d AS (
 ), cond_d AS (
     SELECT raw, blank(raw) AS v, condition_key(raw) AS k
     FROM (SELECT DISTINCT condition_raw AS raw FROM source_rows)
-), cust_d AS (
-    SELECT raw, regexp_replace(blank(raw), '\\s+', ' ', 'g') AS v,
-        coalesce(pk.person_key, nullif(text_key(raw), '')) AS k,
-        coalesce(pk.leaver, false) AS leaver, pk.person_key IS NOT NULL AS in_hr
-    FROM (SELECT DISTINCT custodian_raw AS raw FROM source_rows)
-    LEFT JOIN person_keys pk ON pk.key = nullif(text_key(raw), '')
-), st_d AS (
-    SELECT d.source, d.raw, coalesce(sm1.status, sm2.status) AS status
-    FROM (SELECT DISTINCT source, status_raw AS raw FROM source_rows) d
-    LEFT JOIN status_map sm1 ON sm1.source = d.source AND sm1.raw = lower(trim(d.raw))
-    LEFT JOIN status_map sm2 ON sm2.source = d.source
-                            AND sm2.raw = lower(trim(split_part(d.raw, '/', 1)))
+), cust_d AS {custodian_dictionary("custodian_raw", "source_rows")},
+st_d AS (
+    -- exact label; Snipe-IT's "… Deployed" (checked out: in use whatever the label);
+    -- the label without its status meta; the meta; ServiceNow's state before '/'
+    SELECT d.source, d.raw, coalesce(sm1.status,
+        CASE WHEN d.meta = 'deployed' THEN sm3.status END,
+        sm2.status, sm3.status, sm4.status) AS status
+    FROM (
+        SELECT source, raw, lower(trim(raw)) AS k, status_meta(raw) AS meta,
+            status_label_part(raw) AS lbl, lower(trim(split_part(raw, '/', 1))) AS head
+        FROM (SELECT DISTINCT source, status_raw AS raw FROM source_rows)
+    ) d
+    LEFT JOIN status_map sm1 ON sm1.source = d.source AND sm1.raw = d.k
+    LEFT JOIN status_map sm2 ON sm2.source = d.source AND sm2.raw = d.lbl
+    LEFT JOIN status_map sm3 ON sm3.source = d.source AND sm3.raw = d.meta
+    LEFT JOIN status_map sm4 ON sm4.source = d.source AND sm4.raw = d.head
 )"""
 
 SOURCE_RECORDS = f"""
@@ -238,8 +407,8 @@ s AS (
     SELECT r.*,
         upper(replace(replace(trim(r.serial_raw), ' ', ''), chr(9), '')) AS serial0,
         nullif(upper(regexp_replace(r.mac_raw, '[^0-9A-Fa-f]', '', 'g')), '') AS mac0,
-        coalesce(TRY_CAST(r.value_raw AS DOUBLE), num_parse(r.value_raw)) AS value0,
-        ts_parse(blank(r.last_seen_raw)) AS last_seen0
+        num_parse_as(blank(r.value_raw), r.decimal_comma) AS value0,
+        ts_parse_as(blank(r.last_seen_raw), r.day_first) AS last_seen0
     FROM source_rows r
 ), s2 AS (
     SELECT s.*, (ps.serial IS NOT NULL OR serial_unusable(s.serial0)) AS placeholder
@@ -256,17 +425,31 @@ SELECT s2.source, s2.role, s2.file, s2.line,
     blank(s2.status_raw) AS status_label,
     st.status,
     co.v AS condition, co.k AS condition_key,
-    cu.v AS custodian, cu.k AS custodian_key, coalesce(cu.leaver, false) AS custodian_leaver,
+    cu.v AS custodian, cu.k AS custodian_key, cu.a AS custodian_alt,
+    coalesce(cu.leaver, false) AS custodian_leaver,
     coalesce(cu.in_hr, false) AS custodian_in_hr,
-    s2.value0 AS value,
+    s2.value0 AS value, s2.value_is_cost,
     upper(blank(s2.hardware_uuid_raw)) AS hardware_uuid,
     s2.mac0 AS mac,
     blank(s2.hostname_raw) AS hostname,
     s2.last_seen0 AS last_seen,
+    blank(s2.record_id_raw) AS record_id,
+    s2.excluded,
+    -- a value that does not parse empties its field; the record stays (bad_values)
+    CASE WHEN blank(s2.value_raw) IS NOT NULL AND s2.value0 IS NULL
+         THEN trim(s2.value_raw) END AS value_bad,
+    -- (the parsed value is NULL for a "none" sentinel too: only the others are bad)
+    CASE WHEN s2.last_seen0 IS NULL AND blank(s2.last_seen_raw) IS NOT NULL
+              AND NOT date_sentinel(s2.last_seen_raw) THEN trim(s2.last_seen_raw) END
+        AS last_seen_bad,
+    CASE WHEN ts_bad(s2.retired_on_raw, s2.day_first) THEN trim(s2.retired_on_raw) END
+        AS retired_on_bad,
+    -- only a record with no identifier at all is kept out
     CASE
         WHEN blank(s2.asset_tag_raw) IS NULL
              AND (s2.placeholder OR nullif(s2.serial0, '') IS NULL)
              AND blank(s2.hardware_uuid_raw) IS NULL AND s2.mac0 IS NULL
+             AND blank(s2.record_id_raw) IS NULL
         THEN CASE WHEN serial_mangled(s2.serial0)
                   THEN 'no usable identifier: serial ''' || trim(s2.serial_raw)
                        || ''' lost its digits to a spreadsheet (scientific notation)'
@@ -274,16 +457,14 @@ SELECT s2.source, s2.role, s2.file, s2.line,
                   WHEN nullif(s2.serial0, '') IS NOT NULL
                   THEN 'no usable identifier: placeholder serial ''' || trim(s2.serial_raw)
                        || ''' and no asset tag'
-                  ELSE 'no usable identifier: no asset tag, serial, UUID or MAC' END
-        WHEN blank(s2.value_raw) IS NOT NULL AND s2.value0 IS NULL
-        THEN 'value ''' || trim(s2.value_raw) || ''' is not a number'
-        WHEN blank(s2.last_seen_raw) IS NOT NULL AND s2.last_seen0 IS NULL
-        THEN 'last seen ''' || trim(s2.last_seen_raw) || ''' is not a date'
+                  ELSE 'no usable identifier: no asset tag, serial, UUID, MAC or record id'
+             END
     END AS bad_reason,
     blank(s2.status_raw) IS NOT NULL AND st.status IS NULL AS status_unmapped,
     CASE WHEN s2.role IN (REGISTER_ROLES) THEN coalesce(
         asset_tag, 'SN:' || coalesce(manufacturer_key, '') || '|' || serial,
-        'HW:' || coalesce(hardware_uuid, mac)) END AS asset_key
+        'HW:' || coalesce(hardware_uuid, mac), 'ID:' || s2.source || '|' || record_id)
+    END AS asset_key
 FROM s2
 LEFT JOIN mfr_d m ON m.raw = s2.manufacturer_raw
 LEFT JOIN model_d mo ON mo.raw = s2.model_raw
@@ -293,10 +474,13 @@ LEFT JOIN cust_d cu ON cu.raw = s2.custodian_raw
 LEFT JOIN st_d st ON st.source = s2.source AND st.raw = s2.status_raw
 """
 
+#: Columns of source_records that only say why a value or record was set aside.
+BAD_COLUMNS = "value_bad, last_seen_bad, retired_on_bad, excluded"
 
-OTHER_LINKS = """
+OTHER_LINKS = f"""
 WITH reg AS (
-    SELECT * FROM source_records WHERE bad_reason IS NULL AND role IN (REGISTER_ROLES)
+    SELECT * FROM source_records
+    WHERE bad_reason IS NULL AND excluded IS NULL AND source = PRIMARY_SOURCE
 ), tags AS (SELECT DISTINCT asset_tag, asset_key FROM reg WHERE asset_tag IS NOT NULL),
 serials AS (SELECT serial, min(asset_key) AS asset_key FROM reg
             WHERE serial IS NOT NULL GROUP BY serial),
@@ -305,22 +489,77 @@ uuids AS (SELECT hardware_uuid, min(asset_key) AS asset_key FROM reg
 macs AS (SELECT mac, min(asset_key) AS asset_key FROM reg
          WHERE mac IS NOT NULL GROUP BY mac),
 others AS (
-    SELECT * EXCLUDE (bad_reason, asset_key) FROM source_records
-    WHERE bad_reason IS NULL AND role NOT IN (REGISTER_ROLES)
+    SELECT * EXCLUDE (bad_reason, asset_key, {BAD_COLUMNS}), asset_key AS own_key
+    FROM source_records
+    WHERE bad_reason IS NULL AND excluded IS NULL AND source <> PRIMARY_SOURCE
+), linked AS (
+    SELECT o.*,
+        coalesce(t.asset_key, s.asset_key, u.asset_key, m.asset_key) AS link_key,
+        CASE WHEN t.asset_key IS NOT NULL THEN 'asset_tag'
+             WHEN s.asset_key IS NOT NULL THEN 'serial'
+             WHEN u.asset_key IS NOT NULL THEN 'hardware_uuid'
+             WHEN m.asset_key IS NOT NULL THEN 'mac' END AS tier
+    FROM others o
+    LEFT JOIN tags t ON t.asset_tag = o.asset_tag
+    LEFT JOIN serials s ON t.asset_key IS NULL AND s.serial = o.serial
+    LEFT JOIN uuids u ON t.asset_key IS NULL AND s.asset_key IS NULL
+                         AND u.hardware_uuid = o.hardware_uuid
+    LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key IS NULL
+                        AND m.mac = o.mac
+), unlinked AS (
+    -- records no identifier links: a look-alike serial (O/0, I/1, ...), a serial or an
+    -- asset tag written shorter, points at the asset for review, never a merge
+    SELECT source, line, asset_tag, serial FROM linked WHERE link_key IS NULL
+), near AS (
+    -- equi-joins only (the register side is large): look-alike serial, a serial that
+    -- is the other's start or end (5 characters at least), a tag with the same
+    -- numeric core that is the other's end
+    SELECT u.source, u.line, r.asset_key, 'look-alike serial' AS why, r.serial AS reg_serial,
+        r.asset_tag AS reg_tag
+    FROM unlinked u JOIN reg r ON lookalike(r.serial) = lookalike(u.serial)
+    UNION ALL
+    SELECT u.source, u.line, r.asset_key, 'shortened serial', r.serial, r.asset_tag
+    FROM unlinked u JOIN reg r ON right(r.serial, 5) = right(u.serial, 5)
+    WHERE length(u.serial) >= 5 AND r.serial <> u.serial
+      AND (ends_with(r.serial, u.serial) OR ends_with(u.serial, r.serial))
+    UNION ALL
+    SELECT u.source, u.line, r.asset_key, 'shortened serial', r.serial, r.asset_tag
+    FROM unlinked u JOIN reg r ON left(r.serial, 5) = left(u.serial, 5)
+    WHERE length(u.serial) >= 5 AND r.serial <> u.serial
+      AND (starts_with(r.serial, u.serial) OR starts_with(u.serial, r.serial))
+    UNION ALL
+    SELECT u.source, u.line, r.asset_key, 'shortened asset tag', r.serial, r.asset_tag
+    FROM unlinked u JOIN reg r ON tag_core(r.asset_tag) = tag_core(u.asset_tag)
+    WHERE r.asset_tag <> u.asset_tag
+      AND (ends_with(r.asset_tag, u.asset_tag) OR ends_with(u.asset_tag, r.asset_tag))
+), probable AS (
+    SELECT source, line, min(asset_key) AS probable_key, min(why) AS probable_reason,
+        min(reg_serial) AS probable_serial, min(reg_tag) AS probable_tag
+    FROM near GROUP BY source, line HAVING count(DISTINCT asset_key) = 1
+), keyed AS (
+    SELECT l.* EXCLUDE (link_key, tier, own_key),
+        coalesce(l.link_key, l.own_key) AS asset_key,
+        CASE WHEN l.link_key IS NULL AND l.own_key IS NOT NULL THEN 'register' ELSE l.tier END
+            AS link_tier,
+        p.probable_key, p.probable_reason, p.probable_serial, p.probable_tag
+    FROM linked l LEFT JOIN probable p ON l.link_key IS NULL AND p.source = l.source
+        AND p.line = l.line
+), enrolments AS (
+    -- an MDM holding one device twice (a stale enrolment next to the live one): the
+    -- most recent check-in is the device, the others are reported and set aside
+    SELECT source, coalesce(asset_key, 'SN:' || serial) AS k FROM keyed
+    WHERE role = 'mdm' AND coalesce(asset_key, serial) IS NOT NULL
+    GROUP BY ALL HAVING count(*) > 1
+), ranked AS (
+    SELECT k.source, k.line, first_value(k.line) OVER w AS kept_line,
+        row_number() OVER w AS n
+    FROM keyed k SEMI JOIN enrolments e ON e.source = k.source
+        AND e.k = coalesce(k.asset_key, 'SN:' || k.serial)
+    WINDOW w AS (PARTITION BY k.source, coalesce(k.asset_key, 'SN:' || k.serial)
+                 ORDER BY k.last_seen DESC NULLS LAST, k.line)
 )
-SELECT o.*,
-    coalesce(t.asset_key, s.asset_key, u.asset_key, m.asset_key) AS asset_key,
-    CASE WHEN t.asset_key IS NOT NULL THEN 'asset_tag'
-         WHEN s.asset_key IS NOT NULL THEN 'serial'
-         WHEN u.asset_key IS NOT NULL THEN 'hardware_uuid'
-         WHEN m.asset_key IS NOT NULL THEN 'mac' END AS link_tier
-FROM others o
-LEFT JOIN tags t ON t.asset_tag = o.asset_tag
-LEFT JOIN serials s ON t.asset_key IS NULL AND s.serial = o.serial
-LEFT JOIN uuids u ON t.asset_key IS NULL AND s.asset_key IS NULL
-                     AND u.hardware_uuid = o.hardware_uuid
-LEFT JOIN macs m ON t.asset_key IS NULL AND s.asset_key IS NULL AND u.asset_key IS NULL
-                    AND m.mac = o.mac
+SELECT k.*, CASE WHEN r.n > 1 THEN r.kept_line END AS superseded_by
+FROM keyed k LEFT JOIN ranked r ON r.source = k.source AND r.line = k.line
 """
 
 
@@ -368,9 +607,8 @@ SELECT source, file, line,
         OR ts_parse(blank(end_date_raw)) <= TIMESTAMPTZ '{ctx.as_of.isoformat()} 23:59:59+00')
         AS leaver,
     CASE WHEN blank(person_id_raw) IS NULL AND blank(email_raw) IS NULL
-              AND blank(name_raw) IS NULL THEN 'no person id, email or name'
-         WHEN blank(end_date_raw) IS NOT NULL AND ts_parse(blank(end_date_raw)) IS NULL
-         THEN 'end date ''' || trim(end_date_raw) || ''' is not a date' END AS bad_reason
+              AND blank(name_raw) IS NULL THEN 'no person id, email or name' END AS bad_reason,
+    CASE WHEN ts_bad(end_date_raw, false) THEN trim(end_date_raw) END AS end_date_bad
 FROM ({hr_sql})
 """,
             "HR people with a leaver flag",
@@ -388,21 +626,23 @@ FROM (
     SELECT person_id AS key, * FROM people WHERE bad_reason IS NULL AND person_id IS NOT NULL
     UNION ALL
     SELECT name_key AS key, * FROM people WHERE bad_reason IS NULL AND name_key IS NOT NULL
+    UNION ALL
+    -- the username of an e-mail ("jdoe" of jdoe@corp.example), as "Jane Doe (jdoe)" has it
+    SELECT email_local(email_key) AS key, * FROM people
+    WHERE bad_reason IS NULL AND email_local(email_key) IS NOT NULL
 ) GROUP BY key
 """,
             "every way a custodian can be written → the person",
         )
     )
-    rows_sql = " UNION ALL ".join(
-        f"SELECT {lit(src.name)} AS source, {lit(src.role)} AS role, {lit(src.file)} AS file, "
-        "_line AS line, "
-        + ", ".join(f"{_column_expr(src.columns, f)} AS {f}_raw" for f in REGISTER_FIELDS)
-        + f" FROM {src.relation}"
-        for src in asset_sources
-    ) or _empty(
-        REGISTER_FIELDS,
-        "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS role, "
-        "CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS line",
+    rows_sql = " UNION ALL ".join(_source_select(src, settings) for src in asset_sources) or (
+        _empty(
+            EXPORT_FIELDS,
+            "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS role, "
+            "CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS line, "
+            "false AS decimal_comma, false AS day_first, false AS value_is_cost, "
+            "CAST(NULL AS VARCHAR) AS excluded",
+        )
     )
     out.append(Stage("source_rows", "normalize", rows_sql, "export rows mapped to fields", False))
     roles = ", ".join(lit(r) for r in settings.register_roles)
@@ -411,21 +651,35 @@ FROM (
             "source_records",
             "normalize",
             SOURCE_RECORDS.replace("REGISTER_ROLES", roles),
-            "normalized export rows, with the reason a row is kept out",
+            "normalized export rows: a value that does not parse is emptied (bad_values), "
+            "a record without any identifier is kept out (bad_reason)",
         )
     )
-    has_others = any(src.role not in settings.register_roles for src in asset_sources)
+    primary = primary_source(ctx)
+    out.append(
+        Stage(
+            "bad_values",
+            "normalize",
+            _bad_values_sql(ctx),
+            "every value that did not parse: its field is empty, its record kept",
+        )
+    )
+    has_others = any(src.name != primary for src in asset_sources)
     out.append(
         Stage(
             "other_links",
             "normalize",
-            OTHER_LINKS.replace("REGISTER_ROLES", roles)
+            OTHER_LINKS.replace("PRIMARY_SOURCE", lit(primary or ""))
             if has_others
             # nothing to link: skip building the tag/serial/UUID/MAC indexes
-            else "SELECT * EXCLUDE (bad_reason), CAST(NULL AS VARCHAR) AS link_tier "
+            else f"SELECT * EXCLUDE (bad_reason, {BAD_COLUMNS}), "
+            "CAST(NULL AS VARCHAR) AS link_tier, CAST(NULL AS VARCHAR) AS probable_key, "
+            "CAST(NULL AS VARCHAR) AS probable_reason, CAST(NULL AS VARCHAR) AS probable_serial, "
+            "CAST(NULL AS VARCHAR) AS probable_tag, CAST(NULL AS BIGINT) AS superseded_by "
             "FROM source_records WHERE false",
-            "records of the other sources linked to register assets: tag, then serial, "
-            "UUID, MAC (asset_key NULL: the register lacks the device)",
+            "records of the other sources linked to the register's assets: tag, then serial, "
+            "UUID, MAC (asset_key NULL: the register lacks the device; probable_key: a "
+            "look-alike or shortened identifier; superseded_by: a stale MDM enrolment)",
         )
     )
     out.append(
@@ -433,10 +687,10 @@ FROM (
             "record_links",
             "normalize",
             f"""
-SELECT * EXCLUDE (bad_reason), 'register' AS link_tier FROM source_records
-WHERE bad_reason IS NULL AND role IN ({roles})
+SELECT * EXCLUDE (bad_reason, {BAD_COLUMNS}), 'register' AS link_tier FROM source_records
+WHERE bad_reason IS NULL AND excluded IS NULL AND source = {lit(primary or "")}
 UNION ALL BY NAME
-SELECT * FROM other_links
+SELECT * EXCLUDE (superseded_by) FROM other_links WHERE superseded_by IS NULL
 """,
             "every usable record with the register asset it belongs to",
             False,  # a union of two tables: scanning it is as cheap as storing it
@@ -469,6 +723,102 @@ WHERE l.line > r.first_line
         )
     )
     return out
+
+
+def primary_source(ctx: RunContext) -> str | None:
+    """The register source the others link to: the first source in a register role
+    (in the order of ``field_precedence.asset_tag``, then input order)."""
+    settings = ctx.settings
+    pairs = [(s.name, str(s.role)) for s in ctx.sources if s.role in settings.register_roles]
+    order = _precedence(settings, "asset_tag", pairs)
+    return order[0] if order else None
+
+
+_COST_HEADER = re.compile(r"cost|acq|anschaff|ahk|price|purchase|apc|kosten|preis", re.I)
+
+
+def read_rules(src: SourceInput, settings: EngineSection) -> tuple[Preset, bool, bool]:
+    """A source's preset, and whether it writes a decimal comma and day-first dates."""
+    preset: Preset = PRESETS.get(src.preset, GENERIC)
+    configured = settings.sources.get(src.name)
+    decimal_comma, day_first = conventions(
+        preset,
+        configured.decimal_comma if configured else None,
+        configured.day_first if configured else None,
+    )
+    return preset, decimal_comma, day_first
+
+
+def _source_select(src: SourceInput, settings: EngineSection) -> str:
+    """One source's rows with every export field as text, plus how to read them: its
+    decimal comma and day-first dates, whether its value is a cost (comparable across
+    systems, unlike a book value), and why a record is not company hardware."""
+    preset, decimal_comma, day_first = read_rules(src, settings)
+    configured = settings.sources.get(src.name)
+    excluded_categories = (
+        [c.strip().lower() for c in configured.exclude_categories] if configured else []
+    )
+    cols = {f: _column_expr(src.columns, f) for f in EXPORT_FIELDS}
+    if "retired_on" in src.columns:
+        # a deactivation (retirement) date says retired, whatever the status column says
+        cols["status"] = (
+            f"CASE WHEN ts_parse_as({cols['retired_on']}, {str(day_first).lower()}) IS NOT NULL "
+            f"THEN 'Deactivated' ELSE {cols['status']} END"
+        )
+    value_column = src.columns.get("value")
+    is_cost = isinstance(value_column, str) and bool(_COST_HEADER.search(value_column))
+    rules = [
+        f"WHEN regexp_full_match(lower(trim({cols[f]})), {lit(pattern)}) THEN {lit(reason)}"
+        for f, pattern, reason in preset.exclude
+        if f in src.columns
+    ]
+    if excluded_categories and "category" in src.columns:
+        listed = ", ".join(lit(c) for c in excluded_categories)
+        rules.append(
+            f"WHEN lower(trim({cols['category']})) IN ({listed}) THEN 'category ' || "
+            f"{cols['category']} || "
+            + lit(f" is scoped out by [engine.sources.{src.name}] exclude_categories")
+        )
+    excluded = ("CASE " + " ".join(rules) + " END") if rules else "CAST(NULL AS VARCHAR)"
+    return (
+        f"SELECT {lit(src.name)} AS source, {lit(src.role)} AS role, {lit(src.file)} AS file, "
+        "_line AS line, "
+        + ", ".join(f"{cols[f]} AS {f}_raw" for f in EXPORT_FIELDS)
+        + f", {str(decimal_comma).lower()} AS decimal_comma, {str(day_first).lower()} AS day_first"
+        + f", {str(is_cost).lower()} AS value_is_cost, {excluded} AS excluded"
+        + f" FROM {src.relation}"
+    )
+
+
+def _bad_values_sql(ctx: RunContext) -> str:
+    """source, file, line, column (the export's header), value, reason of every value
+    that did not parse; the column names come from each source's mapping."""
+
+    def header(field: str) -> str:
+        whens = []
+        for src in ctx.sources:
+            spec = src.columns.get(field)
+            if spec is not None:
+                name = "/".join(spec) if isinstance(spec, list) else spec
+                whens.append(f"WHEN {lit(src.name)} THEN {lit(name)}")
+        return f"CASE source {' '.join(whens)} END" if whens else lit(field)
+
+    parts = [
+        f"SELECT source, file, line, {header('value')} AS column, value_bad AS value, "
+        "'not a number' AS reason FROM source_records WHERE value_bad IS NOT NULL",
+        f"SELECT source, file, line, {header('last_seen')}, last_seen_bad, 'not a date' "
+        "FROM source_records WHERE last_seen_bad IS NOT NULL",
+        f"SELECT source, file, line, {header('retired_on')}, retired_on_bad, 'not a date' "
+        "FROM source_records WHERE retired_on_bad IS NOT NULL",
+        f"SELECT source, file, line, {header('serial')}, trim(placeholder_serial), "
+        "CASE WHEN serial_mangled(upper(trim(placeholder_serial))) "
+        "THEN 'serial lost its digits to a spreadsheet (scientific notation): not an "
+        "identifier' ELSE 'placeholder serial: not an identifier' END "
+        "FROM source_records WHERE placeholder_serial IS NOT NULL AND bad_reason IS NULL",
+        f"SELECT source, file, line, {header('end_date')}, end_date_bad, 'not a date' "
+        "FROM people WHERE end_date_bad IS NOT NULL",
+    ]
+    return " UNION ALL ".join(parts)
 
 
 def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> str:

@@ -9,6 +9,12 @@ Apple hardware). A tuple of candidates joined by ``/`` builds a location path fr
 several columns (Jamf's Building and Room, NetBox's Site, Location and Rack).
 
 Per-source column overrides in ``[engine.sources.<name>.columns]`` win over a preset.
+
+Besides columns, a preset says how its system writes values (decimal comma, day-first
+dates, the encoding a German Excel saves with) and which of its records are not
+company hardware (Intune's personal devices and Windows 365 Cloud PCs). Where each
+system's conventions come from is cited next to its preset; the README lists, per
+preset, what it reads and how each quirk is handled.
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ class Preset:
     required_any: tuple[str, ...] = ("asset_tag", "serial")
     #: source-specific status labels (case-insensitive) → canonical lifecycle
     status_map: dict[str, str] = field(default_factory=dict)
+    #: numbers written with a decimal comma ("1.899,00"), dates day first ("03.04.2026")
+    decimal_comma: bool = False
+    day_first: bool = False
+    #: records that are not company hardware: (field, case-insensitive full-match
+    #: regular expression over the raw value, reason reported)
+    exclude: tuple[tuple[str, str, str], ...] = ()
 
 
 def header_key(name: str) -> str:
@@ -41,6 +53,15 @@ def header_key(name: str) -> str:
     return re.sub(r"[\s._\-]+", "", name.strip().lower())
 
 
+# Snipe-IT: the asset list's CSV export (bootstrap-table, the columns shown in the UI:
+# "Asset Tag", "Serial", "Model", "Status", "Checked Out To", "Location", "Purchase
+# Cost", "Last Audit" written as "2026-06-02 10:14 AM"), the custom asset report
+# (Reports > Custom Asset Report), and the REST API's JSON. The UI writes the status as
+# label plus status meta ("Ready to Deploy Deployed" for a checked-out asset) and the
+# custom report as "Label (deployed)"; an asset is Deployed when checked out, Pending,
+# Ready to Deploy (deployable), Undeployable or Archived by its label's type
+# (https://github.com/snipe/snipe-it/wiki/Assets; status label types deployable /
+# undeployable / pending / archived in the API, /api/v1/statuslabels).
 SNIPEIT: Final = Preset(
     "snipeit",
     "itam",
@@ -78,9 +99,11 @@ SNIPEIT: Final = Preset(
         "hostname": ["Asset Name", "Name"],
         "last_seen": ["Last Audit", "last_audit_date", "last_audit_date.datetime"],
         "updated_at": ["Updated At", "updated_at", "updated_at.datetime"],
+        "record_id": ["ID", "id"],
     },
     status_map={
         "ready to deploy": "in_stock",
+        "undeployable": "defective",
         "deployable": "in_stock",
         "deployed": "in_use",
         "pending": "staged",
@@ -94,6 +117,13 @@ SNIPEIT: Final = Preset(
     },
 )
 
+# NetBox devices: the UI's CSV export of the device list ("ID", "Name", "Status",
+# "Tenant", "Site", "Location", "Rack", "Position", "Role", "Manufacturer", "Type",
+# "Serial number", "Asset tag") and the REST API (/api/dcim/devices/). A device needs
+# neither serial nor asset tag in NetBox, so its NetBox ID is its identifier of last
+# resort; statuses offline / active / planned / staged / failed / inventory /
+# decommissioning (DeviceStatusChoices; the same enum in nautobot's client docs,
+# github.com/jqueuniet/nautobot-go WritableDeviceWithConfigContextStatusEnum.md).
 NETBOX: Final = Preset(
     "netbox",
     "itam",
@@ -110,14 +140,16 @@ NETBOX: Final = Preset(
         "model": ["Type", "Device type", "device_type", "device_type.model"],
         "category": ["Role", "Device role", "role", "device_role", "role.name", "device_role.name"],
         "location": [
-            ("Site", "Location", "Rack"),
-            ("site", "location", "rack"),
-            ("site.name", "location.name", "rack.name"),
+            ("Site", "Location", "Rack", "Position"),
+            ("site", "location", "rack", "position"),
+            ("site.name", "location.name", "rack.name", "position"),
         ],
         "status": ["Status", "status", "status.value"],
         "custodian": ["Tenant", "Contact", "tenant.name"],
         "hostname": ["Name", "name"],
         "updated_at": ["Last updated", "last_updated"],
+        # the NetBox ID; an export without it names a device by site + name (unique)
+        "record_id": ["ID", "id", ("Site", "Name"), ("site.name", "name")],
     },
     status_map={
         "active": "in_use",
@@ -130,6 +162,11 @@ NETBOX: Final = Preset(
     },
 )
 
+# ServiceNow alm_hardware: the list export (display values: "Display name", "Asset tag",
+# "Model category", "State", "Substate", "Assigned to", "Cost" per the platform's Assets
+# documentation, ServiceNowDocs platform-administration/ia-assets.md) and the Table API
+# (install_status codes, substatus values, sys_id). The model's display value carries
+# the manufacturer ("Dell Inc. Latitude 7440"); the engine strips it before comparing.
 SERVICENOW: Final = Preset(
     "servicenow",
     "itam",
@@ -140,12 +177,17 @@ SERVICENOW: Final = Preset(
         "model": ["Model", "model", "model.display_name"],
         "category": ["Model category", "model_category"],
         "location": ["Location", "location"],
-        "status": [("State", "Substatus"), ("install_status", "substatus")],
+        "status": [
+            ("State", "Substate"),
+            ("State", "Substatus"),
+            ("install_status", "substatus"),
+        ],
         "custodian": ["Assigned to", "assigned_to", "assigned_to.email"],
         "value": ["Cost", "cost"],
-        "hostname": ["Configuration Item", "ci"],
+        "hostname": ["Configuration Item", "ci", "Display name", "display_name"],
         "last_seen": ["Last discovered", "ci.last_discovered"],
         "updated_at": ["Updated", "sys_updated_on"],
+        "record_id": ["Sys ID", "sys_id"],
     },
     # State and substatus are joined with '/' by the preset ("In stock/Available").
     status_map={
@@ -178,9 +220,25 @@ SERVICENOW: Final = Preset(
         "missing/lost": "missing",
         "in transit": "in_transit",
         "9": "in_transit",
+        "in use/in use": "in_use",
+        "in maintenance/in maintenance": "in_repair",
+        "retired/absent": "missing",
     },
 )
 
+#: BIOS placeholders some machines report as their manufacturer (Intune, SCCM, Jamf):
+#: never a manufacturer, never part of a key.
+PLACEHOLDER_MANUFACTURERS: Final = (
+    "to be filled by o.e.m.", "to be filled by oem", "system manufacturer", "default string",
+    "oem", "o.e.m.", "unknown", "not specified", "none", "n/a", "0",
+)  # fmt: skip
+
+# Intune: the "Export" of Devices > All devices (columns "Device ID", "Device name",
+# "Serial number", "Manufacturer", "Model", "Ownership", "Last check-in" written with
+# seven fractional digits, "Primary user UPN", "Wi-Fi MAC", "Azure AD Device ID") and
+# Microsoft Graph managedDevice (serialNumber, managedDeviceOwnerType, lastSyncDateTime).
+# Personal (BYOD) devices and Windows 365 Cloud PCs ("Cloud PC Enterprise ..." models,
+# "CPC-" device names) are enrolled but are not company hardware.
 INTUNE: Final = Preset(
     "intune",
     "mdm",
@@ -198,10 +256,27 @@ INTUNE: Final = Preset(
         "mac": ["Wi-Fi MAC", "wiFiMacAddress", "Ethernet MAC", "ethernetMacAddress"],
         "hostname": ["Device name", "deviceName"],
         "last_seen": ["Last check-in", "lastSyncDateTime"],
+        "ownership": ["Ownership", "managedDeviceOwnerType", "ownerType"],
+        "record_id": ["Device ID", "id"],
     },
     required_any=("serial",),
+    exclude=(
+        ("ownership", "personal", "personal device (Ownership: Personal), not company hardware"),
+        ("model", "cloud ?pc.*", "Windows 365 Cloud PC, not hardware"),
+        ("hostname", "cpc-.*", "Windows 365 Cloud PC, not hardware"),
+        (
+            "model",
+            "virtual machine|vmware.*|virtualbox|kvm|qemu.*|standard pc.*|hvm domu",
+            "virtual machine, not hardware",
+        ),
+    ),
 )
 
+# Jamf Pro: an advanced computer search exported as CSV ("Computer Name", "Serial
+# Number", "Model", "UDID", "Last Check-in", "Managed", "Asset Tag", "Building", "Room")
+# and the Pro API's computers-inventory JSON. A Mac that was wiped and enrolled again
+# leaves its old record (unmanaged, last check-in long ago) next to the new one: the
+# engine keeps the most recent record per serial and reports the stale one.
 JAMF: Final = Preset(
     "jamf",
     "mdm",
@@ -216,6 +291,7 @@ JAMF: Final = Preset(
         "mac": ["MAC Address", "hardware.macAddress"],
         "hostname": ["Computer Name", "general.name"],
         "last_seen": ["Last Check-in", "general.lastContactTime", "Last Inventory Update"],
+        "record_id": ["Jamf Pro Computer ID", "JSS Computer ID", "ID", "id"],
     },
     required_any=("serial",),
 )
@@ -239,6 +315,9 @@ GENERIC: Final = Preset(
         "hostname": ["hostname", "Hostname", "Device Name"],
         "last_seen": ["last_seen", "Last Seen", "Last Audit"],
         "updated_at": ["updated_at", "Updated At", "Last Updated"],
+        "record_id": ["record_id", "Record ID", "id", "ID"],
+        "ownership": ["ownership", "Ownership"],
+        "retired_on": ["retired_on", "Retired On", "Disposal Date", "Deactivation Date"],
     },
     status_map={
         "active": "in_use",
@@ -268,6 +347,68 @@ FIXED_ASSET: Final = Preset(
         "value": ["Net Book Value", "Book Value", "value", "Cost", "Acquisition Cost"],
     },
     status_map=GENERIC.status_map,
+)
+
+# SAP FI-AA: an asset list (AS03 master data, S_ALR_87011990 / AR01 asset balances, the
+# Asset Explorer) saved from the ALV grid by a German Excel: ';'-separated,
+# windows-1252, "1.899,00" and "17.04.2023", English or German headers. "Inventory
+# number" (Inventarnummer, ANLA-INVNR) is the asset tag, "Deactivation on"
+# (Deaktivierung am, ANLA-DEAKT) set means the asset is retired, "Asset" and "Subnumber"
+# (Anlage, Unternummer) are SAP's own record id, "Acquis.val." the acquisition value.
+# An inventory number "can be used as an alternative to the asset number" (SAP Business
+# One SDK help, Items.InventoryNumber).
+SAP_FIAA: Final = Preset(
+    "sap_fiaa",
+    "fixed_asset",
+    {
+        "asset_tag": [
+            "Inventory number",
+            "Inventory No.",
+            "Inventarnummer",
+            "Inventarnr.",
+            "Inv.-Nr.",
+            "INVNR",
+        ],
+        "serial": ["Serial number", "Serial no.", "Serialnummer", "Serialnr.", "SERNR"],
+        "manufacturer": ["Manufacturer", "Hersteller"],
+        "category": ["Asset Class", "Anlagenklasse", "ANLKL"],
+        # the asset description is free text ("Notebook Dell Latitude 7440"), and SAP's
+        # location and person codes are not an ITAM's: none is compared unless mapped
+        # in [engine.sources.<name>.columns]
+        "value": [
+            "Acquis.val.",
+            "Acquisition value",
+            "APC",
+            "AnschWert",
+            "Anschaffungswert",
+            "Anschaffungs- und Herstellungskosten",
+            "AHK",
+            "Acq. value",
+            "Book val.",
+            "Buchwert",
+        ],
+        "record_id": [
+            ("Asset", "Subnumber"),
+            ("Asset", "SNo."),
+            ("Anlage", "Unternummer"),
+            ("Anlage", "UNr"),
+            ("ANLN1", "ANLN2"),
+        ],
+        "retired_on": [
+            "Deactivation on",
+            "Deactivation date",
+            "Deaktivierung am",
+            "Deaktivierungsdatum",
+            "Deakt.Dat.",
+            "Deact.date",
+            "DEAKT",
+        ],
+        "updated_at": ["Changed on", "Geändert am"],
+    },
+    required_any=("asset_tag", "serial", "record_id"),
+    status_map={"deactivated": "retired"},
+    decimal_comma=True,
+    day_first=True,
 )
 
 PROCUREMENT: Final = Preset(
@@ -324,8 +465,20 @@ HR: Final = Preset(
 
 PRESETS: Final[dict[str, Preset]] = {
     p.name: p
-    for p in (SNIPEIT, NETBOX, SERVICENOW, INTUNE, JAMF, GENERIC, FIXED_ASSET, PROCUREMENT, HR)
-}
+    for p in (
+        SNIPEIT, NETBOX, SERVICENOW, INTUNE, JAMF, GENERIC, FIXED_ASSET, SAP_FIAA, PROCUREMENT, HR,
+    )
+}  # fmt: skip
+
+#: Source names that say a generic export's role ("mdm=devices.csv").
+ROLE_NAMES: Final[dict[str, str]] = {
+    "itam": "itam", "register": "itam", "cmdb": "itam", "dcim": "itam",
+    "mdm": "mdm", "uem": "mdm", "discovery": "mdm",
+    "fixed_asset": "fixed_asset", "fixed_assets": "fixed_asset", "far": "fixed_asset",
+    "erp": "fixed_asset", "finance": "fixed_asset",
+    "procurement": "procurement", "purchasing": "procurement",
+    "hr": "hr",
+}  # fmt: skip
 
 #: Status labels every source may use, on top of its preset's (case-insensitive).
 COMMON_STATUS_MAP: Final[dict[str, str]] = {s: s for s in LIFECYCLE} | {
@@ -340,6 +493,17 @@ COMMON_STATUS_MAP: Final[dict[str, str]] = {s: s for s in LIFECYCLE} | {
     "lost": "missing",
     "on order": "planned",
 }
+
+
+def conventions(
+    preset: Preset, decimal_comma: bool | None, day_first: bool | None
+) -> tuple[bool, bool]:
+    """(decimal comma, day-first dates) of a source: the configured choice, else the
+    preset's."""
+    return (
+        preset.decimal_comma if decimal_comma is None else decimal_comma,
+        preset.day_first if day_first is None else day_first,
+    )
 
 
 def resolve_columns(

@@ -72,6 +72,8 @@ class RunSummary:
     sources: list[tuple[str, str, int]] = field(default_factory=list)
     counts: list[tuple[str, int]] = field(default_factory=list)
     corrections: dict[str, int] = field(default_factory=dict)
+    #: values emptied because they did not parse, their records kept (bad_values.csv)
+    bad_values: int = 0
     #: The case store's audit head when the run was made ("seq N sha256 H"), an anchor.
     audit_head: str | None = None
 
@@ -185,6 +187,7 @@ _MARKDOWN = """\
 | Variances | {{ s.variances }} |
 | Assets with a variance | {{ s.assets_with_variance }} of {{ s.assets_reviewed }} reviewed |
 | Rows kept out as bad | {{ s.bad_rows }} |
+| Values emptied as bad, records kept (bad_values.csv) | {{ s.bad_values }} |
 
 **Variance rate: {{ "%.1f" | format(s.rate) }} %** ({{ s.band }}).
 Rule of thumb from the method: under 5 % points to strong record-keeping, over 15 %
@@ -271,7 +274,8 @@ svg text{font-size:12px;font-family:system-ui,sans-serif}
 {{ location_svg }}
 <h2>Scope and exclusions</h2>
 <p>Assets not expected in this count (out of scope, or in a status such as retired, in
-transit or in repair): {{ s.out_of_scope }}. Rows kept out as bad: {{ s.bad_rows }}.</p>
+transit or in repair): {{ s.out_of_scope }}. Rows kept out as bad: {{ s.bad_rows }}.
+Values emptied as bad, records kept (bad_values.csv): {{ s.bad_values }}.</p>
 <h2>Variance review table</h2>
 <table><tr><th>Asset ID</th><th>Physical Count Result</th><th>System Record Result</th>
 <th>Variance Type</th></tr>

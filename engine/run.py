@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from tagsweep import __version__
-from tagsweep.config.engine import EngineSection
+from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.audit_anchor import anchor_record
@@ -39,7 +39,9 @@ from tagsweep.engine.freeze import (
     read_csv,
 )
 from tagsweep.engine.hygiene import strip_nul
+from tagsweep.engine.limits import LimitError, check_file_size, check_table
 from tagsweep.engine.outputs import (
+    escape_formula_sql,
     write_corrections,
     write_matches,
     write_register,
@@ -61,6 +63,8 @@ TIMINGS_FILE = "timings.json"
 #: records beyond them (the seed's count records user and condition).
 COUNT_COLUMNS: tuple[str, ...] = (*SESSION_FILE_COLUMNS, "custodian", "condition")
 COUNT_IDENTIFIERS = ("epc", "asset_tag", "serial")
+#: Session-file columns scanned for NUL characters (they are removed from every column)
+NUL_CHECKED = ("location", *COUNT_IDENTIFIERS)
 
 
 class RunError(Exception):
@@ -213,7 +217,13 @@ def load_counts(
             scope, manifest, kind = check.scope, check.manifest, "session"
             notes = []
         else:
-            table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            limits = settings.limits if settings is not None else ExportLimits()
+            try:
+                check_file_size(path, limits)
+                table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+                check_table(table, path, limits, LINE_COLUMN)
+            except LimitError as exc:
+                raise RunError(str(exc)) from None
             table, nul = strip_nul(table, LINE_COLUMN)
             notes = [f"count file {path.name}: {nul}"] if nul else []
             name = f"count_sheet_{index}"
@@ -234,6 +244,7 @@ def load_counts(
                 f"{', '.join(COUNT_IDENTIFIERS)}; it has {[n for n in names if n != LINE_COLUMN]}"
             )
         parts = []
+        nul_checks: list[str] = []
         for c in COUNT_COLUMNS:
             col = ident(keys[header_key(c)]) if header_key(c) in keys else None
             if c in {"first_seen", "last_seen"}:
@@ -243,16 +254,31 @@ def load_counts(
                     parts.append(f"TRY_CAST({col} AS TIMESTAMPTZ) AS {c}")
                 else:
                     parts.append(f"ts_parse(blank({col})) AS {c}")
+            elif col is None:
+                parts.append(f"CAST(NULL AS VARCHAR) AS {c}")
+            elif kind == "session":
+                # a scanned label may carry a NUL; it never reaches a field
+                parts.append(f"replace(CAST({col} AS VARCHAR), chr(0), '') AS {c}")
+                if c in NUL_CHECKED:
+                    nul_checks.append(f"contains(CAST({col} AS VARCHAR), chr(0))")
             else:
-                parts.append(
-                    f"CAST({col} AS VARCHAR) AS {c}" if col else f"CAST(NULL AS VARCHAR) AS {c}"
-                )
+                parts.append(f"CAST({col} AS VARCHAR) AS {c}")
         last_seen_col = ident(keys[header_key("last_seen")]) if "lastseen" in keys else None
         parts.append(
             f"blank({last_seen_col}) AS last_seen_text"
             if kind == "sheet" and last_seen_col
             else "CAST(NULL AS VARCHAR) AS last_seen_text"
         )
+        if nul_checks:
+            nul_row = con.execute(
+                f"SELECT count(*), min({LINE_COLUMN}) FROM {relation} "
+                f"WHERE {' OR '.join(nul_checks)}"
+            ).fetchall()[0]
+            if nul_row[0]:
+                notes.append(
+                    f"count file {path.name}: NUL characters removed from {nul_row[0]} row(s) "
+                    f"(first on row {nul_row[1]})"
+                )
         relation = (
             f"(SELECT {lit(path.name)} AS file, CAST({LINE_COLUMN} AS BIGINT) AS line, "
             f"{', '.join(parts)} FROM {relation})"
@@ -457,6 +483,7 @@ def _reconcile(
         sla_routine=add_business_days(as_of, settings.sla_business_days, settings.holidays),
         sla_urgent=add_business_days(as_of, settings.sla_business_days_urgent, settings.holidays),
         sources=sources,
+        counted=bool(count_inputs),
     )
     runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage, profiler=profiler)
     background = _Background(con, out_dir, runner.timings, profiler)
@@ -470,6 +497,7 @@ def _reconcile(
                 "WHERE bad_reason IS NOT NULL ORDER BY source, line"
             ).fetchall():
                 bad_rows.append(BadRow(str(src), str(file), int(line), str(reason)))
+        warnings.extend(_set_aside_notes(con))
         for src, n, labels in con.execute(
             "SELECT source, count(*), "
             "string_agg(DISTINCT status_label, ', ' ORDER BY status_label) "
@@ -520,6 +548,8 @@ def _reconcile(
         for b in bad_rows:
             writer.writerow([csv_safe(b.source), csv_safe(b.file), b.line, csv_safe(b.reason)])
 
+    n_bad_values = write_bad_values(con, out_dir / "bad_values.csv")
+    summary.bad_values = n_bad_values
     anchor = anchor_record(audit_log) if audit_log is not None else None
     if anchor is not None:
         summary.audit_head = f"seq {anchor['seq']} sha256 {anchor['hash']}"
@@ -548,6 +578,7 @@ def _reconcile(
             "assets_with_variance": summary.assets_with_variance,
             "variance_rate_percent": round(summary.rate, 3),
             "bad_rows": len(bad_rows),
+            "bad_values": n_bad_values,
             "by_type": dict(summary.by_type),
         },
         "warnings": warnings,
@@ -742,6 +773,47 @@ def _trends_sections(
     # One level down: the trends become a section of the run's report.
     md = "\n".join("#" + line if line.startswith("#") else line for line in md.splitlines())
     return render_html_fragment(trends) + "\n", md + "\n\n"
+
+
+BAD_VALUE_COLUMNS = ("source", "file", "line", "column", "value", "reason")
+
+
+def write_bad_values(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """``bad_values.csv``: every value that did not parse and was emptied, its record
+    kept (source, file, line, column, value, reason), formula-escaped; the row count."""
+    cols = ", ".join(escape_formula_sql(c) if c != "line" else "line" for c in BAD_VALUE_COLUMNS)
+    rows = con.execute(
+        f'SELECT {cols} FROM bad_values ORDER BY source, file, line, "column", value'
+    ).fetchall()
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(BAD_VALUE_COLUMNS)
+        writer.writerows(rows)
+    return len(rows)
+
+
+def _set_aside_notes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Records left out of the reconciliation on purpose, said once per source and
+    reason: not company hardware (personal devices, Cloud PCs, scoped-out roles), and
+    stale MDM enrolments of a device the MDM also holds live."""
+    notes = [
+        f"source {src}: {n} record(s) left out: {reason} (lines {lines})"
+        for src, reason, n, lines in con.execute(
+            "SELECT source, excluded, count(*), "
+            "string_agg(CAST(line AS VARCHAR), ', ' ORDER BY line) FROM source_records "
+            "WHERE excluded IS NOT NULL AND bad_reason IS NULL GROUP BY ALL ORDER BY 1, 2"
+        ).fetchall()
+    ]
+    notes += [
+        f"source {src}: line {line} (serial {serial}, last check-in {seen}) is a stale "
+        f"enrolment of the device on line {kept}; the later record is used"
+        for src, line, serial, seen, kept in con.execute(
+            "SELECT source, line, coalesce(serial, asset_tag, record_id), "
+            "coalesce(strftime(last_seen, '%Y-%m-%d'), 'never'), superseded_by "
+            "FROM other_links WHERE superseded_by IS NOT NULL ORDER BY source, line"
+        ).fetchall()
+    ]
+    return notes
 
 
 def _rows(con: duckdb.DuckDBPyConnection, source: SourceInput) -> int:

@@ -72,6 +72,9 @@ class RunContext:
     sla_routine: date
     sla_urgent: date
     sources: list[SourceInput] = field(default_factory=list)
+    #: whether the run has a count; without one the sources are reconciled against
+    #: each other only (nothing can be missing from a count that did not happen)
+    counted: bool = True
 
 
 @dataclass(slots=True)

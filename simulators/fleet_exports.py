@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -144,8 +144,74 @@ def _mac(rng: random.Random) -> str:
 #: Columns of an Intune "All devices" CSV export, in the portal's order.
 INTUNE_COLUMNS: Final = (
     "Device name", "Serial number", "Manufacturer", "Model", "Primary user UPN",
-    "Last check-in", "Azure AD Device ID", "Wi-Fi MAC", "OS",
+    "Last check-in", "Azure AD Device ID", "Wi-Fi MAC", "OS", "Ownership",
 )  # fmt: skip
+
+SNIPEIT_COLUMNS: Final = (
+    "Asset Tag", "Asset Name", "Serial", "Manufacturer", "Model", "Category", "Status",
+    "Checked Out To", "Location", "Purchase Cost", "Last Audit", "Condition",
+    "MAC Address", "Updated At",
+)  # fmt: skip
+
+
+# -- what the systems actually write (see tests/engine/real_exports/SOURCES.md) ------
+
+
+def snipeit_status(label: str) -> str:
+    """Snipe-IT's UI export writes a checked-out asset's status as its label plus the
+    status meta "Deployed", an archived one as label plus "Archived"."""
+    if label == "Deployed":
+        return "Ready to Deploy Deployed"
+    if label == "Archived":
+        return "Archived Archived"
+    return label
+
+
+def snipeit_cost(value: float) -> str:
+    """A purchase cost as the UI shows it: currency sign and thousands separators."""
+    return f"${value:,.2f}"
+
+
+def snipeit_audit(stamp: str | None) -> str:
+    """ "Last Audit" on the UI's 12-hour clock ("2026-06-02 10:14 AM")."""
+    if not stamp:
+        return ""
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").strftime("%Y-%m-%d %I:%M %p")
+
+
+def snipeit_user(name: str, email: str) -> str:
+    """ "Checked Out To" as the UI writes a user: "First Last (username)"."""
+    return f"{name} ({email.split('@', maxsplit=1)[0]})"
+
+
+def snipeit_footer(writer: Any, total: float) -> None:
+    """The totals row the UI's table export appends (a note at freeze, not a record)."""
+    row = [""] * len(SNIPEIT_COLUMNS)
+    row[SNIPEIT_COLUMNS.index("Location")] = "Total"
+    row[SNIPEIT_COLUMNS.index("Purchase Cost")] = snipeit_cost(total)
+    writer.writerow(row)
+
+
+def intune_checkin(when: datetime) -> str:
+    """Intune's export writes "Last check-in" with seven fractional digits."""
+    return when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond:06d}0"
+
+
+def intune_not_hardware(writer: Any, rng: random.Random, now: datetime, upn: str) -> None:
+    """A personal phone and a Windows 365 Cloud PC, enrolled in Intune but not company
+    hardware: the engine leaves them out with a note."""
+    writer.writerow([
+        "iPhone", f"F2L{rng.getrandbits(36):09X}", "Apple", "iPhone 14", upn,
+        intune_checkin(now - timedelta(days=1)), f"{rng.getrandbits(128):032x}", "", "iOS",
+        "Personal",
+    ])  # fmt: skip
+    user = upn.split("@", maxsplit=1)[0][:6]
+    writer.writerow([
+        f"CPC-{user}-{rng.getrandbits(16):04X}", "0000-0002-1234-5678-9012",
+        "Microsoft Corporation", "Cloud PC Enterprise 2vCPU/8GB/128GB", upn,
+        intune_checkin(now - timedelta(days=1)), f"{rng.getrandbits(128):032x}", "",
+        "Windows", "Corporate",
+    ])  # fmt: skip
 
 
 def write_hr_json(path: Path, people: Sequence[Person]) -> Path:
@@ -395,23 +461,18 @@ def generate(
 
     # -- Snipe-IT ------------------------------------------------------------------
     itam = out_dir / "itam.csv"
-    header = [
-        "Asset Tag", "Asset Name", "Serial", "Manufacturer", "Model", "Category", "Status",
-        "Checked Out To", "Location", "Purchase Cost", "Last Audit", "Condition",
-        "MAC Address", "Updated At",
-    ]  # fmt: skip
     with itam.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
-        writer.writerow(header)
+        writer.writerow(SNIPEIT_COLUMNS)
         line = 1
         for a in register:
             line += 1
             writer.writerow([
                 a.tag, f"{a.category[:-1].lower()}-{a.tag[-6:]}", a.serial, a.manufacturer,
-                a.model, a.category, a.status,
-                by_email[a.custodian].name if a.custodian else "", a.location,
-                f"{a.value:.2f}", a.last_audit or "", a.condition, a.mac or "",
-                (now - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S"),
+                a.model, a.category, snipeit_status(a.status),
+                snipeit_user(by_email[a.custodian].name, a.custodian) if a.custodian else "",
+                a.location, snipeit_cost(a.value), snipeit_audit(a.last_audit), a.condition,
+                a.mac or "", (now - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S"),
             ])  # fmt: skip
         # a row with a placeholder serial and no tag: no usable identifier
         line += 1
@@ -423,6 +484,7 @@ def generate(
         fh.write("AST-999999,broken,ABC1234,Dell,Latitude 5440,Laptops,Deployed,,"
                  f"{ROOMS[0]},1000.00,,Good,,,extra\r\n")  # fmt: skip
         bad_rows.add(("itam.csv", line))
+        snipeit_footer(writer, sum(a.value for a in register))
     files["itam"] = ("snipeit", itam)
 
     # -- Intune ----------------------------------------------------------------------
@@ -436,21 +498,22 @@ def generate(
             if a.status == "Archived" and a.tag not in mdm_active_retired:
                 continue
             if a.status == "Archived":
-                seen = (now - timedelta(days=3)).strftime("%m/%d/%Y %H:%M")
+                seen = intune_checkin(now - timedelta(days=3))
             else:
-                seen = (now - timedelta(days=rng.randrange(1, 10))).strftime("%m/%d/%Y %H:%M")
+                seen = intune_checkin(now - timedelta(days=rng.randrange(1, 10)))
             upn = mdm_user.get(a.tag, a.custodian or "")
             serial = "System Serial Number" if a.tag in mac_linked else a.serial
             writer.writerow([
                 f"LT-{a.tag[-6:]}", serial, LAPTOPS[a.manufacturer][0],
                 mdm_model.get(a.tag, a.model), upn, seen,
-                f"{rng.getrandbits(128):032x}", a.mac or "", "Windows",
+                f"{rng.getrandbits(128):032x}", a.mac or "", "Windows", "Corporate",
             ])  # fmt: skip
         for mfr, serial, uuid, mac in mdm_only:
             writer.writerow([f"LT-{uuid[:6]}", serial, LAPTOPS[mfr][0], LAPTOPS[mfr][1][0],
                              rng.choice(active_people).email,
-                             (now - timedelta(days=2)).strftime("%m/%d/%Y %H:%M"), uuid,
-                             mac or "", "Windows"])  # fmt: skip
+                             intune_checkin(now - timedelta(days=2)), uuid,
+                             mac or "", "Windows", "Corporate"])  # fmt: skip
+        intune_not_hardware(writer, rng, now, active_people[0].email)
     files["intune"] = ("intune", intune)
 
     # -- fixed-asset register (XLSX) ------------------------------------------------

@@ -37,9 +37,17 @@ from tagsweep.simulators.fleet_exports import (
     INTUNE_COLUMNS,
     LAPTOPS,
     LAST_NAMES,
+    SNIPEIT_COLUMNS,
     GeneratedExports,
     Person,
     _mac,
+    intune_checkin,
+    intune_not_hardware,
+    snipeit_audit,
+    snipeit_cost,
+    snipeit_footer,
+    snipeit_status,
+    snipeit_user,
     write_hr_json,
 )
 from tagsweep.simulators.world import World
@@ -382,18 +390,16 @@ def generate_for_world(
     itam = out_dir / "itam.csv"
     with itam.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
-        writer.writerow([
-            "Asset Tag", "Asset Name", "Serial", "Manufacturer", "Model", "Category", "Status",
-            "Checked Out To", "Location", "Purchase Cost", "Last Audit", "Condition",
-            "MAC Address", "Updated At",
-        ])  # fmt: skip
+        writer.writerow(SNIPEIT_COLUMNS)
         for a in register:
             writer.writerow([
                 a.tag, f"{a.category.split()[-1][:-1].lower()}-{a.tag[-6:]}", a.serial,
-                a.manufacturer, a.model, a.category, a.status,
-                by_email[a.custodian].name if a.custodian else "", a.location,
-                f"{a.value:.2f}", a.last_audit or "", a.condition, a.mac or "", stamp,
+                a.manufacturer, a.model, a.category, snipeit_status(a.status),
+                snipeit_user(by_email[a.custodian].name, a.custodian) if a.custodian else "",
+                a.location, snipeit_cost(a.value), snipeit_audit(a.last_audit), a.condition,
+                a.mac or "", stamp,
             ])  # fmt: skip
+        snipeit_footer(writer, sum(a.value for a in register))
 
     intune = out_dir / "intune.csv"
     with intune.open("w", encoding="utf-8-sig", newline="") as fh:
@@ -402,18 +408,19 @@ def generate_for_world(
         for a in hq:
             if not a.in_mdm:
                 continue
-            seen = (now - timedelta(days=rng.randrange(1, 10))).strftime("%m/%d/%Y %H:%M")
+            seen = intune_checkin(now - timedelta(days=rng.randrange(1, 10)))
             writer.writerow([
                 f"LT-{a.tag[-6:]}", a.serial, LAPTOPS[a.manufacturer][0],
                 mdm_model.get(a.tag, a.model), mdm_user.get(a.tag, a.custodian or ""), seen,
-                f"{rng.getrandbits(128):032x}", a.mac or "", "Windows",
+                f"{rng.getrandbits(128):032x}", a.mac or "", "Windows", "Corporate",
             ])  # fmt: skip
         for mfr, serial, uuid, mac in mdm_only:
             writer.writerow([
                 f"LT-{uuid[:6]}", serial, LAPTOPS[mfr][0], LAPTOPS[mfr][1][0],
-                rng.choice(active).email, (now - timedelta(days=2)).strftime("%m/%d/%Y %H:%M"),
-                uuid, mac or "", "Windows",
+                rng.choice(active).email, intune_checkin(now - timedelta(days=2)),
+                uuid, mac or "", "Windows", "Corporate",
             ])  # fmt: skip
+        intune_not_hardware(writer, rng, now, active[0].email)
 
     import openpyxl
 

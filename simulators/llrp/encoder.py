@@ -170,6 +170,9 @@ class ReaderIdentity:
     power_dbm: tuple[float, ...] = tuple(10.0 + 0.25 * i for i in range(81))
     power_index_base: int = 1  # Impinj: 1; Zebra FX: 0
     hop_frequencies_khz: tuple[int, ...] = (902750, 915250, 927250)
+    hop_table_id: int = 1
+    #: a fixed-frequency (ETSI) reader: its channels; it does not hop
+    fixed_frequencies_khz: tuple[int, ...] = ()
     mode_identifiers: tuple[int, ...] = (0, 1, 2, 1000, 1002)
     #: a reader without a UTC clock: when it booted (wall µs); it stamps reads with
     #: First/LastSeenTimestampUptime, microseconds since then
@@ -238,11 +241,18 @@ def reader_capabilities(msg_id: int, identity: ReaderIdentity, extra: bytes = b"
         tlv(145, struct.pack(">Hh", i + identity.power_index_base, round(dbm * 100)))
         for i, dbm in enumerate(identity.power_dbm)
     )
-    hops = identity.hop_frequencies_khz
-    hop_table = tlv(
-        147, struct.pack(">BBH", 1, 0, len(hops)) + struct.pack(f">{len(hops)}I", *hops)
-    )
-    band += tlv(146, bytes([0x80]) + hop_table)  # FrequencyInformation, hopping
+    fixed = identity.fixed_frequencies_khz
+    if fixed:  # FrequencyInformation, not hopping: FixedFrequencyTable
+        table = tlv(148, struct.pack(f">H{len(fixed)}I", len(fixed), *fixed))
+        band += tlv(146, bytes([0x00]) + table)
+    else:  # FrequencyInformation, hopping: FrequencyHopTable
+        hops = identity.hop_frequencies_khz
+        hop_table = tlv(
+            147,
+            struct.pack(">BBH", identity.hop_table_id, 0, len(hops))
+            + struct.pack(f">{len(hops)}I", *hops),
+        )
+        band += tlv(146, bytes([0x80]) + hop_table)
     modes = b"".join(
         tlv(329, struct.pack(">IBBBBIIIII", mode, 0x80, 2, 0, 4, 640000, 1500, 6250, 25000, 0))
         for mode in identity.mode_identifiers
@@ -607,6 +617,7 @@ class ROSpecRequest:
     selector: ContentSelector = EVERYTHING
     ai_stop_trigger: int = 0  # 0 Null (continuous), 1 Duration, 2 GPI, 3 Tag observation
     tx_power_index: dict[int, int] = field(default_factory=dict)  # antenna → table index
+    hop_table: dict[int, tuple[int, int]] = field(default_factory=dict)  # → (table, channel)
     session: dict[int, int] = field(default_factory=dict)  # antenna → Gen2 session
     search_mode: dict[int, int] = field(default_factory=dict)  # antenna → Impinj mode
     raw: bytes = field(default=b"", repr=False)
@@ -700,7 +711,9 @@ def _parse_aispec(aispec: Param, request: ROSpecRequest) -> None:
                 antenna = struct.unpack_from(">H", config.body)[0]
                 for item in config.children(2):
                     if item.type == 224 and len(item.body) >= 6:  # RFTransmitter
-                        request.tx_power_index[antenna] = struct.unpack_from(">H", item.body, 4)[0]
+                        hop, channel, power = struct.unpack_from(">HHH", item.body)
+                        request.tx_power_index[antenna] = power
+                        request.hop_table[antenna] = (hop, channel)
                     elif item.type == 330:  # C1G2InventoryCommand: u8 flags, then params
                         _parse_inventory_command(item, antenna, request)
 

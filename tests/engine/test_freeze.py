@@ -40,7 +40,7 @@ def test_csv_with_semicolons_latin1_and_bad_rows(tmp_path: Path) -> None:
     assert [r["_line"] for r in rows] == [2, 4]
     assert [(b.file, b.line) for b in snapshot.bad_rows] == [("assets.csv", 3)]
     source = snapshot.source("itam")
-    assert source.encoding == "latin-1"
+    assert source.encoding == "windows-1252"  # latin-1 text is windows-1252 text
     assert source.rows == 2
     assert source.bad_rows == 1
     assert (tmp_path / "snap" / source.export_copy).read_bytes() == export.read_bytes()
@@ -78,12 +78,12 @@ def test_csv_with_utf8_bom_and_utf16(tmp_path: Path) -> None:
     utf16 = tmp_path / "utf16.csv"
     utf16.write_text("Asset Tag\tSerial\nAST-000002\tSN2\n", encoding="utf-16")
     freeze(
-        [SourceSpec("a", bom, "generic"), SourceSpec("b", utf16, "generic")],
+        [SourceSpec("itam", bom, "generic"), SourceSpec("far", utf16, "generic")],
         tmp_path / "snap",
         SETTINGS,
     )
-    assert _frozen(tmp_path / "snap", "a")[0]["Asset Tag"] == "AST-000001"
-    assert _frozen(tmp_path / "snap", "b")[0]["Serial"] == "SN2"
+    assert _frozen(tmp_path / "snap", "itam")[0]["Asset Tag"] == "AST-000001"
+    assert _frozen(tmp_path / "snap", "far")[0]["Serial"] == "SN2"
 
 
 def test_xlsx_header_below_a_title_and_row_numbers(tmp_path: Path) -> None:
@@ -190,18 +190,18 @@ def test_spread_warning_and_immutability(tmp_path: Path) -> None:
     b.write_text("asset_tag\nAST-000001\n", encoding="utf-8")
     snapshot = freeze(
         [
-            SourceSpec("a", a, exported_at=datetime(2026, 11, 20, tzinfo=UTC)),
-            SourceSpec("b", b, exported_at=datetime(2026, 11, 23, tzinfo=UTC)),
+            SourceSpec("itam", a, exported_at=datetime(2026, 11, 20, tzinfo=UTC)),
+            SourceSpec("far", b, exported_at=datetime(2026, 11, 23, tzinfo=UTC)),
         ],
         tmp_path / "snap",
         SETTINGS,
     )
     assert len(snapshot.warnings) == 1
     assert "72.0 h apart" in snapshot.warnings[0]
-    assert load_snapshot(tmp_path / "snap").source("b").rows == 1
+    assert load_snapshot(tmp_path / "snap").source("far").rows == 1
     with pytest.raises(FreezeError, match="not empty"):
-        freeze([SourceSpec("a", a)], tmp_path / "snap", SETTINGS)
-    frozen = tmp_path / "snap" / "a.parquet"
+        freeze([SourceSpec("itam", a)], tmp_path / "snap", SETTINGS)
+    frozen = tmp_path / "snap" / "itam.parquet"
     os.chmod(frozen, 0o644)
     pq.write_table(pa.table({"asset_tag": ["AST-666666"], "_line": [2]}), frozen)
     with pytest.raises(FreezeError, match="must not change"):

@@ -72,7 +72,11 @@ def register(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, ob
     (base / "jamf.csv").write_text(JAMF, encoding="utf-8")
     (base / "generic.csv").write_text(GENERIC, encoding="utf-8")
     settings = EngineSection.model_validate(
-        {"manufacturer_aliases": {"American Power Conversion": "APC"}}
+        {
+            "manufacturer_aliases": {"American Power Conversion": "APC"},
+            # a generic export is a second register only when the config says so
+            "sources": {"generic": {"role": "itam"}},
+        }
     )
     freeze(
         [

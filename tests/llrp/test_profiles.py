@@ -17,10 +17,11 @@ from pyllrp import pyllrp as ll
 from pyllrp.LLRPConnector import LLRPConnector
 from structlog.testing import capture_logs
 
+from tagsweep.drivers import DriverError
 from tagsweep.drivers.llrp import LlrpDriver
 from tagsweep.simulators.llrp import Fault, FaultKind, LlrpSimulator
-from tagsweep.simulators.llrp.encoder import MessageType
-from tagsweep.simulators.llrp.profiles import PROFILES, VENDOR_ZEBRA
+from tagsweep.simulators.llrp.encoder import MessageType, ReaderIdentity
+from tagsweep.simulators.llrp.profiles import PROFILES, VENDOR_ZEBRA, ReaderProfile
 
 from .test_driver import FAST, collect, everything_from, keys, llrp_url, numbered_source
 from .test_rospec import _inventory_with_pyllrp
@@ -154,3 +155,42 @@ async def test_a_second_client_is_refused_while_one_is_connected() -> None:
 def test_zebra_capabilities_carry_its_vendor_parameters() -> None:
     caps = PROFILES["zebra-fx9600"].capabilities_extra
     assert struct.unpack_from(">HHI", caps)[::2] == (1023, VENDOR_ZEBRA)
+
+
+@pytest.mark.parametrize(
+    ("identity", "expected", "said"),
+    [
+        (ReaderIdentity(hop_table_id=7), (7, 1), "hopping over table 7 (3 channels"),
+        (
+            ReaderIdentity(fixed_frequencies_khz=(865700, 866300, 866900, 867500)),
+            (0, 1),
+            "fixed channel 1 (865.70 MHz) of 4",
+        ),
+    ],
+)
+async def test_hop_table_or_channel_comes_from_the_readers_capabilities(
+    identity: ReaderIdentity, expected: tuple[int, int], said: str
+) -> None:
+    """An FCC reader hops over the table its capabilities name (not always table 1); an
+    ETSI reader does not hop and takes a channel of its fixed frequency table."""
+    async with LlrpSimulator(
+        port=0, tag_source=numbered_source(batches=2), identity=identity
+    ) as sim:
+        with capture_logs() as logs:
+            driver = LlrpDriver(llrp_url(sim, antennas="1"), backoff=FAST)
+            await collect(driver, everything_from(sim, 0))
+    assert sim.connections[0].rospecs[-1].hop_table == {1: expected}
+    [chosen] = [e["detail"] for e in logs if e["event"] == "llrp_frequencies"]
+    assert said in chosen
+
+
+async def test_a_refused_rospec_is_an_error_with_the_readers_words() -> None:
+    picky = ReaderProfile("picky", refused_ai_stop_triggers=(0,))
+    async with LlrpSimulator(port=0, tag_source=numbered_source(), profile=picky) as sim:
+        driver = LlrpDriver(llrp_url(sim), backoff=FAST)
+        with pytest.raises(DriverError) as caught:
+            await driver._connect()
+        await driver._disconnect()
+    message = str(caught.value)
+    assert "rejected the configuration" in message
+    assert "Adding AISpec with unsupported StopTrigger 0" in message  # the reader's answer
