@@ -63,8 +63,10 @@ TIMINGS_FILE = "timings.json"
 #: records beyond them (the seed's count records user and condition).
 COUNT_COLUMNS: tuple[str, ...] = (*SESSION_FILE_COLUMNS, "custodian", "condition")
 COUNT_IDENTIFIERS = ("epc", "asset_tag", "serial")
-#: Session-file columns scanned for NUL characters (they are removed from every column)
-NUL_CHECKED = ("location", *COUNT_IDENTIFIERS)
+#: Session-file columns scanned for NUL characters to report them (they are removed from
+#: every text column): what a barcode can carry. The EPC is hex the gateway formats;
+#: scanning it too cost 0.46 s instead of 0.03 s for three million reads.
+NUL_CHECKED = ("location", "asset_tag", "serial")
 
 
 class RunError(Exception):
