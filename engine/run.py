@@ -63,6 +63,10 @@ TIMINGS_FILE = "timings.json"
 #: records beyond them (the seed's count records user and condition).
 COUNT_COLUMNS: tuple[str, ...] = (*SESSION_FILE_COLUMNS, "custodian", "condition")
 COUNT_IDENTIFIERS = ("epc", "asset_tag", "serial")
+#: Session-file columns scanned for NUL characters to report them (they are removed from
+#: every text column): what a barcode can carry. The EPC is hex the gateway formats;
+#: scanning it too cost 0.46 s instead of 0.03 s for three million reads.
+NUL_CHECKED = ("location", "asset_tag", "serial")
 
 
 class RunError(Exception):
@@ -242,6 +246,7 @@ def load_counts(
                 f"{', '.join(COUNT_IDENTIFIERS)}; it has {[n for n in names if n != LINE_COLUMN]}"
             )
         parts = []
+        nul_checks: list[str] = []
         for c in COUNT_COLUMNS:
             col = ident(keys[header_key(c)]) if header_key(c) in keys else None
             if c in {"first_seen", "last_seen"}:
@@ -251,16 +256,31 @@ def load_counts(
                     parts.append(f"TRY_CAST({col} AS TIMESTAMPTZ) AS {c}")
                 else:
                     parts.append(f"ts_parse(blank({col})) AS {c}")
+            elif col is None:
+                parts.append(f"CAST(NULL AS VARCHAR) AS {c}")
+            elif kind == "session":
+                # a scanned label may carry a NUL; it never reaches a field
+                parts.append(f"replace(CAST({col} AS VARCHAR), chr(0), '') AS {c}")
+                if c in NUL_CHECKED:
+                    nul_checks.append(f"contains(CAST({col} AS VARCHAR), chr(0))")
             else:
-                parts.append(
-                    f"CAST({col} AS VARCHAR) AS {c}" if col else f"CAST(NULL AS VARCHAR) AS {c}"
-                )
+                parts.append(f"CAST({col} AS VARCHAR) AS {c}")
         last_seen_col = ident(keys[header_key("last_seen")]) if "lastseen" in keys else None
         parts.append(
             f"blank({last_seen_col}) AS last_seen_text"
             if kind == "sheet" and last_seen_col
             else "CAST(NULL AS VARCHAR) AS last_seen_text"
         )
+        if nul_checks:
+            nul_row = con.execute(
+                f"SELECT count(*), min({LINE_COLUMN}) FROM {relation} "
+                f"WHERE {' OR '.join(nul_checks)}"
+            ).fetchall()[0]
+            if nul_row[0]:
+                notes.append(
+                    f"count file {path.name}: NUL characters removed from {nul_row[0]} row(s) "
+                    f"(first on row {nul_row[1]})"
+                )
         relation = (
             f"(SELECT {lit(path.name)} AS file, CAST({LINE_COLUMN} AS BIGINT) AS line, "
             f"{', '.join(parts)} FROM {relation})"

@@ -260,3 +260,25 @@ def test_hostile_text_through_the_gateway_store(
             assert store.contexts(value) == []
         finally:
             store.close()
+
+
+def test_nul_in_a_scanned_label_never_reaches_the_count(tmp_path: Path) -> None:
+    from tagsweep.daemon.sessions import SESSION_FILE_SCHEMA, write_session_file
+    from tagsweep.domain import CountSession, Location
+
+    (tmp_path / "register.csv").write_text(REGISTER)
+    freeze([SourceSpec("itam", tmp_path / "register.csv")], tmp_path / "snap", EngineSection())
+    t0 = 1_795_000_000_000_000
+    row = {"session_id": "cs-1", "site": "DC1", "method": "barcode", "location": "Room\x00 1",
+           "asset_tag": "AST-000001\x00", "first_seen": t0, "last_seen": t0, "read_count": 1,
+           "reader": "sc1", "operator": "jdoe"}  # fmt: skip
+    table = pa.Table.from_pylist([row], schema=SESSION_FILE_SCHEMA)
+    session = CountSession("cs-1", "DC1", "jdoe", (Location("Room 1"),), t0, t0 + 1)
+    closed = write_session_file(table, session, session_dir=tmp_path / "s", gateway="gw-1")
+    run = reconcile(tmp_path / "snap", [closed.parquet], EngineSection(), tmp_path / "run")
+    assert run.manifest["counts"]["found"] == 1
+    assert run.manifest["counts"]["variances"] == 0
+    assert (
+        "count file cs-1.parquet: NUL characters removed from 1 row(s) (first on row 1)"
+        in (run.manifest["warnings"])
+    )
