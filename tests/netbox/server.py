@@ -454,6 +454,9 @@ def main(argv: list[str]) -> int:
             server.stop()
         return 0
     if command == "serve":
+        # block the stop signals first: sigwait then receives them and the server is
+        # stopped and cleaned up, instead of the default action killing this process
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         server.start()
         assert server.tokens is not None
         print(f"NETBOX_URL={server.url}")
