@@ -15,7 +15,7 @@ from rich.console import Console
 from tagsweep import __version__
 from tagsweep.commission_cli import tag_app
 from tagsweep.daemon.cli import run_command, session_app, status_command
-from tagsweep.daemon.webcert import web_app
+from tagsweep.daemon.liveview.certificate import web_app
 from tagsweep.drivers.cli import llrp_app
 from tagsweep.engine.audit_cli import audit_app
 from tagsweep.engine.cases_cli import cases_app

@@ -20,7 +20,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.labels.content import LabelMaker, LabelProblems
 from tests.conftest import free_port, wait_for_port
