@@ -290,6 +290,14 @@ def run_minimal(snapshot: str, session: str, out: str, as_of: str, q: Any) -> No
     )
 
 
+def ratios(baseline: dict[str, Any], engine: dict[str, Any]) -> tuple[float, float]:
+    """Baseline seconds over the engine's: end to end, and up to its file writers."""
+    return (
+        baseline["seconds"] / engine["seconds"],
+        baseline["seconds"] / engine["same_work_seconds"],
+    )
+
+
 def _child(target: Any, *args: Any) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -419,8 +427,7 @@ def main() -> int:
                 run_pandas, str(work / "snapshot"), str(session), str(work / "pandas"),
                 engine["run_id"], engine["as_of"],
             )  # fmt: skip
-            ratio = baseline["seconds"] / engine["seconds"]
-            ratio_same = baseline["seconds"] / engine["same_work_seconds"]
+            ratio, ratio_same = ratios(baseline, engine)
             print(f"pandas: {baseline['seconds']:.2f} s, peak {baseline['peak_rss_mb']:.0f} MB")
             print(
                 f"engine is {ratio:.1f}x faster than pandas end to end (engine with all its "
@@ -520,8 +527,7 @@ def main_realistic(n: int, memory_limit: str | None) -> int:
             run_minimal, str(work / "snapshot"), str(session), str(work / "minimal"),
             engine["as_of"],
         )  # fmt: skip
-        ratio = minimal["seconds"] / engine["seconds"]
-        ratio_same = minimal["seconds"] / engine["same_work_seconds"]
+        ratio, ratio_same = ratios(minimal, engine)
         print(f"minimal pandas: {minimal['seconds']:.2f} s, peak {minimal['peak_rss_mb']:.0f} MB")
         print(
             f"engine is {ratio:.1f}x the minimal pandas script end to end, {ratio_same:.1f}x "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any, Literal
 
 import pytest
@@ -41,11 +41,22 @@ class Collector:
             self.scans.append(event)
 
     async def wait_for(self, n: int, timeout: float = 15.0) -> list[BarcodeScan]:
+        """The first ``n`` scans, as soon as they are read (mid-script)."""
         async with asyncio.timeout(timeout):
             while len(self.scans) < n:
                 await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # anything extra (a duplicate) would arrive now
         return self.scans
+
+    async def until_end(self, timeout: float = 15.0) -> list[BarcodeScan]:
+        """Every scan of the script: :func:`scanner` ends each script with
+        :data:`END_OF_SCRIPT`, and a scan stream keeps its order, so once that one is
+        read anything extra (a duplicate) has been read too. The timeout is a hang guard."""
+        async with asyncio.timeout(timeout):
+            while not any(s.value == END_OF_SCRIPT for s in self.scans):
+                await asyncio.sleep(0.01)
+        end = next(i for i, s in enumerate(self.scans) if s.value == END_OF_SCRIPT)
+        assert end == len(self.scans) - 1, "scans after the end of the script"
+        return self.scans[:end]
 
     async def __aenter__(self) -> Collector:
         self._task = asyncio.create_task(self._run(), name="collector")
@@ -58,6 +69,22 @@ class Collector:
             await self._task
 
 
+#: The last scan of every script :func:`scanner` plays (an asset tag nothing else uses).
+END_OF_SCRIPT = "END-99999"
+
+
+def _with_end(script: Script) -> Script:
+    if isinstance(script, AsyncIterable):
+
+        async def ended() -> AsyncIterator[str | bytes | ScanLine]:
+            async for item in script:
+                yield item
+            yield END_OF_SCRIPT
+
+        return ended()
+    return [*script, END_OF_SCRIPT]
+
+
 @contextlib.asynccontextmanager
 async def scanner(
     mode: Mode,
@@ -67,7 +94,7 @@ async def scanner(
     query: str = "",
     **sim: Any,
 ) -> AsyncIterator[tuple[ScannerSimulator, Collector]]:
-    async with ScannerSimulator(mode=mode, script=script, noise=noise, **sim) as device:
+    async with ScannerSimulator(mode=mode, script=_with_end(script), noise=noise, **sim) as device:
         driver = open_driver(
             device.url + query, name="handheld-1", reader_id=3, backoff=FAST, options=options
         )
@@ -80,7 +107,7 @@ async def scanner(
 async def test_every_scripted_scan_arrives_once_parsed(mode: Mode) -> None:
     expected = examples()
     async with scanner(mode, [e.line for e in expected]) as (device, collector):
-        scans = await collector.wait_for(len(expected))
+        scans = await collector.until_end()
         await device.finished()
     assert len(scans) == len(expected)
     for scan, want in zip(scans, expected, strict=True):
@@ -94,7 +121,12 @@ async def test_every_scripted_scan_arrives_once_parsed(mode: Mode) -> None:
         assert scan.timestamp_us > 0
     assert [s.timestamp_us for s in scans] == sorted(s.timestamp_us for s in scans)
     counters = collector.driver.counters
-    assert (counters.reads, counters.decode_errors, counters.reconnects) == (len(expected), 0, 0)
+    # the script's scans and its end
+    assert (counters.reads, counters.decode_errors, counters.reconnects) == (
+        len(expected) + 1,
+        0,
+        0,
+    )
     assert collector.states[:2] == [DriverState.CONNECTING, DriverState.INVENTORYING]
     assert collector.states[-1] is DriverState.STOPPED
 
@@ -112,7 +144,7 @@ async def test_location_labels_switch_the_location_context(mode: Mode) -> None:
         "IT-00003",
     ]
     async with scanner(mode, script) as (_device, collector):
-        scans = await collector.wait_for(len(script))
+        scans = await collector.until_end()
     # What the daemon does with the stream: a location scan sets the context, the
     # other scans are observations at the current context.
     context: Location | None = None
@@ -141,7 +173,7 @@ async def test_noise_and_unplugs_lose_no_scan_and_count_every_fault(mode: Mode) 
         downtime_s=0.05,
     )  # fmt: skip
     async with scanner(mode, script, noise) as (device, collector):
-        scans = await collector.wait_for(len(script), timeout=30)
+        scans = await collector.until_end(timeout=30)
         await device.finished()
     assert [(s.kind, s.value) for s in scans] == [(e.kind, e.value) for e in examples() * 3]
     counters = collector.driver.counters
@@ -151,7 +183,7 @@ async def test_noise_and_unplugs_lose_no_scan_and_count_every_fault(mode: Mode) 
     assert counters.faults.get("partial_line", 0) == device.truncated
     assert counters.decode_errors == device.garbage_lines + device.truncated
     assert counters.reconnects >= device.disconnects
-    assert counters.reads == len(script)
+    assert counters.reads == len(script) + 1  # and the end of the script
 
 
 async def test_ten_thousand_garbage_lines_over_a_pty() -> None:
@@ -159,7 +191,7 @@ async def test_ten_thousand_garbage_lines_over_a_pty() -> None:
     noise = Noise(garbage=25, garbage_bytes=40, terminators=True, seed=5)
     with capture_logs() as logs:
         async with scanner("pty", script, noise) as (device, collector):
-            scans = await collector.wait_for(len(script), timeout=45)
+            scans = await collector.until_end(timeout=45)
             await device.finished()
     assert device.garbage_lines >= 10_000
     assert [s.value for s in scans] == [f"IT-{i:05d}" for i in range(400)]
@@ -176,7 +208,7 @@ async def test_wrong_check_digit_is_counted_logged_and_the_next_scan_read() -> N
     bad = f"]C101{wrong_check_digit('0950600013435')}21X{GS}"
     with capture_logs() as logs:
         async with scanner("pty", [bad, "IT-00077"]) as (_device, collector):
-            scans = await collector.wait_for(1)
+            scans = await collector.until_end()
     assert [s.value for s in scans] == ["IT-00077"]
     assert collector.driver.counters.faults == {"check_digit": 1}
     assert collector.driver.counters.decode_errors == 1
@@ -192,7 +224,7 @@ async def test_overlong_line_is_dropped_and_the_next_line_read() -> None:
     script: list[str | bytes | ScanLine] = [b"A" * 20_000, "IT-00078"]
     options = {**OPTIONS, "max_line_bytes": 256}
     async with scanner("tcp", script, options=options) as (_device, collector):
-        scans = await collector.wait_for(1)
+        scans = await collector.until_end()
     assert [s.value for s in scans] == ["IT-00078"]
     assert collector.driver.counters.faults == {"overlong": 1}
 
@@ -201,7 +233,7 @@ async def test_consecutive_garbage_degrades_and_a_good_scan_recovers() -> None:
     script: Script = [*[b"\x00\x01junk"] * 4, "IT-00079"]
     options = {**OPTIONS, "degraded_after": 3}
     async with scanner("pty", script, options=options) as (_device, collector):
-        await collector.wait_for(1)
+        await collector.until_end()
     states = collector.states
     assert DriverState.DEGRADED in states
     assert states[states.index(DriverState.DEGRADED) + 1] is DriverState.INVENTORYING
@@ -230,7 +262,7 @@ async def test_unplug_goes_down_reconnects_and_reads_on(mode: Mode) -> None:
         assert collector.driver.last_error is not None
         operator.put_nowait("IT-00003")  # the scanner is back: read on the new connection
         operator.put_nowait(None)
-        scans = await collector.wait_for(3)
+        scans = await collector.until_end()
         await device.finished()
     assert [s.value for s in scans] == ["IT-00001", "IT-00002", "IT-00003"]
     assert device.disconnects == 1
@@ -255,7 +287,7 @@ async def test_url_options_win_over_configured_options() -> None:
     async with scanner(
         "tcp", script, options=options, query="?terminator=TAB", terminator="TAB"
     ) as (_device, collector):
-        scans = await collector.wait_for(2)
+        scans = await collector.until_end()
     assert [s.value for s in scans] == ["IT-00005", "IT-00006"]
 
 
@@ -270,7 +302,7 @@ async def test_options_from_the_configuration_sections() -> None:
     assert options["gln_locations"] == {GLN_ROOM: "DC1/Room 302"}
     script: list[str | bytes | ScanLine] = [f"]C1414{GLN_ROOM}", "R302-A04", "IT-1234"]
     async with scanner("tcp", script, options=options, terminator="LF") as (_d, collector):
-        scans = await collector.wait_for(3)
+        scans = await collector.until_end()
     assert [(s.kind, s.value) for s in scans] == [
         (ScanKind.LOCATION, "DC1/Room 302"),
         (ScanKind.LOCATION, "DC1/Room 302/Rack A04"),
