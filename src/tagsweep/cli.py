@@ -106,6 +106,14 @@ def config_check(
             f"warning: {problem} (`tagsweep run` needs it; see README, Configuration)",
             markup=False,
         )
+    web = config.web
+    if web.enabled and web.insecure and not web.loopback and web.token is None:
+        err_console.print(
+            f"warning: {file}: web.insecure: the live view on {web.listen} is served "
+            "without a token to anyone who can reach it; set web.token_file or "
+            "web.token_env",
+            markup=False,
+        )
     console.print(f"OK {file}")
     console.print(f"  gateway   {config.gateway.id} at site {config.gateway.site}")
     for reader in config.readers:

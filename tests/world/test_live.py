@@ -51,9 +51,14 @@ async def test_walk_through_over_llrp_attributes_with_live_scan_times() -> None:
                 await asyncio.sleep(0.01)
         await asyncio.wait_for(scan(), timeout=20)
         async with asyncio.timeout(20):
+            # the walk is over, and the reader holds nothing back: the last reads short
+            # of a report's N went out on the driver's GET_REPORT
             while not (sim.connections and sim.connections[0].source_done):
                 await asyncio.sleep(0.05)
-            sent = sim.connections[0].sent_reads().size
+            log = sim.connections[0]
+            while log.read_count < log.observed:
+                await asyncio.sleep(0.05)
+            sent = log.sent_reads().size
             while sum(b.size for b in received) < sent:
                 await asyncio.sleep(0.05)
         await driver.close()
