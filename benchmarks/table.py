@@ -115,6 +115,18 @@ def _liveview(d: Mapping[str, Any]) -> Row:
     )
 
 
+def _netbox(d: Mapping[str, Any]) -> Row:
+    n = int(d.get("devices", 0))
+    return (
+        f"NetBox pull and push of {n:,} devices (real NetBox, 2 gunicorn workers)",
+        f"pull {d.get('pull_s', 'n/a')} s, push {d.get('push_devices_per_s', 'n/a')} devices/s",
+        f"pull {d.get('baseline_pull_s', 'n/a')} s (next links, 50/page), push "
+        f"{d.get('baseline_push_devices_per_s', 'n/a')} devices/s (a PATCH each)",
+        f"pull {_x(d.get('pull_speedup'))}, push {_x(d.get('push_speedup'))}",
+        "faster than one request at a time",
+    )
+
+
 def _audit(d: Mapping[str, Any]) -> Row:
     return (
         f"Open {int(d.get('variances', 0)):,} cases, every audit entry signed (key file)",
@@ -139,6 +151,7 @@ ROWS: dict[str, Callable[[Mapping[str, Any]], Row]] = {
     "location": _location,
     "portal": _portal,
     "liveview": _liveview,
+    "netbox": _netbox,
     "audit": _audit,
 }
 

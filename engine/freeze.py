@@ -79,6 +79,8 @@ class SourceSpec:
     path: Path
     preset: str | None = None
     exported_at: datetime | None = None
+    #: where a pulled export came from (a NetBox API endpoint and its filters)
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class FrozenSource:
     encoding: str | None = None
     bad_values: int = 0
     skipped_rows: int = 0
+    origin: str | None = None  # API endpoint and filters of a pulled export
 
 
 @dataclass(slots=True)
@@ -768,6 +771,7 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
                     encoding=enc.label if enc is not None else None,
                     bad_values=len(values),
                     skipped_rows=len(footers),
+                    origin=spec.origin,
                 )
             )
     finally:
@@ -803,7 +807,9 @@ def write_manifest(snapshot: Snapshot) -> None:
         "tagsweep_version": __version__,
         "frozen_at": snapshot.frozen_at,
         "sources": [
-            asdict(s) | {"frozen_sha256": _frozen_hash(snapshot, s)} for s in snapshot.sources
+            {k: v for k, v in asdict(s).items() if k != "origin" or v is not None}
+            | {"frozen_sha256": _frozen_hash(snapshot, s)}
+            for s in snapshot.sources
         ],
         "warnings": snapshot.warnings,
         "bad_rows": [asdict(b) for b in snapshot.bad_rows],
