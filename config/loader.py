@@ -212,6 +212,19 @@ def parse_config(
         problems=problems,
         absent=absent,
     )
+    web = config.web
+    token_source = web.token_env or web.token_file or os.environ.get(WEB_TOKEN_ENV)
+    if web.enabled and not web.loopback and not web.insecure and not token_source:
+        problems.append(
+            ConfigProblem(
+                file,
+                "web.listen",
+                f"{web.listen} is reachable from other hosts: set web.token_file or "
+                f"web.token_env (or {WEB_TOKEN_ENV}), or web.insecure = true to show the "
+                "count to anyone who can reach it",
+                _find_line(text, ("web", "listen")),
+            )
+        )
     if absent_secrets is None:
         problems.extend(absent)
     else:

@@ -7,6 +7,7 @@ file and the key path (``readers[1].url``).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from pathlib import Path
@@ -243,8 +244,27 @@ class WebSection(Section):
     token_env: str | None = None
     token_file: Path | None = None
     token: SecretStr | None = Field(default=None, exclude=True)
+    #: Serve beyond loopback without a token (anyone who can reach the port sees the
+    #: count); ``config check`` warns about it.
+    insecure: bool = False
 
     _listen = field_validator("listen")(_check_listen)
+
+    @property
+    def loopback(self) -> bool:
+        """Is the live view reachable from this host only?"""
+        return is_loopback_listen(self.listen)
+
+
+def is_loopback_listen(listen: str) -> bool:
+    """``HOST:PORT`` names a loopback address (127.0.0.0/8, ::1, localhost)."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class LoggingSection(Section):

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from tagsweep.daemon.progress import progress
+from tagsweep.netbox.options import TokenFileOption
 
 if TYPE_CHECKING:
     from tagsweep.config import TagsweepConfig
@@ -161,6 +162,38 @@ def status_command(
     )
 
 
+def _netbox_register(url: str, token_file: Path | None) -> Path:
+    """Pull NetBox's devices into ``expected-netbox-<time>.parquet`` in the current
+    folder (the gateway reads it at the start of the session and again after a restart)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tagsweep.netbox.client import NetBoxError, TokenError, load_token
+    from tagsweep.netbox.fields import register_row
+    from tagsweep.netbox.pull import fetch_records
+
+    try:
+        token = load_token(token_file)
+        records, pages, _, origin = asyncio.run(fetch_records(url, token))
+    except (TokenError, ValueError, NetBoxError) as exc:
+        err_console.print(f"error: --expected netbox:{url}: {exc}", markup=False)
+        raise typer.Exit(code=2) from None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = Path.cwd() / f"expected-netbox-{stamp}.parquet"
+    rows = [register_row(r) for r in records]
+    columns = list(register_row({}))
+    table = pa.table({c: pa.array([r[c] for r in rows], pa.string()) for c in columns})
+    pq.write_table(table, path)
+    err_console.print(
+        f"expected register: {len(rows)} devices from {origin} ({pages} page(s)) -> {path}",
+        markup=False,
+    )
+    return path
+
+
 @session_app.command("start")
 def session_start(
     *,
@@ -177,13 +210,16 @@ def session_start(
         typer.Option("--scope", help="Location(s) the count covers (repeatable)."),
     ] = None,
     expected: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--expected",
             help="Register to count against live (golden.parquet, a run's register.parquet, "
-            "or their folder): see `tagsweep session progress` and the live view.",
+            "or their folder), or netbox:URL to pull NetBox's devices now (the URL's query "
+            "as filters, e.g. netbox:https://netbox.example.com/?site=dc1): see "
+            "`tagsweep session progress` and the live view.",
         ),
     ] = None,
+    token_file: TokenFileOption = None,
     config: ConfigOption = None,
     socket: SocketOption = None,
     as_json: JsonOption = False,
@@ -193,7 +229,12 @@ def session_start(
     if scope:
         args["scope"] = list(scope)
     if expected is not None:
-        args["expected"] = str(expected.resolve())  # the daemon has its own working folder
+        register = (
+            _netbox_register(expected.removeprefix("netbox:"), token_file)
+            if expected.startswith("netbox:")
+            else Path(expected)
+        )
+        args["expected"] = str(register.resolve())  # the daemon has its own working folder
     result = _call(_socket(socket, config), "session.start", args)
     if as_json:
         console.print_json(json.dumps(result))

@@ -99,6 +99,7 @@ def attach_integrations(gateway: Gateway, environ: Mapping[str, str] | None = No
     cfg = gateway.config
     log = get_logger("integrations", gateway=cfg.gateway.id)
     metrics = GatewayMetrics(gateway=cfg.gateway.id, site=cfg.gateway.site)
+    notifier = SystemdNotifier(environ)
     for device in gateway.devices:
         metrics.watch_reader(device.driver)
     metrics.reads_outside_session = gateway.counters.reads_outside_session
@@ -111,6 +112,15 @@ def attach_integrations(gateway: Gateway, environ: Mapping[str, str] | None = No
             metrics.store_write_duration.observe(seconds)
 
     gateway.on_timing(timing)
+
+    def store_health(problem: str | None, write_errors: int) -> None:
+        changed = problem != metrics.store_problem
+        metrics.store_problem = problem
+        metrics.store_write_errors = write_errors
+        if changed and notifier.enabled:
+            notifier.status(metrics.status_line())
+
+    gateway.on_store_health(store_health)
 
     server = None
     if cfg.metrics.enabled:
@@ -129,7 +139,6 @@ def attach_integrations(gateway: Gateway, environ: Mapping[str, str] | None = No
             tls=cfg.mqtt.tls is not None,
         )
 
-    notifier = SystemdNotifier(environ)
     integrations = Integrations(metrics, server, mqtt, notifier)
     if notifier.enabled:
 

@@ -139,6 +139,9 @@ class GatewayMetrics:
         if process:
             ProcessCollector(registry=r)
         self._rate_mark: tuple[float, int] | None = None
+        #: why the store cannot keep writes (deleted, replaced), and failed writes so far
+        self.store_problem: str | None = None
+        self.store_write_errors = 0
 
     # -- what the supervisor registers ----------------------------------------------------
     def watch_reader(self, reader: ObservedReader) -> None:
@@ -199,6 +202,8 @@ class GatewayMetrics:
         self._rate_mark = (now, total)
         readers = ", ".join(f"{name} {r.state.value}" for name, r in sorted(self.readers.items()))
         parts = [f"{rate:.0f} reads/s", readers or "no readers"]
+        if self.store_problem:
+            parts.insert(0, f"STORE FAILING: {self.store_problem}")
         if self.outbox is not None:
             parts.append(f"outbox {self.outbox.depth}")
         if self.session is not None:
@@ -221,6 +226,18 @@ class _GatewayCollector(Collector):
         )
         info.add_metric([m.gateway, m.site, __version__], 1)
         yield info
+        store_ok = GaugeMetricFamily(
+            "tagsweep_store_ok",
+            "1 while the store commits, 0 while it cannot: its file was deleted or "
+            "replaced (writes are refused), or the last write failed.",
+        )
+        store_ok.add_metric([], 0 if m.store_problem else 1)
+        yield store_ok
+        write_errors = CounterMetricFamily(
+            "tagsweep_store_write_errors", "Store commits that failed (each is retried)."
+        )
+        write_errors.add_metric([], m.store_write_errors)
+        yield write_errors
 
         reads = CounterMetricFamily(
             "tagsweep_reader_reads", "Tag reports (RFID) or scans (barcode).", labels=["reader"]

@@ -33,11 +33,14 @@ from tagsweep.daemon.dedup import Deduplicator, DedupResult
 from tagsweep.daemon.devices import Device
 from tagsweep.daemon.events import EventFanout, EventKind, GatewayEvent
 from tagsweep.daemon.status import GatewayCounters
-from tagsweep.daemon.store import Store, WriteBatch
+from tagsweep.daemon.store import Store, StoreError, WriteBatch
 from tagsweep.domain import READ_DTYPE, SIGHTING_DTYPE, now_us
 from tagsweep.drivers import Driver, DriverState
 
 TimingListener = Callable[[str, float], None]
+#: Called with what is wrong with the store — the file deleted or replaced, or the last
+#: write's error — (None once it is fine) and the failed writes so far.
+StoreHealthListener = Callable[[str | None, int], None]
 
 #: Pending reads above which a flush runs at once instead of waiting for the interval.
 EAGER_FLUSH_READS = 500_000
@@ -86,6 +89,9 @@ class ReadPipeline:
             maxsize=64
         )
         self.write_error: str | None = None
+        #: why the store cannot keep writes (deleted, replaced), None while it can
+        self.store_problem: str | None = None
+        self._health: list[StoreHealthListener] = []
         #: the open session's start (µs), or None; set by the session API
         self.session_started_us: int | None = None
         #: reads outside the open session's window since it opened (``session show``)
@@ -102,6 +108,29 @@ class ReadPipeline:
 
     def on_timing(self, listener: TimingListener) -> None:
         self._timing.append(listener)
+
+    def on_store_health(self, listener: StoreHealthListener) -> None:
+        self._health.append(listener)
+
+    def check_store(self) -> str | None:
+        """Look at the store file now; log and tell the listeners when that changes."""
+        problem = self.store.problem() if self.store is not None else None
+        if problem != self.store_problem:
+            self.store_problem = problem
+            if problem is not None:
+                self.log.error("store_lost", problem=problem)
+            else:
+                self.log.info("store_back")
+            self._tell_health()
+        return problem
+
+    def _tell_health(self) -> None:
+        for listener in self._health:
+            try:
+                problem = self.store_problem or self.write_error
+                listener(problem, self.counters.store_write_errors)
+            except Exception as exc:
+                self.log.exception("store_health_listener_failed", error=repr(exc))
 
     # -- what the loop may read -----------------------------------------------------------
     @property
@@ -206,6 +235,7 @@ class ReadPipeline:
                 await asyncio.wait_for(self._flush_now.wait(), timeout=interval)
             self._flush_now.clear()
             try:
+                self.check_store()
                 await self.flush()
                 if self.config.store.keep_raw_reads and time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_INTERVAL_S
@@ -354,13 +384,24 @@ class ReadPipeline:
                 try:
                     await store.call(store.write, pending)
                     pending = None
-                    self.write_error = None
+                    if self.write_error is not None:
+                        self.write_error = None
+                        self.log.info("store_write_recovered")
+                        self._tell_health()
                     self.counters.store_writes += 1
                     self._timed("store_write", time.perf_counter() - started)
                 except Exception as exc:  # keep the batch; retry with the next one
                     self.counters.store_write_errors += 1
+                    first = repr(exc) != self.write_error
                     self.write_error = repr(exc)
-                    self.log.exception("store_write_failed", error=repr(exc))
+                    if isinstance(exc, StoreError):
+                        self.check_store()
+                    if first and isinstance(exc, StoreError):  # once per distinct error
+                        # what is wrong is known and said; a traceback would add nothing
+                        self.log.error("store_write_failed", error=str(exc))  # noqa: TRY400
+                    elif first:
+                        self.log.exception("store_write_failed", error=repr(exc))
+                    self._tell_health()
                     if stop:
                         break
                     await asyncio.sleep(1.0)

@@ -72,6 +72,15 @@ class SessionAPI:
     def _store(self) -> Store:
         return self.gateway.running_store()
 
+    def _require_store(self, what: str) -> Store:
+        """The store, if it keeps what is written; SessionError saying why not, otherwise:
+        a session is never reported started or closed when the store did not commit it."""
+        store = self._store()
+        problem = self.pipeline.check_store() or self.pipeline.write_error
+        if problem:
+            raise SessionError(f"{what}: the store cannot commit it: {problem}")
+        return store
+
     def _roles(self) -> dict[str, Any]:
         return {d.name: d.role for d in self.gateway.devices if d.kind == "reader"}
 
@@ -143,7 +152,7 @@ class SessionAPI:
         for loc in (*scope_locs, *([start_loc] if start_loc else [])):
             if loc.site != site:
                 raise SessionError(f"location {loc} is not at site {site}")
-        self._store()  # the gateway must be running
+        self._require_store("the count session was not started")
         live = self.gateway.live
         if expected and live is None:
             raise SessionError("this gateway has no live view to compare --expected with")
@@ -181,7 +190,7 @@ class SessionAPI:
         start_loc: Location | None,
         expected: str | None,
     ) -> CountSession:
-        store = self._store()
+        store = self._require_store("the count session was not started")
         async with self._lock:
             self._refuse_if_open()  # another start may have won while the register loaded
             started = now_us()
@@ -305,7 +314,7 @@ class SessionAPI:
 
     async def stop(self, session_id: str | None = None) -> ClosedSession:
         """Stop the open session and write its session file (Parquet + manifest)."""
-        store = self._store()
+        store = self._require_store("the count session stays open")
         async with self._lock:
             session = self.session
             if session is None:
@@ -326,7 +335,13 @@ class SessionAPI:
                     )
                 ]
             )
-            await self.pipeline.sync()  # every sighting up to now is committed before the close
+            try:
+                await self.pipeline.sync()  # every sighting up to now is committed first
+            except RuntimeError as exc:
+                raise SessionError(
+                    f"the count session was not closed: {exc}; it is closed when the "
+                    "gateway restarts with a working store"
+                ) from None
             closed = await store.call(self._close, session)
             session.state = SessionState.CLOSED
             self.session = None

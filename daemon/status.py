@@ -71,6 +71,7 @@ def gateway_status(gateway: Gateway) -> dict[str, Any]:
             "committed_closed_sightings": store.committed_closed if store else 0,
             "committed_reads": store.committed_reads if store else 0,
             "write_error": pipeline.write_error,
+            "problem": pipeline.store_problem,
         },
         "counters": {
             "reads": gc.reads,

@@ -11,6 +11,11 @@ makes a committed transaction survive ``kill -9``; on the next start
 ones, so nothing committed is lost (a sighting cut by the crash ends at its last
 committed read).
 
+Integrity: the store remembers which file it opened (device and inode). A file deleted
+or replaced under the running daemon would otherwise go on taking writes into an
+unlinked inode that vanishes at the next restart; :meth:`Store.problem` says so, and
+every write refuses with :class:`StoreError` instead of pretending to commit.
+
 Threading: DuckDB calls block, so the daemon makes them on one worker thread through
 :meth:`Store.call`; the event loop never waits on disk.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,68 +38,12 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tagsweep.daemon.store_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from tagsweep.domain import ReadBatch, SightingBatch, now_us
 from tagsweep.logs import get_logger
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-
-SCHEMA_VERSION = 2
-
-_SIGHTING_COLUMNS = """
-    sighting_id UBIGINT NOT NULL,
-    epc VARCHAR NOT NULL,
-    reader VARCHAR NOT NULL,
-    antenna USMALLINT NOT NULL,
-    first_seen_us BIGINT NOT NULL,
-    last_seen_us BIGINT NOT NULL,
-    read_count UBIGINT NOT NULL,
-    peak_rssi FLOAT,
-    mean_rssi FLOAT
-"""
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS sightings ({_SIGHTING_COLUMNS});
-CREATE TABLE IF NOT EXISTS open_sightings ({_SIGHTING_COLUMNS});
-CREATE TABLE IF NOT EXISTS reads (
-    epc VARCHAR NOT NULL, reader VARCHAR NOT NULL, antenna USMALLINT, rssi FLOAT,
-    first_seen_us BIGINT NOT NULL, last_seen_us BIGINT, seen_count UINTEGER,
-    phase FLOAT, doppler_hz FLOAT
-);
-CREATE TABLE IF NOT EXISTS scans (
-    ts_us BIGINT NOT NULL, scanner VARCHAR NOT NULL, session_id VARCHAR,
-    kind VARCHAR NOT NULL, value VARCHAR, data VARCHAR, symbology VARCHAR,
-    location VARCHAR
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id VARCHAR PRIMARY KEY, site VARCHAR NOT NULL, operator VARCHAR NOT NULL,
-    scope VARCHAR NOT NULL, started_us BIGINT NOT NULL, ended_us BIGINT,
-    state VARCHAR NOT NULL, file VARCHAR, sha256 VARCHAR, row_count BIGINT,
-    expected VARCHAR
-);
-CREATE TABLE IF NOT EXISTS location_contexts (
-    session_id VARCHAR, ts_us BIGINT NOT NULL, location VARCHAR NOT NULL,
-    source VARCHAR NOT NULL
-);
-CREATE TABLE IF NOT EXISTS observations (
-    session_id VARCHAR NOT NULL, site VARCHAR, method VARCHAR NOT NULL,
-    location VARCHAR NOT NULL, epc VARCHAR, asset_tag VARCHAR, serial VARCHAR,
-    first_seen_us BIGINT, last_seen_us BIGINT, read_count BIGINT, peak_rssi FLOAT,
-    reader VARCHAR, operator VARCHAR
-);
-CREATE TABLE IF NOT EXISTS reader_status (
-    ts_us BIGINT NOT NULL, reader VARCHAR NOT NULL, state VARCHAR NOT NULL, reason VARCHAR
-);
-"""
-
-#: Columns added after version 1, for stores created by an older daemon (DuckDB's
-#: ``ADD COLUMN IF NOT EXISTS`` is a no-op on a store created by the current schema).
-_MIGRATIONS = """
-ALTER TABLE sessions ADD COLUMN IF NOT EXISTS expected VARCHAR;
-ALTER TABLE scans ADD COLUMN IF NOT EXISTS operator VARCHAR;
-ALTER TABLE scans ADD COLUMN IF NOT EXISTS scan_id VARCHAR;
-"""
 
 
 @dataclass(slots=True)
@@ -153,6 +103,11 @@ class Recovery:
     next_sighting_id: int
 
 
+def _file_id(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or written (disk full, locked by another process…)."""
 
@@ -183,9 +138,10 @@ class Store:
         self.keep_raw_reads = keep_raw_reads
         self.raw_read_retention_s = raw_read_retention_s
         self.log = get_logger("store", path=str(self.path))
+        self._file_id = _file_id(self.path)
         self._executor: ThreadPoolExecutor | None = None
-        self._con.execute(_SCHEMA)
-        self._con.execute(_MIGRATIONS)
+        self._con.execute(SCHEMA)
+        self._con.execute(MIGRATIONS)
         self._con.execute(
             "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
             [str(SCHEMA_VERSION)],
@@ -200,6 +156,33 @@ class Store:
     def committed_reads(self) -> int:
         """Reads inside sightings committed by this process (they survive a crash)."""
         return self.committed_closed_reads + self.committed_open_reads
+
+    # -- integrity -----------------------------------------------------------------------
+    def problem(self) -> str | None:
+        """Why the store cannot keep what is written to it any more, or None."""
+        try:
+            now = _file_id(self.path)
+        except FileNotFoundError:
+            return (
+                f"the store file {self.path} was deleted while the gateway had it open: "
+                "nothing written from now on would be kept; restore it from a backup or "
+                "restart the gateway to start a new store"
+            )
+        except OSError as exc:
+            return f"the store file {self.path} cannot be checked: {exc.strerror}"
+        if now != self._file_id:
+            return (
+                f"the store file {self.path} was replaced by another file while the "
+                "gateway had it open: writes would go to the old, unlinked one; restart "
+                "the gateway to use the new file"
+            )
+        return None
+
+    def require_intact(self) -> None:
+        """Raise StoreError if :meth:`problem` finds one (before every write)."""
+        problem = self.problem()
+        if problem is not None:
+            raise StoreError(problem)
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -256,6 +239,7 @@ class Store:
         """Commit one flush: closed sightings, the open snapshot, reads, scans, status."""
         if batch.empty:
             return
+        self.require_intact()
         con = self._con
         closed = [self._sighting_table(s, ids) for s, ids in batch.closed if len(s)]
         snapshot = (
@@ -377,6 +361,7 @@ class Store:
     ) -> None:
         """A new open session; ``expected`` is its register file for the live view
         (kept so a restarted daemon can restore the live count)."""
+        self.require_intact()
         self._con.execute(
             "INSERT INTO sessions (session_id, site, operator, scope, started_us, state, "
             "expected) VALUES (?, ?, ?, ?, ?, 'open', ?)",
@@ -393,6 +378,7 @@ class Store:
         sha256: str | None = None,
         row_count: int | None = None,
     ) -> None:
+        self.require_intact()
         self._con.execute(
             "UPDATE sessions SET state = ?, ended_us = coalesce(?, ended_us), "
             "file = coalesce(?, file), sha256 = coalesce(?, sha256), "
@@ -455,6 +441,7 @@ class Store:
         ).to_arrow_table()
 
     def replace_observations(self, session_id: str, table: pa.Table) -> None:
+        self.require_intact()
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:

@@ -29,6 +29,8 @@ Hook points for outputs (they never need to reach inside):
   ``add_service`` it);
 * :meth:`Gateway.on_ready` — called once readers are configured and the control socket
   listens (``READY=1``);
+* :meth:`Gateway.on_store_health` — the store file deleted or replaced, or a write
+  failed (``problem``, ``write_errors``);
 * :meth:`Gateway.on_timing` — ``("dedup", seconds)`` per dedup flush and
   ``("store_write", seconds)`` per commit (histograms);
 * :attr:`Gateway.devices` — the drivers (counters, state) for metrics;
@@ -49,7 +51,7 @@ from tagsweep import __version__
 from tagsweep.config.schema import TagsweepConfig
 from tagsweep.daemon.devices import Device, build_devices, supervise_device
 from tagsweep.daemon.events import EventFanout, EventSink, GatewayEvent
-from tagsweep.daemon.read_pipeline import ReadPipeline, TimingListener
+from tagsweep.daemon.read_pipeline import ReadPipeline, StoreHealthListener, TimingListener
 from tagsweep.daemon.session_api import SessionAPI
 from tagsweep.daemon.sessions import ClosedSession, SessionError
 from tagsweep.daemon.status import GatewayCounters, gateway_status
@@ -147,6 +149,11 @@ class Gateway:
 
     def on_timing(self, listener: TimingListener) -> None:
         self.pipeline.on_timing(listener)
+
+    def on_store_health(self, listener: StoreHealthListener) -> None:
+        """``listener(problem, write_errors)`` when the store is lost or back, and after
+        each failed write (metrics, sd_notify STATUS)."""
+        self.pipeline.on_store_health(listener)
 
     # -- running -------------------------------------------------------------------------
     def request_stop(self) -> None:

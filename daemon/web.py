@@ -13,18 +13,18 @@ Each event stream polls the count's version a few times a second, and the encode
 snapshot of one version is shared by every connected page, so the cost of a page is a
 timer tick, not work per read.
 
-Security: off by default and bound to localhost. With a token configured, every request
-needs it as ``Authorization: Bearer …`` or the ``tagsweep_token`` cookie; opening the
-page once as ``/?token=…`` sets the cookie (HttpOnly, SameSite=Strict) and redirects to
-the clean URL, so the token does not stay in the address bar or in the history. On a
-loopback address, requests naming another Host are refused (DNS rebinding).
+Security: off by default and bound to localhost; the configuration refuses an address
+beyond loopback without a token (unless ``[web] insecure = true``, which ``config check``
+warns about). The token, browser sessions (an opaque cookie, never the token), header
+checks and log redaction are :mod:`tagsweep.daemon.web_access`. A client that does not
+finish its request headers within ``header_timeout_s`` is disconnected. On a loopback
+address, requests naming another Host are refused (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import ipaddress
 import json
 import ssl
@@ -38,6 +38,7 @@ from aiohttp import web
 from tagsweep import __version__
 from tagsweep.config.schema import WebSection
 from tagsweep.daemon.live import LiveCount, LiveView, UnknownSessionError
+from tagsweep.daemon.web_access import HEADER_TIMEOUT_S, WebAccess, install_redaction, redact
 from tagsweep.domain import Location
 from tagsweep.logs import get_logger
 
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 HERE: Final = Path(__file__).resolve().parent
 TEMPLATES_DIR: Final = HERE / "templates"
 STATIC_DIR: Final = HERE / "static"
-TOKEN_COOKIE: Final = "tagsweep_token"
-
 _CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -88,6 +87,7 @@ class LiveWebServer:
         token: str | None = None,
         push_interval_s: float = 0.25,
         health_interval_s: float = 1.0,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
         phones: PhoneScans | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -97,7 +97,8 @@ class LiveWebServer:
         self.tls_files: tuple[Path, Path] | None = None  # loaded at start (see tls_context)
         self.host = host
         self.port = port
-        self._token = token.encode() if token else None
+        self.access = WebAccess(token)
+        self.header_timeout_s = header_timeout_s
         self.push_interval_s = push_interval_s
         self.health_interval_s = health_interval_s
         self.templates = jinja2.Environment(
@@ -169,7 +170,16 @@ class LiveWebServer:
     async def start(self) -> None:
         if self.ssl_context is None and self.tls_files is not None:
             self.ssl_context = tls_context(*self.tls_files)
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
+        install_redaction()
+        # keepalive_timeout also runs from the moment a connection opens and closes it
+        # while no complete request has arrived: a client trickling its headers (or
+        # sending none) is cut off after header_timeout_s.
+        runner = web.AppRunner(
+            self.make_app(),
+            access_log=None,
+            shutdown_timeout=2.0,
+            keepalive_timeout=self.header_timeout_s,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
@@ -185,7 +195,7 @@ class LiveWebServer:
         addresses = runner.addresses
         if addresses and self.port == 0:
             self.port = int(addresses[0][1])
-        log.info("live view listening", url=self.url, auth=self._token is not None)
+        log.info("live view listening", url=self.url, auth=self.access.required)
 
     async def stop(self) -> None:
         """Close open event streams first, so shutdown does not wait on them."""
@@ -241,7 +251,7 @@ class LiveWebServer:
                 return _error(request, exc.status, exc.reason)
             raise
         except Exception:
-            log.exception("live view request failed", path=request.path)
+            log.exception("live view request failed", path=redact(request.path))
             return _error(request, 500, "internal error; see the gateway log")
 
     @web.middleware
@@ -274,39 +284,15 @@ class LiveWebServer:
                 )
         return await handler(request)
 
-    def _token_ok(self, candidate: str | None) -> bool:
-        return (
-            self._token is not None
-            and candidate is not None
-            and hmac.compare_digest(candidate.encode(), self._token)
-        )
-
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token is None or request.path.startswith("/static/"):
+        refusal = self.access.check(request)
+        if refusal is None:
             return await handler(request)
-        header = request.headers.get("Authorization", "")
-        bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-        if self._token_ok(bearer) or self._token_ok(request.cookies.get(TOKEN_COOKIE)):
-            return await handler(request)
-        query_token = request.query.get("token")
-        if self._token_ok(query_token) and not _is_api(request):
-            clean = request.rel_url.with_query(
-                [(k, v) for k, v in request.query.items() if k != "token"]
-            )
-            response = web.Response(status=303, headers={"Location": str(clean)})
-            response.set_cookie(
-                TOKEN_COOKIE, query_token or "", httponly=True, samesite="Strict", path="/"
-            )
-            return response
-        given = bearer is not None or query_token is not None or TOKEN_COOKIE in request.cookies
-        message = (
-            "the token does not match this gateway's [web] token"
-            if given
-            else "this live view needs a token: send 'Authorization: Bearer <token>' "
-            "or open the page once as /?token=<token>"
-        )
-        return _error(request, 401, message)
+        if isinstance(refusal, web.Response):
+            return refusal  # the redirect that sets the session cookie
+        status, message = refusal
+        return _error(request, status, message)
 
     # -- helpers -------------------------------------------------------------------------
 

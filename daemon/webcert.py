@@ -24,8 +24,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)  # hex ":AB:" is no emoji
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 web_app = typer.Typer(help="The live page: HTTPS for phones.", no_args_is_help=True)
 
@@ -177,6 +177,8 @@ def cert_command(
     console.print("\nIn the gateway's configuration:\n", markup=False)
     console.print(
         f'[web]\nenabled = true\nlisten = "0.0.0.0:{port}"\n'
+        "# beyond loopback the page needs a token (a mode-600 file with a long random value)\n"
+        'token_file = "/etc/tagsweep/web.token"\n'
         f'[web.tls]\ncert_file = "{made.cert.resolve()}"\nkey_file = "{made.key.resolve()}"\n',
         markup=False,
     )

@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -52,6 +52,9 @@ ENTRY_FIELDS: Final = (
 )
 #: Fields of a signed entry: ``sig`` before ``hash``, which covers it.
 SIGNED_ENTRY_FIELDS: Final = (*ENTRY_FIELDS[:-1], "sig", "hash")
+#: How far an entry's time may fall behind the latest time before it: machines' clocks
+#: differ a little, but a signer must not backdate past the entries already written.
+MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 #: The SSHSIG namespace of audit entries (``ssh-keygen -Y verify -n tagsweep-audit``).
 AUDIT_NAMESPACE: Final = "tagsweep-audit"
 
@@ -194,12 +197,14 @@ class AuditWriter:
         signer: Signer | None = None,
         sealed: bool = False,
         clock: Clock | None = None,
+        last_time: datetime | None = None,
     ) -> None:
         self._out = out
         self.head = head
         self._signer = signer
         self._sealed = sealed
         self._clock = clock or utc_now
+        self._last_time = last_time
 
     @property
     def signed(self) -> bool:
@@ -230,9 +235,17 @@ class AuditWriter:
                 "break it. Set [engine.cases] allowed_signers and sign with your SSH key "
                 "(ssh-agent, or --key / TAGSWEEP_SIGNING_KEY)"
             )
+        when = at or self._clock()
+        if self._last_time is not None and when < self._last_time - MAX_CLOCK_SKEW:
+            raise AuditLogError(
+                f"this machine's clock ({when.isoformat()}) is behind the last audit entry "
+                f"({self._last_time.isoformat()}) by more than {MAX_CLOCK_SKEW}; correct the "
+                "clock (NTP): entry times are signed and must not go back"
+            )
+        self._last_time = max(when, self._last_time or when)
         fields: dict[str, Any] = {
             "seq": self.head.seq + 1,
-            "ts": (at or self._clock()).astimezone(UTC).isoformat(timespec="microseconds"),
+            "ts": when.astimezone(UTC).isoformat(timespec="microseconds"),
             "actor": actor,
             "action": action,
             "subject": subject,
@@ -279,10 +292,12 @@ class AuditLog:
         """Lock the log, check its last entry is intact, and hand out a writer that signs
         with ``signer`` (unsigned entries are refused once the log holds a signed one)."""
         with self.locked():
-            head, sealed = self._checked_tail()
+            head, sealed, last = self._checked_tail()
             with self.path.open("ab") as out:
                 try:
-                    yield AuditWriter(out, head, signer=signer, sealed=sealed, clock=clock)
+                    yield AuditWriter(
+                        out, head, signer=signer, sealed=sealed, clock=clock, last_time=last
+                    )
                 finally:
                     out.flush()
                     os.fsync(out.fileno())
@@ -295,11 +310,11 @@ class AuditLog:
     def _checked_head(self) -> Head:
         return self._checked_tail()[0]
 
-    def _checked_tail(self) -> tuple[Head, bool]:
-        """Head of the log and whether its last entry is signed, refusing to extend a
-        damaged tail (a torn or edited last line)."""
+    def _checked_tail(self) -> tuple[Head, bool, datetime | None]:
+        """Head of the log, whether its last entry is signed and its time, refusing to
+        extend a damaged tail (a torn or edited last line)."""
         if not self.path.exists() or self.path.stat().st_size == 0:
-            return Head(0, GENESIS_HASH), False
+            return Head(0, GENESIS_HASH), False, None
         last = self._last_line()
         try:
             data = _parse_line(last)
@@ -313,7 +328,11 @@ class AuditLog:
                 f"{self.path}: the last entry (seq {data['seq']}) does not match its hash; "
                 "run `tagsweep audit verify` and restore the log from a copy"
             )
-        return Head(data["seq"], data["hash"]), "sig" in data
+        try:
+            when: datetime | None = datetime.fromisoformat(str(data["ts"]))
+        except ValueError:
+            when = None
+        return Head(data["seq"], data["hash"]), "sig" in data, when
 
     def _last_line(self) -> bytes:
         with self.path.open("rb") as log:

@@ -171,9 +171,12 @@ def extract(
     checks them with nothing but OpenSSH."""
     from tagsweep.engine.audit import AUDIT_NAMESPACE, AuditLog, signed_message
 
+    allowed = "ALLOWED_SIGNERS"
     if log is None:
         with open_store(store, config) as cases:
             log = cases.audit.path
+            if cases.signers is not None:
+                allowed = str(cases.signers.path)
     entry = next((e for e in AuditLog(log).entries() if e.seq == seq), None)
     if entry is None or entry.sig is None:
         err_console.print(f"error: {log} has no signed entry seq {seq}", markup=False)
@@ -185,7 +188,7 @@ def extract(
     when = entry.when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
     console.print(json.dumps(entry.as_dict(), ensure_ascii=False), markup=False)
     console.print(
-        f"ssh-keygen -Y verify -f ALLOWED_SIGNERS -I {entry.actor} -n {AUDIT_NAMESPACE} "
+        f"ssh-keygen -Y verify -f {allowed} -I {entry.actor} -n {AUDIT_NAMESPACE} "
         f"-s {sig} -Overify-time={when}Z < {msg}",
         markup=False,
     )

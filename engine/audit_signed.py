@@ -9,8 +9,8 @@ name. The rules:
   entry, and its key is listed in ``allowed_signers`` for the entry's actor at the entry's
   signed time (``valid-after`` / ``valid-before``: rotated keys stay good for what they
   signed while valid);
-- entry times never go backwards along the chain (a signer cannot backdate past the
-  entries before it);
+- entry times never go back along the chain by more than ``MAX_CLOCK_SKEW`` (a signer
+  cannot backdate past the entries before it; the writer refuses to, too);
 - once a signed entry is in the log, every later entry is signed;
 - unsigned entries from before signing was set up are covered by a signed ``audit.seal``
   entry of an auditor (the one-time migration), else each is a finding.
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tagsweep.engine.allowed_signers import AllowedSigners
-from tagsweep.engine.audit import AUDIT_NAMESPACE, AuditEntry, signed_message
+from tagsweep.engine.audit import AUDIT_NAMESPACE, MAX_CLOCK_SKEW, AuditEntry, signed_message
 from tagsweep.engine.sshsig import SignatureError, verify
 
 SEAL_ACTION = "audit.seal"
@@ -56,17 +56,18 @@ def check_signatures(
     findings: list[Finding] = []
     summary = SignatureSummary()
     unsigned: list[int] = []
-    previous: AuditEntry | None = None
+    latest: AuditEntry | None = None
     for entry in entries:
-        if previous is not None and entry.when < previous.when:
+        if latest is not None and entry.when < latest.when - MAX_CLOCK_SKEW:
             findings.append(
                 Finding(
                     entry.seq,
-                    f"signed time {entry.ts} is before the entry it follows "
-                    f"({previous.ts}): entries cannot be backdated",
+                    f"signed time {entry.ts} is more than {MAX_CLOCK_SKEW} before entry seq "
+                    f"{latest.seq} ({latest.ts}): entries cannot be backdated",
                 )
             )
-        previous = entry
+        if latest is None or entry.when > latest.when:
+            latest = entry
         if entry.sig is None:
             summary.unsigned += 1
             if summary.signed:

@@ -24,9 +24,11 @@ from tagsweep.engine.cases_cli import (
     actor_name,
     open_store,
 )
+from tagsweep.netbox.options import TokenFileOption
 
 if TYPE_CHECKING:
     from tagsweep.config.engine import EngineSection
+    from tagsweep.engine.freeze import SourceSpec
     from tagsweep.engine.run import RunResult
 
 reconcile_app = typer.Typer(
@@ -113,6 +115,31 @@ def _split(value: str, what: str) -> tuple[str, str]:
     return name.strip(), rest.strip()
 
 
+NETBOX_API = "netbox-api"
+
+
+def _pull_netbox(name: str, url: str, token_file: Path | None, folder: Path) -> SourceSpec:
+    """Pull a ``netbox-api`` source into ``folder`` and say what was fetched."""
+    from tagsweep.engine.freeze import SourceSpec
+    from tagsweep.netbox.client import NetBoxError, TokenError, load_token
+    from tagsweep.netbox.pull import pull_export
+
+    try:
+        token = load_token(token_file)
+        pulled = pull_export(url, token, folder / f"{name}.netbox-api.json")
+    except (TokenError, ValueError) as exc:
+        err_console.print(f"error: source {name!r}: {exc}", markup=False)
+        raise typer.Exit(code=2) from None
+    except NetBoxError as exc:
+        err_console.print(f"error: source {name!r}: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
+    err_console.print(
+        f"pulled {pulled.records} records in {pulled.pages} page(s) from {pulled.origin}",
+        markup=False,
+    )
+    return SourceSpec(name, pulled.path, "netbox", pulled.fetched_at, origin=pulled.origin)
+
+
 @reconcile_app.command("freeze")
 def freeze_command(
     *,
@@ -124,7 +151,9 @@ def freeze_command(
             help="NAME[:PRESET]=FILE, e.g. itam:snipeit=assets.csv, mdm:intune=devices.csv, "
             "hr=people.csv. Presets: snipeit, netbox, servicenow, intune, jamf, sap_fiaa, "
             "generic, fixed_asset, procurement, hr (default: the name if it is a preset, "
-            "else generic, whose role the name gives: mdm, fixed_asset, procurement, hr).",
+            "else generic, whose role the name gives: mdm, fixed_asset, procurement, hr). "
+            "NAME:netbox-api=URL pulls NetBox's devices from its REST API, the URL's query "
+            "as filters (e.g. 'dcim:netbox-api=https://netbox.example.com/?site=dc1&tag=x').",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="New, empty snapshot directory.")],
@@ -133,8 +162,11 @@ def freeze_command(
         list[str] | None,
         typer.Option("--exported-at", help="NAME=ISO-8601 time the export was taken."),
     ] = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Freeze exports into a hashed snapshot; bad rows are reported and kept out."""
+    import tempfile
+
     from tagsweep.engine.freeze import FreezeError, SourceSpec, freeze
 
     settings = _settings(config)
@@ -144,15 +176,19 @@ def freeze_command(
         parsed = datetime.fromisoformat(value)
         times[name] = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     specs = []
-    for item in source:
-        left, path = _split(item, "--source")
-        name, _, preset = left.partition(":")
-        specs.append(SourceSpec(name, Path(path), preset or None, times.get(name)))
-    try:
-        snapshot = freeze(specs, out, settings)
-    except FreezeError as exc:
-        err_console.print(f"error: {exc}", markup=False)
-        raise typer.Exit(code=1) from None
+    with tempfile.TemporaryDirectory(prefix="tagsweep-pull-") as pulled_dir:
+        for item in source:
+            left, path = _split(item, "--source")
+            name, _, preset = left.partition(":")
+            if preset == NETBOX_API:
+                specs.append(_pull_netbox(name, path, token_file, Path(pulled_dir)))
+                continue
+            specs.append(SourceSpec(name, Path(path), preset or None, times.get(name)))
+        try:
+            snapshot = freeze(specs, out, settings)
+        except FreezeError as exc:
+            err_console.print(f"error: {exc}", markup=False)
+            raise typer.Exit(code=1) from None
     from tagsweep.engine.export_rules import contribution, key_columns
 
     table = Table(title=f"snapshot {out}")

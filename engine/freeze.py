@@ -40,7 +40,7 @@ from tagsweep.engine.export_rules import (
     resolve_roles,
     skip_footer_rows,
 )
-from tagsweep.engine.hygiene import duplicate_headers, strip_nul, unique_names
+from tagsweep.engine.hygiene import duplicate_headers, free_name, strip_nul, unique_names
 from tagsweep.engine.limits import (
     LimitError,
     RowBudget,
@@ -79,6 +79,8 @@ class SourceSpec:
     path: Path
     preset: str | None = None
     exported_at: datetime | None = None
+    #: where a pulled export came from (a NetBox API endpoint and its filters)
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class FrozenSource:
     encoding: str | None = None
     bad_values: int = 0
     skipped_rows: int = 0
+    origin: str | None = None  # API endpoint and filters of a pulled export
 
 
 @dataclass(slots=True)
@@ -346,6 +349,7 @@ def read_csv(
         where = record_lines[int(line) - 1] if record_lines is not None else int(line)
         bad.append(BadRow(source, path.name, where, f"{kind}: {message}".strip()))
     lines = _accepted_lines(table.num_rows, seen, record_lines)
+    table = table.rename_columns(free_name(table.column_names, LINE_COLUMN))
     table = table.append_column(LINE_COLUMN, pa.array(lines, pa.int64()))
     if first is not None and len(first) == table.num_columns - 1:
         table = with_header(table, [str(v or "") for v in first])
@@ -415,7 +419,7 @@ def _read_xlsx(path: Path, source: str, limits: ExportLimits) -> tuple[pa.Table,
                     width = max(i for i, c in enumerate(cells) if c) + 1
                     original = [c or f"column{i + 1}" for i, c in enumerate(cells[:width])]
                     budget.width(len(original), number)
-                    header = unique_names(original)
+                    header = free_name(unique_names(original), LINE_COLUMN)
                     columns = {h: [] for h in header}
                 continue
             if not any(cells):
@@ -510,9 +514,12 @@ def read_json(path: Path, source: str) -> tuple[pa.Table, list[BadRow]]:
     filled = {k for _, row in flat for k, v in row.items() if v is not None}
     nested = {k.rsplit(".", 1)[0] for k in names if "." in k}
     names = {k: None for k in names if k in filled or not _is_prefix(k, nested)}
-    arrays = {k: pa.array([row.get(k) for _, row in flat], pa.string()) for k in names}
+    arrays = {
+        free: pa.array([row.get(k) for _, row in flat], pa.string())
+        for k, free in zip(names, free_name(list(names), LINE_COLUMN), strict=True)
+    }
     arrays[LINE_COLUMN] = pa.array([n for n, _ in flat], pa.int64())
-    return pa.table(arrays), bad
+    return with_header(pa.table(arrays), list(names)), bad
 
 
 def read_parquet(path: Path) -> pa.Table:
@@ -523,7 +530,8 @@ def read_parquet(path: Path) -> pa.Table:
             for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
         ]
         cols = ", ".join(
-            f"CAST({ident(n)} AS VARCHAR) AS {ident(n)}" for n in names if n != LINE_COLUMN
+            f"CAST({ident(n)} AS VARCHAR) AS {ident(free)}"
+            for n, free in zip(names, free_name(names, LINE_COLUMN), strict=True)
         )
         return con.sql(
             f"SELECT {cols}, CAST(file_row_number + 1 AS BIGINT) AS {LINE_COLUMN} "
@@ -574,6 +582,12 @@ def hygiene(table: pa.Table, path: Path) -> pa.Table:
     meta = table.schema.metadata or {}
     original = json.loads(meta[_HEADER_KEY]) if _HEADER_KEY in meta else names
     notes = [f"{path.name}: {n}" for n in duplicate_headers(original, names)]
+    renamed = [k for o, k in zip(original, names, strict=False) if o.lower() == LINE_COLUMN]
+    notes += [
+        f"{path.name}: column {LINE_COLUMN!r} is kept as {k!r} (the snapshot's "
+        f"{LINE_COLUMN!r} holds the line numbers)"
+        for k in renamed
+    ]
     table, nul = strip_nul(table, LINE_COLUMN)
     if nul:
         notes.append(f"{path.name}: {nul}")
@@ -757,6 +771,7 @@ def _freeze_into(specs: Sequence[SourceSpec], out_dir: Path, settings: EngineSec
                     encoding=enc.label if enc is not None else None,
                     bad_values=len(values),
                     skipped_rows=len(footers),
+                    origin=spec.origin,
                 )
             )
     finally:
@@ -792,7 +807,9 @@ def write_manifest(snapshot: Snapshot) -> None:
         "tagsweep_version": __version__,
         "frozen_at": snapshot.frozen_at,
         "sources": [
-            asdict(s) | {"frozen_sha256": _frozen_hash(snapshot, s)} for s in snapshot.sources
+            {k: v for k, v in asdict(s).items() if k != "origin" or v is not None}
+            | {"frozen_sha256": _frozen_hash(snapshot, s)}
+            for s in snapshot.sources
         ],
         "warnings": snapshot.warnings,
         "bad_rows": [asdict(b) for b in snapshot.bad_rows],

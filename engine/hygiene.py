@@ -109,3 +109,21 @@ def unique_names(names: Sequence[str]) -> list[str]:
         seen.add(candidate.lower())
         out.append(candidate)
     return out
+
+
+def free_name(names: Sequence[str], reserved: str) -> list[str]:
+    """``names`` with any that equals ``reserved`` (case-insensitive: the snapshot's own
+    ``_line`` column) renamed to the first free ``<reserved>_<n>``, so the export's
+    column keeps its data next to the engine's."""
+    taken = {n.lower() for n in names}
+    out = []
+    for name in names:
+        kept = name
+        if name.lower() == reserved.lower():
+            n = 1
+            while f"{reserved}_{n}".lower() in taken:
+                n += 1
+            kept = f"{reserved}_{n}"
+            taken.add(kept.lower())
+        out.append(kept)
+    return out

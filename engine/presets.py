@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from tagsweep.config.engine import LIFECYCLE
+from tagsweep.netbox.fields import STATUS_TO_LIFECYCLE as NETBOX_STATUS
 
 Candidate = str | tuple[str, ...]
 
@@ -151,15 +152,7 @@ NETBOX: Final = Preset(
         # the NetBox ID; an export without it names a device by site + name (unique)
         "record_id": ["ID", "id", ("Site", "Name"), ("site.name", "name")],
     },
-    status_map={
-        "active": "in_use",
-        "offline": "in_stock",
-        "planned": "planned",
-        "staged": "staged",
-        "failed": "defective",
-        "inventory": "in_stock",
-        "decommissioning": "pending_disposal",
-    },
+    status_map=dict(NETBOX_STATUS),
 )
 
 # ServiceNow alm_hardware: the list export (display values: "Display name", "Asset tag",

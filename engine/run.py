@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from tagsweep import __version__
-from tagsweep.config.engine import EngineSection
+from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.audit_anchor import anchor_record
@@ -39,6 +39,7 @@ from tagsweep.engine.freeze import (
     read_csv,
 )
 from tagsweep.engine.hygiene import strip_nul
+from tagsweep.engine.limits import LimitError, check_file_size, check_table
 from tagsweep.engine.outputs import (
     escape_formula_sql,
     write_corrections,
@@ -62,6 +63,10 @@ TIMINGS_FILE = "timings.json"
 #: records beyond them (the seed's count records user and condition).
 COUNT_COLUMNS: tuple[str, ...] = (*SESSION_FILE_COLUMNS, "custodian", "condition")
 COUNT_IDENTIFIERS = ("epc", "asset_tag", "serial")
+#: Session-file columns scanned for NUL characters to report them (they are removed from
+#: every text column): what a barcode can carry. The EPC is hex the gateway formats;
+#: scanning it too cost 0.46 s instead of 0.03 s for three million reads.
+NUL_CHECKED = ("location", "asset_tag", "serial")
 
 
 class RunError(Exception):
@@ -214,7 +219,13 @@ def load_counts(
             scope, manifest, kind = check.scope, check.manifest, "session"
             notes = []
         else:
-            table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+            limits = settings.limits if settings is not None else ExportLimits()
+            try:
+                check_file_size(path, limits)
+                table, bad, _encoding = read_csv(path, path.name, tmp_dir)
+                check_table(table, path, limits, LINE_COLUMN)
+            except LimitError as exc:
+                raise RunError(str(exc)) from None
             table, nul = strip_nul(table, LINE_COLUMN)
             notes = [f"count file {path.name}: {nul}"] if nul else []
             name = f"count_sheet_{index}"
@@ -235,6 +246,7 @@ def load_counts(
                 f"{', '.join(COUNT_IDENTIFIERS)}; it has {[n for n in names if n != LINE_COLUMN]}"
             )
         parts = []
+        nul_checks: list[str] = []
         for c in COUNT_COLUMNS:
             col = ident(keys[header_key(c)]) if header_key(c) in keys else None
             if c in {"first_seen", "last_seen"}:
@@ -244,16 +256,31 @@ def load_counts(
                     parts.append(f"TRY_CAST({col} AS TIMESTAMPTZ) AS {c}")
                 else:
                     parts.append(f"ts_parse(blank({col})) AS {c}")
+            elif col is None:
+                parts.append(f"CAST(NULL AS VARCHAR) AS {c}")
+            elif kind == "session":
+                # a scanned label may carry a NUL; it never reaches a field
+                parts.append(f"replace(CAST({col} AS VARCHAR), chr(0), '') AS {c}")
+                if c in NUL_CHECKED:
+                    nul_checks.append(f"contains(CAST({col} AS VARCHAR), chr(0))")
             else:
-                parts.append(
-                    f"CAST({col} AS VARCHAR) AS {c}" if col else f"CAST(NULL AS VARCHAR) AS {c}"
-                )
+                parts.append(f"CAST({col} AS VARCHAR) AS {c}")
         last_seen_col = ident(keys[header_key("last_seen")]) if "lastseen" in keys else None
         parts.append(
             f"blank({last_seen_col}) AS last_seen_text"
             if kind == "sheet" and last_seen_col
             else "CAST(NULL AS VARCHAR) AS last_seen_text"
         )
+        if nul_checks:
+            nul_row = con.execute(
+                f"SELECT count(*), min({LINE_COLUMN}) FROM {relation} "
+                f"WHERE {' OR '.join(nul_checks)}"
+            ).fetchall()[0]
+            if nul_row[0]:
+                notes.append(
+                    f"count file {path.name}: NUL characters removed from {nul_row[0]} row(s) "
+                    f"(first on row {nul_row[1]})"
+                )
         relation = (
             f"(SELECT {lit(path.name)} AS file, CAST({LINE_COLUMN} AS BIGINT) AS line, "
             f"{', '.join(parts)} FROM {relation})"

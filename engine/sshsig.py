@@ -20,6 +20,7 @@ the private key never leaves the agent.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import socket
@@ -201,15 +202,22 @@ def verify(text: str, message: bytes, namespace: str) -> bytes:
     return sig.key_blob
 
 
+@functools.lru_cache(maxsize=256)
+def _public_key(key_blob: bytes) -> serialization.SSHPublicKeyTypes:
+    """The key object of a blob; a log repeats the same few keys thousands of times."""
+    try:
+        return serialization.load_ssh_public_key(public_key_line(key_blob).encode())
+    except (ValueError, TypeError) as exc:
+        kind = key_type(key_blob)
+        raise SignatureError(f"unsupported signing key type {kind} ({exc})") from None
+
+
 def _verify_raw(key_blob: bytes, sig_blob: bytes, data: bytes) -> None:
     reader = _Reader(sig_blob)
     sig_type = reader.string().decode("ascii", "replace")
     raw = reader.string()
     kind = key_type(key_blob)
-    try:
-        public = serialization.load_ssh_public_key(public_key_line(key_blob).encode())
-    except (ValueError, TypeError) as exc:
-        raise SignatureError(f"unsupported signing key type {kind} ({exc})") from None
+    public = _public_key(key_blob)
     try:
         if isinstance(public, ed25519.Ed25519PublicKey) and sig_type == "ssh-ed25519":
             public.verify(raw, data)

@@ -98,6 +98,9 @@ class DemoOptions:
     dead_labels: float | None = None
     mqtt_probe: str | None = "127.0.0.1:1883"  # publish there if a broker answers
     metrics: bool = True
+    #: a (test) NetBox to hold the register: loaded, frozen from its API, pushed back
+    netbox: str | None = None
+    netbox_token: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -123,6 +126,7 @@ class DemoResult:
     mqtt_published: int
     mqtt_unsent: int
     timings: dict[str, float] = field(default_factory=dict)
+    netbox: list[str] = field(default_factory=list)  # what the NetBox mode did
 
     @property
     def report(self) -> Path:
@@ -547,9 +551,14 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             out / "snapshot",
             settings,
         )
+        snapshot = out / "snapshot"
+        netbox_notes: list[str] = []
+        if options.netbox:
+            progress.update(step, info="NetBox: load the register, freeze from the API")
+            snapshot = _netbox_snapshot(options, exports, out, settings, netbox_notes)
         progress.update(step, info="reconcile run")
         run = reconcile(
-            out / "snapshot",
+            snapshot,
             [closed.parquet, *exports.counts],
             settings,
             out / "run",
@@ -561,6 +570,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         summary = store.import_run(run.out_dir)
         progress.update(step, total=1, completed=1, info=f"{len(summary.opened)} cases opened")
         timings["reconcile"] = time.monotonic() - t0
+        if options.netbox:
+            progress.update(step, info="NetBox: push the run back")
+            netbox_notes.append(_netbox_push(options, run.out_dir))
 
     variances: list[dict[str, Any]] = pq.read_table(run.out_dir / "variances.parquet").to_pylist()
     rows = pq.read_table(closed.parquet).to_pylist()
@@ -590,6 +602,53 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         mqtt_published=published,
         mqtt_unsent=unsent,
         timings=timings,
+        netbox=netbox_notes,
+    )
+
+
+def _netbox_snapshot(
+    options: DemoOptions, exports: Any, out: Path, settings: Any, notes: list[str]
+) -> Path:
+    """Load the ITAM export into NetBox and freeze a snapshot whose ITAM source is
+    NetBox's API (the other sources stay the generated files)."""
+    from tagsweep.engine.freeze import SourceSpec, freeze
+    from tagsweep.netbox.pull import pull_export
+    from tagsweep.simulators.netbox_demo import DEMO_TAG, load_into_netbox
+
+    assert options.netbox is not None
+    assert options.netbox_token is not None
+    loaded = load_into_netbox(options.netbox, options.netbox_token, out / "snapshot", "itam")
+    notes.append(
+        f"NetBox {options.netbox}: {loaded.devices} devices loaded"
+        + (f", {len(loaded.refused)} refused (e.g. {loaded.refused[0]})" if loaded.refused else "")
+    )
+    pulled = pull_export(
+        f"{options.netbox}/?tag={DEMO_TAG}", options.netbox_token, out / "netbox-devices.json"
+    )
+    notes.append(f"froze {pulled.records} devices from {pulled.origin}")
+    specs = [
+        SourceSpec(name, path, preset)
+        for name, (preset, path) in exports.sources.items()
+        if name != "itam"
+    ]
+    specs.append(SourceSpec("itam", pulled.path, "netbox", pulled.fetched_at, pulled.origin))
+    freeze(specs, out / "snapshot-netbox", settings)
+    return out / "snapshot-netbox"
+
+
+def _netbox_push(options: DemoOptions, run_dir: Path) -> str:
+    from tagsweep.engine.netbox_plan import read_run_facts
+    from tagsweep.engine.netbox_push import push
+
+    assert options.netbox is not None
+    assert options.netbox_token is not None
+    _, result = asyncio.run(
+        push(options.netbox, options.netbox_token, read_run_facts(run_dir), [], setup=True)
+    )
+    assert result is not None
+    return (
+        f"pushed: {result.devices_updated} devices updated, {result.journal_entries} journal "
+        f"entries, {result.audit_trails} audit trails, {len(result.failed)} failed"
     )
 
 
@@ -654,6 +713,8 @@ def print_summary(result: DemoResult, console: Console) -> None:
         f"  wall time {t['total']:.1f} s (world {t['world']:.1f} s, count {t['count']:.1f} s, "
         f"reconcile {t['reconcile']:.1f} s)"
     )
+    for note in result.netbox:
+        console.print(f"  {note}", markup=False)
     console.print(f"[bold]Report[/bold] {result.report}")
 
 

@@ -20,7 +20,9 @@ from tagsweep.drivers.cli import llrp_app
 from tagsweep.engine.audit_cli import audit_app
 from tagsweep.engine.cases_cli import cases_app
 from tagsweep.engine.cli import reconcile_app
+from tagsweep.engine.netbox_cli import netbox_app
 from tagsweep.labels.cli import labels_command
+from tagsweep.netbox.options import TokenFileOption
 from tagsweep.simulators.cli import sim_app
 
 app = typer.Typer(
@@ -37,6 +39,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(cases_app, name="cases")
 app.add_typer(audit_app, name="audit")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(netbox_app, name="netbox")
 app.add_typer(sim_app, name="sim")
 app.add_typer(llrp_app, name="llrp")
 app.add_typer(tag_app, name="tag")
@@ -68,14 +71,38 @@ def demo(
     assets: Annotated[int, typer.Option("--assets", min=20, help="Tagged assets.")] = 2000,
     racks: Annotated[int, typer.Option("--racks", min=2, help="Racks over 2 rooms.")] = 20,
     seed: Annotated[int, typer.Option("--seed", help="World and exports seed.")] = 1,
+    *,
+    netbox: Annotated[
+        str | None,
+        typer.Option(
+            "--netbox",
+            help="A test NetBox URL: the register is loaded into it, frozen from its API, "
+            "and the run pushed back (token from --token-file or $NETBOX_TOKEN).",
+        ),
+    ] = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Count a simulated data centre with the real gateway (LLRP handheld, door portal,
     barcode scanner), reconcile it against generated exports and open the cases."""
+    from tagsweep.netbox.client import NetBoxError, TokenError, load_token
     from tagsweep.simulators.demo import DemoOptions, print_summary, run_demo
 
-    options = DemoOptions(out=out, speed=speed, assets=assets, racks=racks, seed=seed)
+    token = None
+    if netbox is not None:
+        try:
+            token = load_token(token_file)
+        except TokenError as exc:
+            err_console.print(f"error: {exc}", markup=False)
+            raise typer.Exit(code=2) from None
+    options = DemoOptions(
+        out=out, speed=speed, assets=assets, racks=racks, seed=seed, netbox=netbox,
+        netbox_token=token,
+    )  # fmt: skip
     try:
         result = run_demo(options, err_console)
+    except NetBoxError as exc:
+        err_console.print(f"error: NetBox: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
     except ValueError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(code=2) from None
@@ -104,6 +131,14 @@ def config_check(
     for problem in absent:
         err_console.print(
             f"warning: {problem} (`tagsweep run` needs it; see README, Configuration)",
+            markup=False,
+        )
+    web = config.web
+    if web.enabled and web.insecure and not web.loopback and web.token is None:
+        err_console.print(
+            f"warning: {file}: web.insecure: the live view on {web.listen} is served "
+            "without a token to anyone who can reach it; set web.token_file or "
+            "web.token_env",
             markup=False,
         )
     console.print(f"OK {file}")

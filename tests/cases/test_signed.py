@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from tagsweep.cli import app
 from tagsweep.config.cases import ApprovalStep, CasesSection
 from tagsweep.engine.allowed_signers import find_signer
-from tagsweep.engine.audit import AuditLogError, entry_hash, signed_message
+from tagsweep.engine.audit import AuditLogError, AuditWriter, entry_hash, signed_message
 from tagsweep.engine.audit_anchor import load_anchor, write_anchor
 from tagsweep.engine.cases import CaseError, CaseStatus, CaseStore
 from tagsweep.engine.sshsig import AgentSigner, KeyFileSigner, SignatureError
@@ -451,3 +451,28 @@ def test_anchor_published_as_a_retained_mqtt_message(world: World, mosquitto: An
     kept.write_bytes(message.payload)
     assert json.loads(kept.read_text())["seq"] == world.reader().recorded_head().seq
     assert world.check(kept).ok
+
+
+def test_entries_cannot_be_backdated(world: World) -> None:
+    case_id = world.open_case()
+    world.clock.now -= timedelta(minutes=1)  # a machine slightly behind: accepted
+    world.as_("ivan").note(case_id, "a minute behind")
+    world.clock.now -= timedelta(days=2)
+    with pytest.raises(AuditLogError, match=r"clock .* is behind the last audit entry"):
+        world.as_("ivan").note(case_id, "backdated")
+    assert world.check().ok
+    # written past the writer's check (an insider's own tool): named by verify
+    store = world.reader()
+    head = store.audit.head()
+    with store.audit.locked(), store.audit.path.open("ab") as out:
+        writer = AuditWriter(out, head, signer=world.keys.signer("ivan"),
+                             sealed=True, clock=world.clock)  # fmt: skip
+        seq = writer.append(actor="ivan", action="case.note", subject=case_id).seq
+    with sqlite3.connect(store.db_path) as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('audit_head', ?)",
+            (json.dumps([writer.head.seq, writer.head.hash]),),
+        )
+    first = world.check().first
+    assert first.seq == seq
+    assert "entries cannot be backdated" in first.problem

@@ -165,9 +165,12 @@ async def test_hook_points_for_outputs(tmp_path: Path, short_dir: Path) -> None:
         cursor.close()
         await wait_until(lambda: "sighting_opened" in sink.kinds(), what="sighting events")
         await wait_until(lambda: "store_write" in timings and "dedup" in timings, what="timings")
-        assert "extra_outbox" in {
-            row[0] for row in gw.store.query("SELECT table_name FROM information_schema.tables")
-        }
+        # the store's own connection is used on its worker thread (store.call), never
+        # from the loop while the writer may be committing on it
+        tables = await gw.store.call(
+            gw.store.query, "SELECT table_name FROM information_schema.tables"
+        )
+        assert "extra_outbox" in {row[0] for row in tables}
         with pytest.raises(RuntimeError, match="before the gateway runs"):
             gw.add_service("late", service)
     assert calls[0] == "start"

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from tagsweep.cli import app
-from tagsweep.config import parse_config
+from tagsweep.config import ConfigProblem, parse_config
 from tagsweep.daemon.live import LiveView
 from tagsweep.daemon.livefeed import attach_live_view
 from tagsweep.daemon.supervisor import Gateway
@@ -51,7 +51,9 @@ def test_web_cert_names_addresses_and_fingerprint(tmp_path: Path) -> None:
     assert "█" in out  # the QR code of the URL
     # the printed [web.tls] snippet is a valid configuration
     snippet = out[out.index("[web]") : out.index("Open on a phone")]
-    cfg = parse_config(tomllib.loads(snippet))
+    absent: list[ConfigProblem] = []  # the token file is made where the gateway runs
+    cfg = parse_config(tomllib.loads(snippet), absent_secrets=absent)
+    assert [p.key_path for p in absent] == ["web.token_file"]
     assert cfg.web.tls is not None
     assert cfg.web.tls.cert_file == (tmp_path / "cert.pem").resolve()
     again = CliRunner().invoke(app, ["web", "cert", "--out-dir", str(tmp_path), "--ip", "10.0.0.1"])
@@ -107,3 +109,13 @@ def test_config_check_says_phones_only(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["config", "check", str(cfg)])
     assert result.exit_code == 0, result.output
     assert "phones only" in result.stdout
+
+
+def test_fingerprints_print_as_hex_never_as_emoji() -> None:
+    """Hex pairs like ``:AB:`` are emoji codes to the terminal library: the fingerprint
+    the operator compares with the phone's must print as it is."""
+    from tagsweep.daemon.webcert import console
+
+    with console.capture() as captured:
+        console.print("SHA-256      08:AB:15:CD", markup=False)
+    assert "08:AB:15:CD" in captured.get()

@@ -165,10 +165,14 @@ async def test_token_auth(token_server: tuple[LiveWebServer, LiveCount]) -> None
     cookie = headers["Set-Cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie
-    status, _, page = await fetch(f"{server.url}/sessions/cs-1", cookies={"tagsweep_token": TOKEN})
+    session_id = cookie.split(";")[0].split("=", 1)[1]
+    assert TOKEN not in session_id  # an opaque session id, not the token
+    status, _, page = await fetch(
+        f"{server.url}/sessions/cs-1", cookies={"tagsweep_session": session_id}
+    )
     assert status == 200
     assert "not yet seen" in page
-    status, _, _ = await fetch(f"{server.url}/sessions/cs-1", cookies={"tagsweep_token": "x"})
+    status, _, _ = await fetch(f"{server.url}/sessions/cs-1", cookies={"tagsweep_session": "x"})
     assert status == 401
     status, _, _ = await fetch(f"{server.url}/static/live.js")
     assert status == 200  # no secrets in static files; pages load them before the cookie

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +49,8 @@ async def ask(
 
 
 @pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    """Unix socket paths are limited to 107 bytes: a short folder of its own."""
-    path = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-async def gateway(tmp_path: Path, sock_dir: Path) -> AsyncIterator[Gateway]:
-    cfg = make_config(tmp_path, sock_dir)
+async def gateway(tmp_path: Path, short_dir: Path) -> AsyncIterator[Gateway]:
+    cfg = make_config(tmp_path, short_dir)
     gw = Gateway(cfg)
     attach_live_view(gw)
     async with gw:
@@ -169,10 +157,10 @@ async def test_register_errors_never_show_the_file_content(
     writer.close()
 
 
-async def test_idle_and_surplus_connections_are_closed(tmp_path: Path, sock_dir: Path) -> None:
-    cfg = make_config(tmp_path, sock_dir)
+async def test_idle_and_surplus_connections_are_closed(tmp_path: Path, short_dir: Path) -> None:
+    cfg = make_config(tmp_path, short_dir)
     async with Gateway(cfg, control_socket=False) as gw:
-        server = ControlServer(gw, sock_dir / "c.sock")
+        server = ControlServer(gw, short_dir / "c.sock")
         server.max_clients = 2
         server.idle_timeout_s = 0.5
         await server.start()

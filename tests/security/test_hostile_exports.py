@@ -10,11 +10,12 @@ byte of it is untrusted.
   quoted). Second wall: the engine's DuckDB connections may open only the files of the
   job (``engine.sandbox``); checked by asking such a connection for a system file and
   to lift the restriction.
-* Cost: ``[engine.limits]`` bounds the file size, rows, columns, cells, value length,
-  JSON nesting and what an XLSX unpacks to (``engine.limits``); entity declarations in
-  XLSX XML are refused by defusedxml; a malformed file is a clear error with the file
-  and position, never a traceback. Checked with a zip bomb, an entity-expansion sheet,
-  a sheet that declares a billion-cell dimension, malformed XML and 100,000-deep JSON.
+* Cost: ``[engine.limits]`` bounds, for exports and count sheets, the file size, rows,
+  columns, cells, value length, JSON nesting and what an XLSX unpacks to
+  (``engine.limits``); entity declarations in XLSX XML are refused by defusedxml; a
+  malformed file is a clear error with the file and position, never a traceback.
+  Checked with a zip bomb, an entity-expansion sheet, a sheet that declares a
+  billion-cell dimension, malformed XML and 100,000-deep JSON.
 * A failed freeze leaves nothing behind (it writes a hidden folder and renames it), so
   the retry works.
 """
@@ -38,6 +39,7 @@ from tagsweep.cli import app
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine import sandbox
 from tagsweep.engine.freeze import FreezeError, SourceSpec, freeze
+from tagsweep.engine.run import RunError, reconcile
 
 #: Reads a file the export has no business with; ``$$`` quoting keeps it free of
 #: single quotes so that it survives inside the injected projection.
@@ -231,3 +233,13 @@ def test_cli_reports_a_hostile_file_without_a_traceback(tmp_path: Path) -> None:
     assert "error:" in result.output
     assert "JSON nested deeper" in result.output
     assert "Traceback" not in result.output
+
+
+def test_count_sheets_are_held_to_the_same_limits(tmp_path: Path) -> None:
+    (tmp_path / "register.csv").write_text("asset_tag\nAST-1\n")
+    freeze([SourceSpec("itam", tmp_path / "register.csv")], tmp_path / "snap", EngineSection())
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("location,asset_tag,note\nRoom 1,AST-1," + "x" * 300 + "\n")
+    settings = EngineSection.model_validate({"limits": {"max_cell_chars": 100}})
+    with pytest.raises(RunError, match=r"sheet\.csv: line 2, column 'note': a value of 300"):
+        reconcile(tmp_path / "snap", [sheet], settings, tmp_path / "run")

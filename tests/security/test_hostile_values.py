@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -105,6 +106,31 @@ def test_duplicate_headers_are_kept_and_reported(tmp_path: Path) -> None:
         "as 'Serial', the others are kept as 'serial_1'; map "
         "[engine.sources.<source>.columns] to read another"
     ]
+
+
+def test_a_column_named_like_the_line_numbers_keeps_its_data(tmp_path: Path) -> None:
+    """``_line`` is the snapshot's own column; an export's ``_line`` used to be
+    overwritten (JSON, XLSX), dropped (Parquet) or doubled into a broken file (CSV)."""
+
+    def parquet(path: Path) -> None:
+        pq.write_table(pa.table({"asset_tag": ["AST-1"], "_line": ["x"]}), path)
+
+    exports: dict[str, Callable[[Path], object]] = {
+        "a.csv": lambda p: p.write_text("asset_tag,_line\nAST-1,x\n"),
+        "b.json": lambda p: p.write_text(json.dumps([{"asset_tag": "AST-1", "_line": "x"}])),
+        "c.parquet": parquet,
+    }
+    for name, write in exports.items():
+        export = tmp_path / name
+        write(export)
+        snapshot = freeze([SourceSpec("itam", export)], tmp_path / f"snap-{name}", EngineSection())
+        (row,) = _frozen(tmp_path / f"snap-{name}", "itam")
+        assert row["_line_1"] == "x"
+        assert isinstance(row["_line"], int)
+        assert snapshot.warnings == [
+            f"source itam: {name}: column '_line' is kept as '_line_1' (the snapshot's "
+            "'_line' holds the line numbers)"
+        ]
 
 
 REGISTER = "asset_tag,serial,location,status\nAST-000001,SN1,Room 1,in_use\n"
@@ -234,3 +260,25 @@ def test_hostile_text_through_the_gateway_store(
             assert store.contexts(value) == []
         finally:
             store.close()
+
+
+def test_nul_in_a_scanned_label_never_reaches_the_count(tmp_path: Path) -> None:
+    from tagsweep.daemon.sessions import SESSION_FILE_SCHEMA, write_session_file
+    from tagsweep.domain import CountSession, Location
+
+    (tmp_path / "register.csv").write_text(REGISTER)
+    freeze([SourceSpec("itam", tmp_path / "register.csv")], tmp_path / "snap", EngineSection())
+    t0 = 1_795_000_000_000_000
+    row = {"session_id": "cs-1", "site": "DC1", "method": "barcode", "location": "Room\x00 1",
+           "asset_tag": "AST-000001\x00", "first_seen": t0, "last_seen": t0, "read_count": 1,
+           "reader": "sc1", "operator": "jdoe"}  # fmt: skip
+    table = pa.Table.from_pylist([row], schema=SESSION_FILE_SCHEMA)
+    session = CountSession("cs-1", "DC1", "jdoe", (Location("Room 1"),), t0, t0 + 1)
+    closed = write_session_file(table, session, session_dir=tmp_path / "s", gateway="gw-1")
+    run = reconcile(tmp_path / "snap", [closed.parquet], EngineSection(), tmp_path / "run")
+    assert run.manifest["counts"]["found"] == 1
+    assert run.manifest["counts"]["variances"] == 0
+    assert (
+        "count file cs-1.parquet: NUL characters removed from 1 row(s) (first on row 1)"
+        in (run.manifest["warnings"])
+    )
