@@ -30,8 +30,8 @@ session_app = typer.Typer(
     no_args_is_help=True,
 )
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 ConfigOption = Annotated[
     Path | None,

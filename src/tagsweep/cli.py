@@ -49,8 +49,8 @@ app.command("labels")(labels_command)
 app.add_typer(session_app, name="session")
 app.add_typer(web_app, name="web")
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @app.command()
