@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from tagsweep.daemon.dedup import Deduplicator
-from tagsweep.daemon.live import ExpectedAsset, LiveCount, LiveView
+from tagsweep.daemon.liveview.count import ExpectedAsset, LiveCount, LiveView
+from tagsweep.daemon.liveview.server import LiveWebServer
 from tagsweep.daemon.location import LocationAttributor
-from tagsweep.daemon.web import LiveWebServer
 from tagsweep.domain import ReadBatch
 from tagsweep.simulators.world import WalkThrough, build_world, walk_through
 
@@ -229,7 +229,7 @@ async def gateway_run(rounds: int, clients: int, phase_s: float) -> dict[str, An
     import pyarrow.parquet as pq
 
     from tagsweep.config import parse_config
-    from tagsweep.daemon.livefeed import attach_live_view
+    from tagsweep.daemon.liveview.feed import attach_live_view
     from tagsweep.daemon.supervisor import Gateway
     from tagsweep.drivers import open_driver
     from tagsweep.simulators.sim_driver import SimDriver

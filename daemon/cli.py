@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from tagsweep.daemon.progress import progress
+from tagsweep.daemon.liveview.terminal import progress
 from tagsweep.netbox.options import TokenFileOption
 
 if TYPE_CHECKING:
@@ -30,8 +30,8 @@ session_app = typer.Typer(
     no_args_is_help=True,
 )
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 ConfigOption = Annotated[
     Path | None,
@@ -77,7 +77,7 @@ def build_gateway(config: TagsweepConfig) -> Gateway:
     """The gateway ``tagsweep run`` starts: the one place integrations are attached to it
     (sinks with ``add_sink``, tasks with ``add_service``, ``on_ready``, ``on_timing``)."""
     from tagsweep.daemon.integrations import attach_integrations
-    from tagsweep.daemon.livefeed import attach_live_view
+    from tagsweep.daemon.liveview.feed import attach_live_view
     from tagsweep.daemon.supervisor import Gateway
 
     gateway = Gateway(config)

@@ -61,7 +61,7 @@ from tagsweep.drivers import Backoff
 from tagsweep.logs import get_logger
 
 if TYPE_CHECKING:
-    from tagsweep.daemon.livefeed import LiveFeed
+    from tagsweep.daemon.liveview.feed import LiveFeed
 
 __all__ = ["Device", "Gateway", "GatewayCounters"]
 

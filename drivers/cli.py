@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from tagsweep.domain import ReadBatch
 
 llrp_app = typer.Typer(help="LLRP reader diagnostics.", no_args_is_help=True)
-_console = Console(highlight=False, soft_wrap=True)
+_console = Console(highlight=False, soft_wrap=True, emoji=False)
 _SHOWN_PROBLEMS = 5
 
 

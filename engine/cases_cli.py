@@ -28,8 +28,8 @@ cases_app = typer.Typer(
     help="Investigate variances: cases, evidence, write-off approvals.", no_args_is_help=True
 )
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 StoreOpt = Annotated[
     Path | None,

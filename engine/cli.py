@@ -81,8 +81,8 @@ def expand_run_dirs(paths: list[Path]) -> list[Path]:
     return out
 
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _settings(config: Path | None) -> EngineSection:

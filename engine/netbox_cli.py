@@ -19,8 +19,8 @@ netbox_app = typer.Typer(
     help="NetBox, live: push a count's results (and resolved cases) back.",
     no_args_is_help=True,
 )
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 URL_ENV = "NETBOX_URL"
 

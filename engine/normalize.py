@@ -403,13 +403,27 @@ st_d AS (
 
 SOURCE_RECORDS = f"""
 WITH {DICTIONARIES},
-s AS (
+val_d AS (
+    -- numbers and dates a plain cast cannot read ("$1,899.00", "2026-06-02 10:14 AM")
+    -- are parsed once per distinct text, not once per row
+    SELECT raw, dc, num_parse_as(raw, dc) AS v FROM (
+        SELECT DISTINCT value_raw AS raw, decimal_comma AS dc FROM source_rows
+        WHERE value_raw IS NOT NULL AND (decimal_comma OR TRY_CAST(value_raw AS DOUBLE) IS NULL))
+), seen_d AS (
+    SELECT raw, df, ts_parse_as(raw, df) AS v FROM (
+        SELECT DISTINCT last_seen_raw AS raw, day_first AS df FROM source_rows
+        WHERE last_seen_raw IS NOT NULL AND TRY_CAST(last_seen_raw AS TIMESTAMPTZ) IS NULL)
+), s AS (
     SELECT r.*,
         upper(replace(replace(trim(r.serial_raw), ' ', ''), chr(9), '')) AS serial0,
         nullif(upper(regexp_replace(r.mac_raw, '[^0-9A-Fa-f]', '', 'g')), '') AS mac0,
-        num_parse_as(blank(r.value_raw), r.decimal_comma) AS value0,
-        ts_parse_as(blank(r.last_seen_raw), r.day_first) AS last_seen0
+        CASE WHEN r.decimal_comma THEN vd.v
+             ELSE coalesce(TRY_CAST(r.value_raw AS DOUBLE), vd.v) END AS value0,
+        coalesce(CASE WHEN NOT date_sentinel(r.last_seen_raw)
+                      THEN TRY_CAST(r.last_seen_raw AS TIMESTAMPTZ) END, sd.v) AS last_seen0
     FROM source_rows r
+    LEFT JOIN val_d vd ON vd.raw = r.value_raw AND vd.dc = r.decimal_comma
+    LEFT JOIN seen_d sd ON sd.raw = r.last_seen_raw AND sd.df = r.day_first
 ), s2 AS (
     SELECT s.*, (ps.serial IS NOT NULL OR serial_unusable(s.serial0)) AS placeholder
     FROM s LEFT JOIN placeholder_serials ps ON ps.serial = s.serial0

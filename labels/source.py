@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tagsweep.daemon.live import (
+from tagsweep.daemon.liveview.count import (
     COLUMN_ALIASES,
     RegisterFileError,
     open_register,

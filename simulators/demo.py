@@ -467,7 +467,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     from tagsweep.engine.freeze import SourceSpec, freeze
     from tagsweep.engine.run import reconcile
 
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, emoji=False)
     started = time.monotonic()
     timings: dict[str, float] = {}
     shape = layout(options.assets, options.racks, options.rooms)  # refuse bad options early

@@ -20,10 +20,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tagsweep.logs import configure_logging
 
 configure_logging(json=True, level="debug")
+
+# Hypothesis' per-example deadline is a wall-clock assertion: on a loaded two-core CI
+# machine a parser example can take 300 ms without anything being wrong. Tests state
+# what must hold, not how fast; speed is measured in benchmarks/.
+settings.register_profile("tagsweep", deadline=None)
+settings.load_profile("tagsweep")
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

@@ -60,3 +60,18 @@ def test_location_hierarchy() -> None:
     assert not Location("DC1/Room 30").contains(rack)
     with pytest.raises(ValueError):
         Location("DC1//Rack")
+
+
+def test_every_console_prints_text_as_written() -> None:
+    """Rich turns ``:ab:``-like text (hex fingerprints, EPC pairs, names from exports)
+    into emoji unless told not to: every console the commands print with keeps text."""
+    import importlib
+
+    for name in ("tagsweep.cli", "tagsweep.daemon.cli", "tagsweep.engine.cli",
+                 "tagsweep.engine.cases_cli", "tagsweep.engine.netbox_cli"):  # fmt: skip
+        module = importlib.import_module(name)
+        for attr in ("console", "err_console"):
+            console = getattr(module, attr)
+            with console.capture() as captured:
+                console.print("fp 08:AB:15:CD :smile:", markup=False)
+            assert "08:AB:15:CD :smile:" in captured.get(), (name, attr)

@@ -3,7 +3,7 @@
 An Impinj R700 serves LLRP over TLS on port 5085 with a certificate it generated
 itself; a client pins that certificate by its SHA-256 fingerprint (or verifies it with
 a CA file when the site installed its own). The certificate is made as the gateway's
-own web certificate is (:func:`tagsweep.daemon.webcert.make_self_signed`);
+own web certificate is (:func:`tagsweep.daemon.liveview.certificate.make_self_signed`);
 :func:`server_context` serves it with TLS 1.2 or later.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from tagsweep.daemon.webcert import SelfSigned, make_self_signed
+from tagsweep.daemon.liveview.certificate import SelfSigned, make_self_signed
 
 
 def self_signed(folder: Path, host: str = "127.0.0.1") -> SelfSigned:

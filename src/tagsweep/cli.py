@@ -15,7 +15,7 @@ from rich.console import Console
 from tagsweep import __version__
 from tagsweep.commission_cli import tag_app
 from tagsweep.daemon.cli import run_command, session_app, status_command
-from tagsweep.daemon.webcert import web_app
+from tagsweep.daemon.liveview.certificate import web_app
 from tagsweep.drivers.cli import llrp_app
 from tagsweep.engine.audit_cli import audit_app
 from tagsweep.engine.cases_cli import cases_app
@@ -49,8 +49,8 @@ app.command("labels")(labels_command)
 app.add_typer(session_app, name="session")
 app.add_typer(web_app, name="web")
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @app.command()

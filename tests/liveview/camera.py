@@ -85,14 +85,15 @@ def start_phone_chromium(profile: Path, video: Path) -> webdriver.Chrome:
     )
 
 
-Mode = Literal["pass", "lose_answers", "down"]
+Mode = Literal["pass", "lose_answers", "scans_down", "down"]
 
 
 @dataclass
 class CutProxy:
     """An HTTP reverse proxy between the page and the gateway that the test can cut:
     ``lose_answers`` delivers the page's scans to the gateway and drops the connection
-    before the answer is back; ``down`` drops every request unanswered."""
+    before the answer is back; ``down`` drops every request unanswered; ``scans_down``
+    drops the scans only (the page itself still loads)."""
 
     target: str
     mode: Mode = "pass"
@@ -106,13 +107,14 @@ class CutProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def is_down(self) -> bool:
-        return self.mode == "down"
+    def is_down(self, request: web.Request) -> bool:
+        """Nothing gets through, or (``scans_down``) no scans while pages still load."""
+        return self.mode == "down" or (self.mode == "scans_down" and request.path == "/api/scans")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.endswith("/events"):
             return web.Response(status=204)  # no live stream through the proxy
-        if self.is_down():
+        if self.is_down(request):
             self.dropped += 1
             return self._cut(request)
         # decided when the request arrives: switching to "down" while it is on its way
@@ -127,7 +129,7 @@ class CutProxy:
             data = await upstream.read()
             status = upstream.status
             ctype = upstream.headers.get("Content-Type", "application/octet-stream")
-        if lose or self.is_down():  # the mode may have changed meanwhile
+        if lose or self.is_down(request):  # the mode may have changed meanwhile
             self.delivered_unanswered += 1
             return self._cut(request)
         response = web.Response(body=data, status=status)

@@ -15,11 +15,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tagsweep.config import parse_config
-from tagsweep.daemon.live import LiveView, live_count_from_register_file
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.count import LiveView, live_count_from_register_file
+from tagsweep.daemon.liveview.feed import attach_live_view
+from tagsweep.daemon.liveview.server import LiveWebServer
 from tagsweep.daemon.location import LocationAttributor
 from tagsweep.daemon.supervisor import Gateway
-from tagsweep.daemon.web import LiveWebServer
 from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.scanner import ScannerSimulator
 from tagsweep.simulators.world import ReplayClock, scan_lines, tag_source

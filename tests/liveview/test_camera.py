@@ -20,7 +20,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.labels.content import LabelMaker, LabelProblems
 from tests.conftest import free_port, wait_for_port
@@ -206,6 +206,55 @@ async def test_cut_connection_mid_scan_loses_and_doubles_nothing(
     assert "duplicate" in state["answers"].values()  # a lost answer was re-sent
     assert proxy.delivered_unanswered >= 2
     assert proxy.dropped >= 3
+
+
+async def test_scans_kept_on_the_phone_survive_a_reload(tmp_path: Path, short_dir: Path) -> None:
+    """The phone's browser reloads (or is closed and opened again) while scans wait to be
+    sent: they are still there, and go when the connection is back."""
+    async with (
+        camera_rig(tmp_path, short_dir) as rig,
+        CutProxy(f"http://127.0.0.1:{rig.port}") as proxy,
+    ):
+        gw, driver = rig.gw, rig.driver
+        url = f"{proxy.url}/scan?device=phone-rl&operator=erin&decoder=server"
+        await open_camera(driver, url)
+
+        async def stored_at_least(n: int) -> bool:
+            return sum((await stored_scan_ids(gw)).values()) >= n
+
+        await wait_until("a first scan on the gateway", lambda: stored_at_least(1), driver=driver)
+        proxy.mode = "scans_down"
+
+        async def queued_at_least(n: int) -> bool:
+            return int((await asyncio.to_thread(page_state, driver))["queued"]) >= n
+
+        await wait_until(
+            "two scans waiting on the phone", lambda: queued_at_least(2), driver=driver
+        )
+        before = await asyncio.to_thread(page_state, driver)
+        await asyncio.to_thread(driver.get, url)  # the camera is not started again
+        await wait_until(
+            "the reloaded page to hold the waiting scans",
+            lambda: queued_at_least(before["queued"]),
+            driver=driver,
+        )
+        restored = await asyncio.to_thread(
+            driver.execute_script, "return window.tagsweepScan.queue().map((s) => s.id);"
+        )
+        dropped = proxy.dropped
+        await wait_until("the page to try again", lambda: _true(proxy.dropped > dropped))
+        proxy.mode = "pass"
+
+        async def drained() -> bool:
+            return int((await asyncio.to_thread(page_state, driver))["queued"]) == 0
+
+        await wait_until("the waiting scans to be sent", drained, driver=driver)
+        stored = await stored_scan_ids(gw)
+    # every scan made before the reload, and every one the reloaded page found waiting
+    assert set(before["made"]) <= set(stored)
+    assert set(restored) <= set(stored)
+    assert len(restored) >= 2
+    assert max(stored.values()) == 1
 
 
 async def _true(value: bool) -> bool:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tagsweep.config import parse_config
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.sessions import SessionError
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.drivers import open_driver

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from tagsweep.cli import app
 from tagsweep.config import parse_config
 from tagsweep.daemon.control import ControlError, call
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.domain import now_us
 from tagsweep.simulators.llrp import LlrpSimulator

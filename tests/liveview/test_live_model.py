@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tagsweep.daemon.live import (
+from tagsweep.daemon.liveview.count import (
     ExpectedAsset,
     LiveCount,
     LiveView,

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tagsweep.config import parse_config
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.epc import asset_tag_for_giai
 from tagsweep.labels.content import LabelMaker, LabelProblems

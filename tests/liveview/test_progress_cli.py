@@ -9,9 +9,9 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from tagsweep.daemon.live import ExpectedAsset, LiveCount, LiveView
-from tagsweep.daemon.progress import progress
-from tagsweep.daemon.web import LiveWebServer
+from tagsweep.daemon.liveview.count import ExpectedAsset, LiveCount, LiveView
+from tagsweep.daemon.liveview.server import LiveWebServer
+from tagsweep.daemon.liveview.terminal import progress
 from tagsweep.epc import giai96_for_asset_tag
 
 ROOM = "DC1/Room 302"

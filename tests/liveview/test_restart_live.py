@@ -20,7 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tagsweep.config import parse_config
-from tagsweep.daemon.livefeed import LiveFeed, attach_live_view
+from tagsweep.daemon.liveview.feed import LiveFeed, attach_live_view
 from tagsweep.daemon.sessions import SessionError
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.domain import ReadBatch, empty_reads, now_us

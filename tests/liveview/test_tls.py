@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from tagsweep.cli import app
 from tagsweep.config import ConfigProblem, parse_config
-from tagsweep.daemon.live import LiveView
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.count import LiveView
+from tagsweep.daemon.liveview.feed import attach_live_view
+from tagsweep.daemon.liveview.server import LiveWebServer
 from tagsweep.daemon.supervisor import Gateway
-from tagsweep.daemon.web import LiveWebServer
 from tests.conftest import free_port, wait_for_port
 from tests.liveview.harness import config_data
 
@@ -114,7 +114,7 @@ def test_config_check_says_phones_only(tmp_path: Path) -> None:
 def test_fingerprints_print_as_hex_never_as_emoji() -> None:
     """Hex pairs like ``:AB:`` are emoji codes to the terminal library: the fingerprint
     the operator compares with the phone's must print as it is."""
-    from tagsweep.daemon.webcert import console
+    from tagsweep.daemon.liveview.certificate import console
 
     with console.capture() as captured:
         console.print("SHA-256      08:AB:15:CD", markup=False)

@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tagsweep.daemon.live import LiveView, live_count_from_register_file
+from tagsweep.daemon.liveview.count import LiveView, live_count_from_register_file
+from tagsweep.daemon.liveview.server import LiveWebServer
 from tagsweep.daemon.location import LocationAttributor
-from tagsweep.daemon.web import LiveWebServer
 from tests.liveview.walk import feed, make_scenario, steps
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagsweep.daemon.live import LiveCount
+from tagsweep.daemon.liveview.count import LiveCount
 from tagsweep.daemon.location import LocationAttributor
 from tagsweep.domain import ReadBatch
 from tagsweep.simulators.world import WalkThrough, World, build_world, walk_through

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tagsweep.cli import app
 from tagsweep.config import parse_config
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.supervisor import Gateway
 from tests.liveview.harness import config_data
 from tests.netbox.server import NetBoxServer

@@ -23,7 +23,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tagsweep.daemon.control import MAX_DEPTH, ControlServer
-from tagsweep.daemon.livefeed import attach_live_view
+from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.supervisor import Gateway
 from tests.daemon.harness import make_config, wait_until
 

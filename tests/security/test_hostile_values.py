@@ -229,7 +229,7 @@ def test_hostile_names_and_values_through_freeze_run_cases(
     assert expected_tag[0] in {r["asset_tag"] for r in register} | {None}
 
     store = CaseStore(base / "cases")
-    store.import_run(run.out_dir, actor=tag)
+    store.import_run(run.out_dir, actor=f"auditor {tag}")  # a blank actor is refused
     variances = pq.read_table(run.out_dir / "variances.parquet").to_pylist()
     assert len(store.list_cases()) == len(variances)
     assert {c.variance_id for c in store.list_cases()} == {v["variance_id"] for v in variances}

@@ -28,9 +28,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from tagsweep.config import ConfigError, parse_config
-from tagsweep.daemon.live import ExpectedAsset, LiveCount, LiveView
-from tagsweep.daemon.web import LiveWebServer
-from tagsweep.daemon.web_access import SESSION_COOKIE, SESSION_TTL_S
+from tagsweep.daemon.liveview.access import SESSION_COOKIE, SESSION_TTL_S
+from tagsweep.daemon.liveview.count import ExpectedAsset, LiveCount, LiveView
+from tagsweep.daemon.liveview.server import LiveWebServer
 
 TOKEN = "s3cret-token-for-security-tests"
 CLI = [sys.executable, "-m", "tagsweep.cli"]

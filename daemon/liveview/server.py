@@ -8,7 +8,7 @@ change of the count, one ``health`` event a second), so nothing reloads on a tab
 carried through the room. Every asset is served from the package: gateways are often
 offline, so there is no CDN.
 
-Why it cannot slow ingest: handlers only *read* :class:`~tagsweep.daemon.live.LiveView`.
+Why it cannot slow ingest: handlers only *read* :class:`~tagsweep.daemon.liveview.count.LiveView`.
 Each event stream polls the count's version a few times a second, and the encoded
 snapshot of one version is shared by every connected page, so the cost of a page is a
 timer tick, not work per read.
@@ -16,7 +16,7 @@ timer tick, not work per read.
 Security: off by default and bound to localhost; the configuration refuses an address
 beyond loopback without a token (unless ``[web] insecure = true``, which ``config check``
 warns about). The token, browser sessions (an opaque cookie, never the token), header
-checks and log redaction are :mod:`tagsweep.daemon.web_access`. A client that does not
+checks and log redaction are :mod:`tagsweep.daemon.liveview.access`. A client that does not
 finish its request headers within ``header_timeout_s`` is disconnected. On a loopback
 address, requests naming another Host are refused (DNS rebinding).
 """
@@ -37,13 +37,13 @@ from aiohttp import web
 
 from tagsweep import __version__
 from tagsweep.config.schema import WebSection
-from tagsweep.daemon.live import LiveCount, LiveView, UnknownSessionError
-from tagsweep.daemon.web_access import HEADER_TIMEOUT_S, WebAccess, install_redaction, redact
+from tagsweep.daemon.liveview.access import HEADER_TIMEOUT_S, WebAccess, install_redaction, redact
+from tagsweep.daemon.liveview.count import LiveCount, LiveView, UnknownSessionError
 from tagsweep.domain import Location
 from tagsweep.logs import get_logger
 
 if TYPE_CHECKING:
-    from tagsweep.daemon.phones import PhoneScans
+    from tagsweep.daemon.liveview.phones import PhoneScans
 
 HERE: Final = Path(__file__).resolve().parent
 TEMPLATES_DIR: Final = HERE / "templates"
@@ -141,7 +141,7 @@ class LiveWebServer:
     # -- life cycle ----------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        from tagsweep.daemon.phones import MAX_FRAME_BYTES
+        from tagsweep.daemon.liveview.phones import MAX_FRAME_BYTES
 
         app = web.Application(
             middlewares=[self._errors, self._security_headers, self._host_check, self._auth],
@@ -162,7 +162,7 @@ class LiveWebServer:
             ]
         )
         if self.phones is not None:
-            from tagsweep.daemon.camera import add_camera_routes
+            from tagsweep.daemon.liveview.camera import add_camera_routes
 
             add_camera_routes(app, self, self.phones)
         return app

@@ -3,7 +3,7 @@
 ``GET /scan`` is the page a phone opens ("Scan with camera"); ``POST /api/decode``
 takes one camera frame (``image/jpeg``, ``image/png`` or ``image/webp``) when the
 browser has no BarcodeDetector; ``POST /api/scans`` takes the scans (JSON, see
-:meth:`~tagsweep.daemon.phones.PhoneScans.submit`); ``GET /api/phones`` lists the
+:meth:`~tagsweep.daemon.liveview.phones.PhoneScans.submit`); ``GET /api/phones`` lists the
 devices that scanned. Everything goes through the live view's middlewares (token,
 Host check, security headers). Writes need their exact content type, which a page of
 another origin cannot send without a CORS preflight this server never grants, and an
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
-from tagsweep.daemon.phones import MAX_FRAME_BYTES, PhoneScanError, PhoneScans
+from tagsweep.daemon.liveview.phones import MAX_FRAME_BYTES, PhoneScanError, PhoneScans
 
 if TYPE_CHECKING:
-    from tagsweep.daemon.web import LiveWebServer
+    from tagsweep.daemon.liveview.server import LiveWebServer
 
 _FRAME_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/webp"})
 MAX_SCAN_BODY: Final = 1024 * 1024

@@ -246,8 +246,8 @@ def progress(
 
     from tagsweep.daemon.cli import _call, _load, _socket
 
-    console = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, emoji=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     if url is None:
         args = {"session_id": session} if session else {}
         snap = _call(_socket(socket, config), "session.progress", args)

@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from tagsweep.daemon.events import EventKind, GatewayEvent
-from tagsweep.daemon.live import (
+from tagsweep.daemon.liveview.count import (
     ExpectedAsset,
     LiveCount,
     LiveView,
@@ -54,8 +54,8 @@ from tagsweep.epc import EpcScheme
 from tagsweep.logs import get_logger
 
 if TYPE_CHECKING:
+    from tagsweep.daemon.liveview.server import LiveWebServer
     from tagsweep.daemon.supervisor import Gateway
-    from tagsweep.daemon.web import LiveWebServer
 
 _SIGHTING_DTYPE = np.dtype(
     [
@@ -340,13 +340,13 @@ def attach_live_view(gateway: Gateway) -> LiveFeed:
     """Give ``gateway`` its live view: the feed as an event sink (always, so
     ``tagsweep session progress`` works over the control socket), and the web page as
     the ``live-view`` service when ``[web] enabled``."""
-    from tagsweep.daemon.web import LiveWebServer
+    from tagsweep.daemon.liveview.server import LiveWebServer
 
     feed = LiveFeed(gateway)
     gateway.add_sink(feed)
     gateway.live = feed
     if gateway.config.web.enabled:
-        from tagsweep.daemon.phones import PhoneScans
+        from tagsweep.daemon.liveview.phones import PhoneScans
 
         phones = PhoneScans(gateway, feed.view)
         server = LiveWebServer.from_config(feed.view, gateway.config.web, phones)
