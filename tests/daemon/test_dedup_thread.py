@@ -74,7 +74,9 @@ _HEX[np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)] = np.arange(16)
 
 def _hex(epcs: np.ndarray, word: int) -> np.ndarray:
     """The ``word``-th group of 8 hex digits of each EPC, as integers."""
-    digits = epcs.view(np.uint8).reshape(len(epcs), -1)[:, 8 * word : 8 * word + 8]
+    digits = (
+        np.ascontiguousarray(epcs).view(np.uint8).reshape(len(epcs), -1)[:, 8 * word : 8 * word + 8]
+    )
     values = _HEX[digits]
     out: np.ndarray = (values << (4 * np.arange(7, -1, -1))).sum(axis=1)
     return out
@@ -124,7 +126,9 @@ async def test_loop_readers_never_see_the_dedup_state_the_worker_holds(
                 reads_seen += 1
             except Exception as exc:  # collected: the test reports them all at the end
                 errors.append(exc)
-            await asyncio.sleep(0)
+            await asyncio.sleep(
+                0.001
+            )  # a reader that yields: a spin would starve the worker of the GIL
 
     async with gw:
         reader = asyncio.create_task(read_on_the_loop())
