@@ -398,7 +398,7 @@ class ReadPipeline:
                         self.check_store()
                     if first and isinstance(exc, StoreError):  # once per distinct error
                         # what is wrong is known and said; a traceback would add nothing
-                        self.log.error("store_write_failed", error=str(exc))  # noqa: TRY400
+                        self.log.error("store_write_failed", error=str(exc))  # noqa: TRY400 - the cause is said
                     elif first:
                         self.log.exception("store_write_failed", error=repr(exc))
                     self._tell_health()

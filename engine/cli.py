@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from tagsweep.engine.cases_cli import (
@@ -337,9 +337,12 @@ def print_timings(profile: dict[str, Any]) -> None:
     """The stages of a run by start time: seconds, share of the wall time, peak memory."""
     wall = float(profile["wall_seconds"]) or 1.0
     table = Table(title=f"timings: {wall:.2f} s wall, peak {profile['peak_rss_mb']:.0f} MB")
-    for col, justify in (("stage", "left"), ("starts at s", "right"), ("seconds", "right"),
-                         ("% of wall", "right"), ("peak MB", "right")):  # fmt: skip
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("stage", "left"), ("starts at s", "right"), ("seconds", "right"),
+        ("% of wall", "right"), ("peak MB", "right"),
+    )  # fmt: skip
+    for col, justify in columns:
+        table.add_column(col, justify=justify)
     for stage in profile["stages"]:
         table.add_row(
             f"{stage['group']}/{stage['name']}",

@@ -178,24 +178,28 @@ def find_bad_values(
         configured.decimal_comma if configured else None,
         configured.day_first if configured else None,
     )
-    dc, df = str(decimal_comma).lower(), str(day_first).lower()
-    checks = {
-        "value": (f"num_parse_as(blank(x), {dc}) IS NULL AND blank(x) IS NOT NULL", "not a number"),
-        "last_seen": (f"ts_bad(x, {df})", "not a date"),
-        "retired_on": (f"ts_bad(x, {df})", "not a date"),
-        "end_date": ("ts_bad(x, false)", "not a date"),
+    checks: dict[str, tuple[str, list[bool], str]] = {  # the test, its bound flags, why
+        "value": (
+            "num_parse_as(blank(x), ?) IS NULL AND blank(x) IS NOT NULL",
+            [bool(decimal_comma)],
+            "not a number",
+        ),
+        "last_seen": ("ts_bad(x, ?)", [bool(day_first)], "not a date"),
+        "retired_on": ("ts_bad(x, ?)", [bool(day_first)], "not a date"),
+        "end_date": ("ts_bad(x, false)", [], "not a date"),
     }
     found: list[BadValue] = []
     con.register("export_rows", table)
     try:
-        for field, (test, reason) in checks.items():
+        for field, (test, flags, reason) in checks.items():
             spec = columns.get(field)
             if not isinstance(spec, str) or spec.startswith("=") or spec not in table.column_names:
                 continue
             rows = con.execute(
                 f"SELECT {LINE_COLUMN}, trim(x) FROM (SELECT {LINE_COLUMN}, "
                 f"CAST({ident(spec)} AS VARCHAR) AS x FROM export_rows) WHERE {test} "
-                f"ORDER BY {LINE_COLUMN}"
+                f"ORDER BY {LINE_COLUMN}",
+                flags,
             ).fetchall()
             found += [BadValue(source, file, int(n), spec, str(v), reason) for n, v in rows]
     finally:

@@ -188,7 +188,7 @@ class ScannerSimulator:
         self.disconnects = 0
         self.truncated = 0
         # Reproducible fault injection, not security: a seeded PRNG is the point.
-        self._rng = random.Random(self.noise.seed)  # noqa: S311
+        self._rng = random.Random(self.noise.seed)  # noqa: S311 - reproducible simulation, not a secret
         self._done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dir: Path | None = None

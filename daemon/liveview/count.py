@@ -200,9 +200,9 @@ def load_register(path: Path) -> list[ExpectedAsset]:
                 f"(none among its {len(columns)} columns)"
             )
         projection = ", ".join(
-            f"CAST({ident(picked[name])} AS VARCHAR) AS {name}"
+            f"CAST({ident(picked[name])} AS VARCHAR) AS {ident(name)}"
             if name in picked
-            else f"NULL AS {name}"
+            else f"NULL AS {ident(name)}"
             for name in COLUMN_ALIASES
         )
         table = rel.project(projection).to_arrow_table()

@@ -241,7 +241,7 @@ class _Session(FaultyReader):
         # ROReportTrigger None: reads wait here until the client sends GET_REPORT
         self.held: list[ReadBatch] = []
         # reproducible fault bytes, not security: S311 does not apply
-        self.rng = random.Random(sim._seed + log.index)  # noqa: S311
+        self.rng = random.Random(sim._seed + log.index)  # noqa: S311 - reproducible simulation, not a secret
         # the reader numbers its own messages (reports, keepalives, events) with its own
         # counter, large numbers unrelated to the client's ids (pyllrp waits for the
         # response with its request's id and takes any other id for an event)

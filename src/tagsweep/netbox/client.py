@@ -279,7 +279,7 @@ class NetBoxClient:
 
     async def _pause(self, attempt: int, retry_after: str | None) -> None:
         self.retried += 1
-        delay = self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311
+        delay = self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311 - retry jitter, not a secret
         if retry_after is not None:
             with contextlib.suppress(ValueError):
                 delay = max(delay, min(float(retry_after), 60.0))
