@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -278,6 +278,18 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
+def chain_to_scope(path: str, scope: Collection[str]) -> tuple[str, ...]:
+    """``path`` and its ancestors, nearest first, up to the scope root that contains it."""
+    parts = path.split("/")
+    nodes: list[str] = []
+    for i in range(len(parts), 0, -1):
+        node = "/".join(parts[:i])
+        nodes.append(node)
+        if node in scope:
+            break
+    return tuple(nodes)
+
+
 class LiveCount:
     """Expected vs seen for the scope of one count session, updated as observations come.
 
@@ -524,17 +536,9 @@ class LiveCount:
     # -- reading ---------------------------------------------------------------------
 
     def _chain(self, path: str) -> tuple[str, ...]:
-        """``path`` and its ancestors up to the scope root that contains it."""
         chain = self._chains.get(path)
         if chain is None:
-            parts = path.split("/")
-            nodes: list[str] = []
-            for i in range(len(parts), 0, -1):
-                node = "/".join(parts[:i])
-                nodes.append(node)
-                if node in self.scope:
-                    break
-            chain = self._chains[path] = tuple(nodes)
+            chain = self._chains[path] = chain_to_scope(path, self.scope)
         return chain
 
     def _misplaced(self, seen_at: str, registered: str) -> bool:
