@@ -8,7 +8,7 @@ against a CA file; one of the two is required)
 sllurp runs the LLRP session (capabilities, configuration, ROSpec) on its own thread.
 What it lacks for a gateway that must never silently stop reading is added here:
 
-* **framing we control** (:mod:`tagsweep.drivers.llrp_wire`): sllurp's reader thread
+* **framing we control** (:mod:`.frames`, :mod:`.reports`): sllurp's reader thread
   calls our ``raw_data_received``; frames are length-bounded and resynchronised, so one
   bad frame costs that frame and nothing after it. RO_ACCESS_REPORTs go through our
   numpy decoder (tens of times faster than sllurp's per-tag dicts, see
@@ -44,7 +44,15 @@ The package's modules, from the gateway's side inwards:
   report decoding and validation);
 * :mod:`.session`: sllurp's session state machine with our reader configuration
   (power table, frequencies, the continuous ROSpec and its housekeeping);
-* :mod:`.refusals`: why a reader refused a session or a request, in its own words.
+* :mod:`.refusals`: why a reader refused a session or a request, in its own words;
+* :mod:`.frames`: the message header and the bounded, resynchronising framer;
+* :mod:`.reports`: the fast RO_ACCESS_REPORT decoder into READ_DTYPE batches;
+* :mod:`.reader_clock`: a reader's timestamps re-anchored on this gateway's clock;
+* :mod:`.sllurp_reads`: sllurp's decode of the same reports, to cross-check ours.
+
+Beside the streaming driver: :mod:`.access` writes tags (one AccessSpec at a bench) and
+:mod:`.capture` decodes a capture of what a reader sent, with the same framer and
+decoder.
 """
 
 from tagsweep.drivers.llrp.driver import LlrpDriver

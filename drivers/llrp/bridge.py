@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from tagsweep.domain import ReadBatch
-from tagsweep.drivers.llrp_wire import Problem
+from tagsweep.drivers.llrp.frames import Problem
 
 
 @dataclass(frozen=True, slots=True)

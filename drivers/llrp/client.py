@@ -20,25 +20,24 @@ from sllurp.llrp_errors import ReaderConfigurationError
 
 from tagsweep.domain import ReadBatch
 from tagsweep.drivers.llrp.bridge import Bridge, Signal
-from tagsweep.drivers.llrp.refusals import (
-    ANOTHER_CONNECTION_ATTEMPTED,
-    attempt_status,
-    refusal,
-    refusal_status,
-)
-from tagsweep.drivers.llrp.session import ReaderSession
-from tagsweep.drivers.llrp.settings import LlrpSettings, verify_fingerprint
-from tagsweep.drivers.llrp_wire import (
+from tagsweep.drivers.llrp.frames import (
     HEADER_SIZE,
     KEEPALIVE,
     RO_ACCESS_REPORT,
     Frame,
     Framer,
     Problem,
-    ReportDecoder,
-    reads_from_sllurp,
-    same_reads,
 )
+from tagsweep.drivers.llrp.refusals import (
+    ANOTHER_CONNECTION_ATTEMPTED,
+    attempt_status,
+    refusal,
+    refusal_status,
+)
+from tagsweep.drivers.llrp.reports import ReportDecoder
+from tagsweep.drivers.llrp.session import ReaderSession
+from tagsweep.drivers.llrp.settings import LlrpSettings, verify_fingerprint
+from tagsweep.drivers.llrp.sllurp_reads import reads_from_sllurp, same_reads
 
 _CLOSE_CONNECTION_RESPONSE = 4
 _DELETE_ROSPEC_RESPONSE = 31

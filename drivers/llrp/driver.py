@@ -15,8 +15,8 @@ from sllurp.llrp_errors import ReaderConfigurationError
 from tagsweep.drivers.base import Driver, DriverError, DriverEvent, DriverState
 from tagsweep.drivers.llrp.bridge import Bridge, Item, Signal
 from tagsweep.drivers.llrp.client import ReaderClient
+from tagsweep.drivers.llrp.frames import HEADER_SIZE
 from tagsweep.drivers.llrp.settings import LlrpSettings
-from tagsweep.drivers.llrp_wire import HEADER_SIZE
 
 _LOGGED_PER_KIND = 20  # log at most this many problems of one kind per connection
 #: GET_REPORT (LLRP 1.0.1 16.1.26; sllurp cannot encode it): header only, own id
