@@ -29,6 +29,7 @@ import hashlib
 import json
 import re
 from datetime import date, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,8 +188,34 @@ def normalize_register(snapshot: Path, settings: EngineSection) -> tuple[Frame, 
     """(record links: every usable register record, register: one row per asset, source)."""
     meta = json.loads((snapshot / "snapshot.json").read_text(encoding="utf-8"))
     src = meta["sources"][0]
+    name = str(src["name"])
+    rec = normalize_records(pd.read_parquet(snapshot / src["file"]), src, settings)
+    rec["asset_key"] = (
+        rec["asset_tag"]
+        .fillna("SN:" + rec["manufacturer_key"].fillna("") + "|" + rec["serial"])
+        .fillna("HW:" + rec["hardware_uuid"].fillna(rec["mac"]))
+        .fillna("ID:" + name + "|" + rec["record_id"])
+    )
+    rec = rec.drop(columns=["record_id"])
+    # later records of an asset the source already holds are never picked
+    reg = rec.sort_values("line").drop_duplicates("asset_key", keep="first").copy()
+    for field in PROVENANCE_FIELDS:
+        reg[f"{field}_source"] = _null(reg.index).where(reg[field].isna(), name)
+    reg["sources"] = name
+    return rec, reg, name
+
+
+def normalize_records(
+    raw: Frame,
+    src: dict[str, Any],
+    settings: EngineSection,
+    custodians: Callable[[Series], Frame] | None = None,
+) -> Frame:
+    """The usable records of one frozen source (``src``: its entry in snapshot.json),
+    every field normalized as the engine's source_records stage does. ``custodians``
+    maps the raw custodian column to person-key columns (HR resolution); without it
+    the key comes from the text alone."""
     name, columns = str(src["name"]), dict(src["columns"])
-    raw = pd.read_parquet(snapshot / src["file"])
     idx = raw.index
 
     def col(field: str) -> Series:
@@ -241,7 +268,7 @@ def normalize_register(snapshot: Path, settings: EngineSection) -> tuple[Frame, 
     status = trimmed.str.lower().map(status_map)
     status = status.fillna(meta.where(meta == "deployed").map(status_map))
     status = status.fillna(label.map(status_map)).fillna(meta.map(status_map))
-    first_part = status_raw.str.split("/").str[0].str.strip(" ").str.lower()
+    first_part = status_raw.str.extract(r"^([^/]*)", expand=False).str.strip(" ").str.lower()
     rec["status"] = status.fillna(first_part.map(status_map)).astype("str")
     cond_raw = col("condition")
     rec["condition"] = _blank(cond_raw)
@@ -249,22 +276,25 @@ def normalize_register(snapshot: Path, settings: EngineSection) -> tuple[Frame, 
     rec["condition_key"] = cond_key.where(cond_key != "")
     cust_raw = col("custodian")
     rec["custodian"] = _squeeze(_blank(cust_raw))
-    # no HR export in the benchmark: the username of "First Last (username)", else an
-    # e-mail's local part, else the text
-    user = _user_key(cust_raw.str.extract(r"\(([^()]*)\)[\t\n\f\r ]*$", expand=False))
-    local = _user_key(cust_raw.str.strip(WS_CHARS).str.split("@").str[0])
-    local = local.where(cust_raw.str.contains("@", regex=False).fillna(False))
-    rec["custodian_key"] = (
-        user.where(user != "").fillna(local.where(local != "")).fillna(_text_key(cust_raw))
-    )
+    if custodians is None:
+        # no HR export: the username of "First Last (username)", else an e-mail's
+        # local part, else the text
+        user, local, full = custodian_parts(cust_raw)
+        rec["custodian_key"] = user.fillna(local).fillna(full)
+    else:
+        resolved = custodians(cust_raw)
+        for column in resolved.columns:
+            rec[column] = resolved[column]
     value_raw = col("value")
     value = pd.to_numeric(value_raw, errors="coerce")
     retry = value.isna() & _blank(value_raw).notna()
     if retry.any():
         value[retry] = _money(value_raw[retry])
     rec["value"] = value.astype("float64")
-    for field in ("hardware_uuid", "mac", "hostname"):
-        rec[field] = _blank(col(field))
+    rec["hardware_uuid"] = _blank(col("hardware_uuid")).str.upper()
+    mac = col("mac").str.replace(r"[^0-9A-Fa-f]", "", regex=True).str.upper()
+    rec["mac"] = mac.where(mac != "")
+    rec["hostname"] = _blank(col("hostname"))
     seen_raw = _blank(col("last_seen"))
     rec["last_seen"] = _dates(seen_raw)
     rec["record_id"] = _blank(col("record_id"))
@@ -278,20 +308,7 @@ def normalize_register(snapshot: Path, settings: EngineSection) -> tuple[Frame, 
     )
     # a value that does not parse only empties its field: the record stays
     bad = ~usable
-    rec = rec[~bad]
-    rec["asset_key"] = (
-        rec["asset_tag"]
-        .fillna("SN:" + rec["manufacturer_key"].fillna("") + "|" + rec["serial"])
-        .fillna("HW:" + rec["hardware_uuid"].fillna(rec["mac"]))
-        .fillna("ID:" + name + "|" + rec["record_id"])
-    )
-    rec = rec.drop(columns=["record_id"])
-    # later records of an asset the source already holds are never picked
-    reg = rec.sort_values("line").drop_duplicates("asset_key", keep="first").copy()
-    for field in PROVENANCE_FIELDS:
-        reg[f"{field}_source"] = _null(reg.index).where(reg[field].isna(), name)
-    reg["sources"] = name
-    return rec, reg, name
+    return rec[~bad]
 
 
 _META = r"(?:^|[\t\n\f\r ]|\()(deployed|pending|archived|deployable|undeployable)\)?$"
@@ -305,6 +322,15 @@ _TS_FORMATS = (
     "%Y-%m-%d", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M:%S %p",
     "%m/%d/%Y %I:%M %p", "%m/%d/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y",
 )  # fmt: skip
+
+
+def custodian_parts(raw: Series) -> tuple[Series, Series, Series]:
+    """The engine's user_in_parens, email_local and text_key of custodian texts: the
+    username of "First Last (username)", an e-mail's local part, the whole text."""
+    user = _user_key(raw.str.extract(r"\(([^()]*)\)[\t\n\f\r ]*$", expand=False))
+    local = _user_key(raw.str.strip(WS_CHARS).str.split("@").str[0])
+    local = local.where(raw.str.contains("@", regex=False).fillna(False))
+    return user.where(user != ""), local.where(local != ""), _text_key(raw)
 
 
 def _user_key(raw: Series) -> Series:
