@@ -268,7 +268,7 @@ def normalize_records(
     status = trimmed.str.lower().map(status_map)
     status = status.fillna(meta.where(meta == "deployed").map(status_map))
     status = status.fillna(label.map(status_map)).fillna(meta.map(status_map))
-    first_part = status_raw.str.extract(r"^([^/]*)", expand=False).str.strip(" ").str.lower()
+    first_part = status_raw.str.replace(r"(?s)/.*", "", regex=True).str.strip(" ").str.lower()
     rec["status"] = status.fillna(first_part.map(status_map)).astype("str")
     cond_raw = col("condition")
     rec["condition"] = _blank(cond_raw)

@@ -289,7 +289,9 @@ def build_register(
     links: Frame, sources: list[tuple[str, str]], primary: str, settings: EngineSection
 ) -> Frame:
     """One row per register asset; each field from the first source that has it."""
-    first = links[links["asset_key"].notna()].sort_values("line", kind="stable")
+    wanted = ["asset_key", "source", "line", "last_seen", *REGISTER_PICKED]
+    wanted += [c for f in REGISTER_PICKED for c in COMPANIONS.get(f, ())]
+    first = links.loc[links["asset_key"].notna(), wanted].sort_values("line", kind="stable")
     picks = {
         name: first[first["source"] == name].drop_duplicates("asset_key").set_index("asset_key")
         for name, _ in sources
@@ -371,14 +373,14 @@ def source_checks(
         if c not in found:
             found[c] = _null(found.index)
     found = found[["found_location", "epc", "session_id", "observed_serial",
-                   "found_custodian", "found_custodian_key"]]  # fmt: skip
+                   "found_custodian", "found_custodian_key"]].assign(found=True)  # fmt: skip
     regi = reg.set_index("asset_key", drop=False)
     frames: list[Frame] = []
 
     # retired (in any source) yet counted, or checked in to the MDM lately
     ret = _labels(links, settings.retired_statuses)
     a = regi.join(ret, how="inner").join(found).join(ma)
-    a["found"] = a.index.isin(found.index)
+    a["found"] = a["found"].fillna(False).astype(bool)
     a = a[a["found"] | a["ma_source"].notna()]
     seen_day = _strftime(a["ma_last_seen"], "%Y-%m-%d")
     frames.append(
@@ -408,8 +410,8 @@ def source_checks(
 
     # reported missing or stolen, not counted, yet the MDM sees it checking in
     lost = _labels(links, ["missing", "stolen"])
-    b = regi.join(lost, how="inner").join(ma, how="inner")
-    b = b[~b.index.isin(found.index)]
+    b = regi.join(lost, how="inner").join(ma, how="inner").join(found[["found"]])
+    b = b[b["found"].isna()]
     day = _strftime(b["ma_last_seen"], "%Y-%m-%d")
     frames.append(
         _candidates(
