@@ -39,12 +39,18 @@ register.parquet, matches.parquet, the CSV (parsed cells, and bytes) and the JSO
 
 ``--shape realistic`` adds what a real count has beside the register: an Intune (MDM)
 export of the laptops (85 % of the assets, 1 % of them checked in with another user,
-the retired ones still checking in) and an HR export of the 5,000 custodians (2 %
-leavers). The engine then reconciles all three sources against the count; its baseline
-is ``benchmarks.reconcile_minimal``, an independent minimal pandas script classifying
-the seven core variance types of the same frozen files (it does less than the engine:
-see its docstring). The engine's seconds and peak memory per stage come from its
-``timings.json``.
+the retired ones still checking in, 0.01 % devices the register lacks) and an HR export
+of the 5,000 custodians (2 % leavers). The engine then reconciles all three sources
+against the count. Its same-work baseline is ``benchmarks.reconcile_pandas_sources``:
+the register-only baseline extended to the MDM and HR sources (custodians resolved
+through HR, MDM records linked to the register, the register's fields picked by the
+engine's precedence with their provenance, and the variance types the sources add:
+retired_but_active through MDM check-ins, custodian_mismatch, source_conflict), whose
+variance log, register.parquet and matches.parquet are compared with the engine's
+exactly as above (exit 1 if they disagree). Beside it, ``benchmarks.reconcile_minimal``,
+an independent minimal pandas script classifying the seven core variance types of the
+same frozen files (it does less than the engine: see its docstring). The engine's
+seconds and peak memory per stage come from its ``timings.json``.
 
 The machine these run on is shared: absolute seconds vary with its load, so read the
 ratios, which are measured in the same run.
@@ -250,17 +256,22 @@ def run_freeze(register: str, out: str, extra: list[tuple[str, str, str]], q: An
     q.put({"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_mb()})
 
 
-def run_pandas(snapshot: str, session: str, out: str, run_id: str, as_of: str, q: Any) -> None:
-    """The pandas baseline (benchmarks/reconcile_pandas.py); imports are not timed,
-    as the engine's are not."""
+def run_pandas(
+    snapshot: str, session: str, out: str, run_id: str, as_of: str, shape: str, q: Any
+) -> None:
+    """The same-work pandas baseline: benchmarks/reconcile_pandas.py for the register
+    shape, benchmarks/reconcile_pandas_sources.py (register, MDM and HR) for the
+    realistic one; imports are not timed, as the engine's are not."""
     from datetime import date
 
     from benchmarks.reconcile_pandas import reconcile_pandas
+    from benchmarks.reconcile_pandas_sources import reconcile_pandas_sources
     from tagsweep.config.engine import EngineSection
 
+    baseline = reconcile_pandas_sources if shape == "realistic" else reconcile_pandas
     start = time.perf_counter()
     settings = EngineSection(scope=["DC1"])
-    log = reconcile_pandas(
+    log = baseline(
         Path(snapshot), Path(session), Path(out), settings, run_id, date.fromisoformat(as_of)
     )
     elapsed = time.perf_counter() - start
@@ -383,12 +394,12 @@ def main() -> int:
         "--shape",
         choices=["register", "realistic"],
         default="register",
-        help="register: Snipe-IT only, against the full pandas baseline; realistic: with "
-        "MDM and HR sources, against the minimal pandas script",
+        help="register: Snipe-IT only; realistic: with MDM and HR sources (against the "
+        "same-work pandas baseline and the minimal pandas script)",
     )
     args = parser.parse_args()
     if args.shape == "realistic":
-        return main_realistic(args.rows, args.memory_limit)
+        return main_realistic(args.rows, args.memory_limit, args.skip_pandas)
     n = args.rows
     agree = True
     with tempfile.TemporaryDirectory(prefix="tagsweep-bench-") as tmp:
@@ -425,7 +436,7 @@ def main() -> int:
             (work / "pandas").mkdir()
             baseline = _child(
                 run_pandas, str(work / "snapshot"), str(session), str(work / "pandas"),
-                engine["run_id"], engine["as_of"],
+                engine["run_id"], engine["as_of"], "register",
             )  # fmt: skip
             ratio, ratio_same = ratios(baseline, engine)
             print(f"pandas: {baseline['seconds']:.2f} s, peak {baseline['peak_rss_mb']:.0f} MB")
@@ -435,53 +446,60 @@ def main() -> int:
                 f"file writers, without reports, bad rows and manifest: "
                 f"{engine['same_work_seconds']:.2f} s)"
             )
-            by_type = {
-                k: (v, baseline["by_type"].get(k, 0)) for k, v in engine["by_type"].items() if v
-            }
-            print("per type (engine, pandas):", by_type)
-            check = compare_outputs(work / "run", work / "pandas")
-            print(
-                f"variance log keys (variance_id, variance_type, asset_key): engine "
-                f"{check['engine_rows']:,} rows, pandas {check['pandas_rows']:,} rows, "
-                f"only in engine {check['keys_only_in_engine']:,}, only in pandas "
-                f"{check['keys_only_in_pandas']:,}"
-            )
-            differing: dict[str, int] = check.get("differing_rows_per_column", {})
-            if differing:
-                print("rows differing per column (sorted by variance_id):", differing)
-                print(f"same row order in the file: {check['same_row_order']}")
-            print(
-                f"variances.csv same values: {check['csv_same_values']} (identical bytes: "
-                f"{check['csv_identical_bytes']}); "
-                f"variances.jsonl same values: {check['jsonl_same_values']}; "
-                f"register.parquet identical: {check['register_identical']}; "
-                f"matches.parquet identical: {check['matches_identical']}"
-            )
-            agree = bool(check["keys_agree"]) and not any(differing.values())
-            if not check["keys_agree"]:
-                print(
-                    "ERROR: the pandas baseline and the engine produce different variances "
-                    "(see the key counts above): the comparison is not of the same work"
-                )
-            elif not agree:
-                print("ERROR: the variance logs have the same rows but differing values")
+            agree, check_summary = check_agreement(engine, baseline, work)
             summary |= {
                 "pandas_seconds": round(baseline["seconds"], 3),
                 "pandas_peak_rss_mb": round(baseline["peak_rss_mb"]),
                 "ratio_pandas_over_engine": round(ratio, 2),
                 "ratio_pandas_over_engine_same_work": round(ratio_same, 2),
-                "pandas_by_type": baseline["by_type"],
-                "variance_logs_agree": agree,
-                "variance_log_differing_rows_per_column": differing,
-                "outputs_check": {
-                    k: v for k, v in check.items() if k != "differing_rows_per_column"
-                },
+                **check_summary,
             }
     RESULTS.mkdir(exist_ok=True)
     name = "reconcile.json" if n == DEFAULT_ROWS else f"reconcile_{n}.json"
     (RESULTS / name).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(f"results: {RESULTS / name}")
     return 0 if agree else 1
+
+
+def check_agreement(
+    engine: dict[str, Any], baseline: dict[str, Any], work: Path
+) -> tuple[bool, dict[str, Any]]:
+    """Compare the pandas baseline's files (work/pandas) with the engine's (work/run),
+    print the result; (whether the variance logs agree, the figures for the summary)."""
+    by_type = {k: (v, baseline["by_type"].get(k, 0)) for k, v in engine["by_type"].items() if v}
+    print("per type (engine, pandas):", by_type)
+    check = compare_outputs(work / "run", work / "pandas")
+    print(
+        f"variance log keys (variance_id, variance_type, asset_key): engine "
+        f"{check['engine_rows']:,} rows, pandas {check['pandas_rows']:,} rows, "
+        f"only in engine {check['keys_only_in_engine']:,}, only in pandas "
+        f"{check['keys_only_in_pandas']:,}"
+    )
+    differing: dict[str, int] = check.get("differing_rows_per_column", {})
+    if differing:
+        print("rows differing per column (sorted by variance_id):", differing)
+        print(f"same row order in the file: {check['same_row_order']}")
+    print(
+        f"variances.csv same values: {check['csv_same_values']} (identical bytes: "
+        f"{check['csv_identical_bytes']}); "
+        f"variances.jsonl same values: {check['jsonl_same_values']}; "
+        f"register.parquet identical: {check['register_identical']}; "
+        f"matches.parquet identical: {check['matches_identical']}"
+    )
+    agree = bool(check["keys_agree"]) and not any(differing.values())
+    if not check["keys_agree"]:
+        print(
+            "ERROR: the pandas baseline and the engine produce different variances "
+            "(see the key counts above): the comparison is not of the same work"
+        )
+    elif not agree:
+        print("ERROR: the variance logs have the same rows but differing values")
+    return agree, {
+        "pandas_by_type": baseline["by_type"],
+        "variance_logs_agree": agree,
+        "variance_log_differing_rows_per_column": differing,
+        "outputs_check": {k: v for k, v in check.items() if k != "differing_rows_per_column"},
+    }
 
 
 def print_profile(profile: dict[str, Any], top: int = 12) -> None:
@@ -503,7 +521,8 @@ def print_profile(profile: dict[str, Any], top: int = 12) -> None:
     print(f"  foreground stages cover {covered:.2f} s of {wall:.2f} s wall")
 
 
-def main_realistic(n: int, memory_limit: str | None) -> int:
+def main_realistic(n: int, memory_limit: str | None, skip_pandas: bool) -> int:
+    agree = True
     with tempfile.TemporaryDirectory(prefix="tagsweep-bench-") as tmp:
         work = Path(tmp)
         t = time.perf_counter()
@@ -520,8 +539,45 @@ def main_realistic(n: int, memory_limit: str | None) -> int:
         engine = _child(
             run_pipeline, str(work / "snapshot"), str(session), str(work / "run"), memory_limit
         )
-        print(f"engine: {engine['seconds']:.2f} s, peak {engine['peak_rss_mb']:.0f} MB")
+        print(
+            f"engine: {engine['seconds']:.2f} s, peak {engine['peak_rss_mb']:.0f} MB (up to "
+            f"the end of its file writers: {engine['same_work_seconds']:.2f} s)"
+        )
         print_profile(engine["profile"])
+        summary: dict[str, Any] = {
+            "rows": n,
+            "shape": "realistic",
+            "machine": {"platform": platform.platform(), "cpus": mp.cpu_count()},
+            "freeze_seconds": round(frozen["seconds"], 3),
+            "engine_seconds": round(engine["seconds"], 3),
+            "engine_same_work_seconds": round(engine["same_work_seconds"], 3),
+            "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
+            "engine_profile": engine["profile"],
+            "engine_by_type": engine["by_type"],
+        }
+        if not skip_pandas:
+            (work / "pandas").mkdir()
+            baseline = _child(
+                run_pandas, str(work / "snapshot"), str(session), str(work / "pandas"),
+                engine["run_id"], engine["as_of"], "realistic",
+            )  # fmt: skip
+            ratio, ratio_same = ratios(baseline, engine)
+            print(
+                f"same-work pandas: {baseline['seconds']:.2f} s, "
+                f"peak {baseline['peak_rss_mb']:.0f} MB"
+            )
+            print(
+                f"engine is {ratio:.1f}x faster than the same-work pandas baseline end to end, "
+                f"{ratio_same:.1f}x up to the end of its file writers"
+            )
+            agree, check_summary = check_agreement(engine, baseline, work)
+            summary |= {
+                "pandas_seconds": round(baseline["seconds"], 3),
+                "pandas_peak_rss_mb": round(baseline["peak_rss_mb"]),
+                "ratio_pandas_over_engine": round(ratio, 2),
+                "ratio_pandas_over_engine_same_work": round(ratio_same, 2),
+                **check_summary,
+            }
         (work / "minimal").mkdir()
         minimal = _child(
             run_minimal, str(work / "snapshot"), str(session), str(work / "minimal"),
@@ -538,16 +594,7 @@ def main_realistic(n: int, memory_limit: str | None) -> int:
             k: (engine["by_type"].get(k, 0), v) for k, v in sorted(minimal["by_type"].items())
         }
         print("seven core types (engine, minimal pandas):", by_type)
-        summary = {
-            "rows": n,
-            "shape": "realistic",
-            "machine": {"platform": platform.platform(), "cpus": mp.cpu_count()},
-            "freeze_seconds": round(frozen["seconds"], 3),
-            "engine_seconds": round(engine["seconds"], 3),
-            "engine_same_work_seconds": round(engine["same_work_seconds"], 3),
-            "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
-            "engine_profile": engine["profile"],
-            "engine_by_type": engine["by_type"],
+        summary |= {
             "minimal_pandas_seconds": round(minimal["seconds"], 3),
             "minimal_pandas_peak_rss_mb": round(minimal["peak_rss_mb"]),
             "minimal_pandas_by_type": minimal["by_type"],
@@ -558,7 +605,7 @@ def main_realistic(n: int, memory_limit: str | None) -> int:
     name = f"reconcile_realistic_{n}.json"
     (RESULTS / name).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(f"results: {RESULTS / name}")
-    return 0
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":

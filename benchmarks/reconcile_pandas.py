@@ -28,8 +28,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date, timedelta
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 

@@ -89,14 +89,17 @@ def person_keys(raw: Frame, src: dict[str, Any], as_of: date) -> Frame:
     """key → (person_key, leaver): the first HR line (by line) a key names wins."""
     columns = dict(src["columns"])
 
-    def col(field: str) -> Series:
+    def text(field: str) -> Series:
         header = columns.get(field)
-        return _blank(raw[header].astype("str")) if isinstance(header, str) else _null(raw.index)
+        return raw[header].astype("str") if isinstance(header, str) else _null(raw.index)
+
+    def col(field: str) -> Series:
+        return _blank(text(field))
 
     person_id = col("person_id").str.lower()
     email = col("email").str.lower()
     name_raw = col("name")
-    name_key = _text_key(raw[columns["name"]].astype("str")) if "name" in columns else name_raw
+    name_key = _text_key(text("name"))
     person = email.fillna(person_id).fillna(name_key)
     end = _dates(col("end_date"))
     until = pd.Timestamp(f"{as_of.isoformat()} 23:59:59", tz="UTC")
@@ -129,8 +132,8 @@ def custodian_resolver(people: Frame) -> Any:
         for k in (full, user, name, local):
             hit = people.reindex(k)
             take = person.isna() & pd.Series(hit["person_key"].notna().to_numpy(), text.index)
-            person = person.where(~take, hit["person_key"].to_numpy())
-            leaver = leaver.where(~take, hit["leaver"].to_numpy())
+            person = person.where(~take, pd.Series(hit["person_key"].to_numpy(), text.index))
+            leaver = leaver.where(~take, pd.Series(hit["leaver"].to_numpy(), text.index))
         d = pd.DataFrame(
             {
                 "custodian_key": person.fillna(user).fillna(local).fillna(full),
@@ -158,9 +161,7 @@ def source_records(
     name, role, columns = str(src["name"]), str(src["role"]), dict(src["columns"])
     rec["role"] = role
     value_column = columns.get("value")
-    rec["value_is_cost"] = isinstance(value_column, str) and bool(
-        _COST_HEADER.search(value_column)
-    )
+    rec["value_is_cost"] = isinstance(value_column, str) and bool(_COST_HEADER.search(value_column))
     # the preset's exclusions: not company hardware
     excluded = pd.Series(False, index=rec.index)
     for field, pattern, _reason in PRESETS.get(str(src["preset"]), GENERIC).exclude:
@@ -244,7 +245,7 @@ def link_others(reg_rec: Frame, others: Frame) -> Frame:
         return r.groupby(field)["asset_key"].min()
 
     key = others["asset_tag"].map(lookup("asset_tag"))
-    tier = pd.Series(np.where(key.notna(), "asset_tag", None), index=others.index, dtype="str")
+    tier = pd.Series("asset_tag", index=others.index, dtype="str").where(key.notna())
     for field in ("serial", "hardware_uuid", "mac"):
         left = key.isna() & others[field].notna()
         if left.any():
@@ -254,7 +255,9 @@ def link_others(reg_rec: Frame, others: Frame) -> Frame:
     own = others["asset_key"]
     linked = others.assign(
         asset_key=key.fillna(own),
-        link_tier=tier.where(key.notna(), pd.Series("register", index=others.index).where(own.notna())),
+        link_tier=tier.where(
+            key.notna(), pd.Series("register", index=others.index).where(own.notna())
+        ),
     )
     unlinked = linked[key.isna()]
     probable = _near(unlinked, reg_rec) if len(unlinked) else None
@@ -369,9 +372,9 @@ def source_checks(
     """retired_but_active, status_condition_mismatch (discovery), custodian_mismatch."""
     ma, mu = _mdm_views(links, settings, as_of)
     found = found_assets(matches).set_index("asset_key")
-    for c in ("found_custodian", "found_custodian_key"):
-        if c not in found:
-            found[c] = _null(found.index)
+    for name in ("found_custodian", "found_custodian_key"):
+        if name not in found:
+            found[name] = _null(found.index)
     found = found[["found_location", "epc", "session_id", "observed_serial",
                    "found_custodian", "found_custodian_key"]].assign(found=True)  # fmt: skip
     regi = reg.set_index("asset_key", drop=False)
@@ -454,32 +457,28 @@ def source_checks(
     leaver = c["custodian_leaver"].fillna(False).astype(bool)
     flag = count_differs | mu_differs | leaver
     c, count_differs, mu_differs = c[flag], count_differs[flag], mu_differs[flag]
-    found_text = pd.Series(
-        np.select(
-            [count_differs, mu_differs],
-            [
-                _concat_ws(" / ", "Serial: " + c["observed_serial"],
-                           "User: " + c["found_custodian"]),
-                "User: " + c["mu_custodian"] + " (" + c["mu_source"] + ")",
-            ],
-            "User: " + c["custodian"] + " has left (HR)",
-        ),
-        index=c.index, dtype="str",
-    )  # fmt: skip
-    detail = pd.Series(
-        np.select(
-            [count_differs, mu_differs],
-            [
-                "The count found the device with " + c["found_custodian"] + ", the register "
-                "assigns it to " + c["custodian"] + ": confirm the handoff with both.",
-                c["mu_source"] + " says " + c["mu_custodian"] + " uses the device, the "
-                "register assigns it to " + c["custodian"] + ": confirm who holds it.",
-            ],
-            "Assigned to " + c["custodian"] + ", who has left: recover the device "
-            "or reassign it.",
-        ),
-        index=c.index, dtype="str",
-    )  # fmt: skip
+    # the first that applies: the count's user, the MDM's, the leaver
+    found_text = (
+        ("User: " + c["custodian"] + " has left (HR)")
+        .mask(mu_differs, "User: " + c["mu_custodian"] + " (" + c["mu_source"] + ")")
+        .mask(
+            count_differs,
+            _concat_ws(" / ", "Serial: " + c["observed_serial"], "User: " + c["found_custodian"]),
+        )
+    )
+    detail = (
+        ("Assigned to " + c["custodian"] + ", who has left: recover the device or reassign it.")
+        .mask(
+            mu_differs,
+            c["mu_source"] + " says " + c["mu_custodian"] + " uses the device, the register "
+            "assigns it to " + c["custodian"] + ": confirm who holds it.",
+        )
+        .mask(
+            count_differs,
+            "The count found the device with " + c["found_custodian"] + ", the register "
+            "assigns it to " + c["custodian"] + ": confirm the handoff with both.",
+        )
+    )
     frames.append(
         _candidates(
             "custodian_mismatch", c.index,
@@ -515,8 +514,20 @@ def source_conflicts(links: Frame, reg: Frame) -> list[Frame]:
     look-alike or shortened identifier."""
     frames: list[Frame] = []
     several = reg[reg["sources"].str.contains(",", regex=False)]
-    lcols = ["asset_key", "source", "serial", "manufacturer", "manufacturer_key", "model",
-             "model_key", "location", "status", "status_label", "value", "value_is_cost"]  # fmt: skip
+    lcols = [
+        "asset_key",
+        "source",
+        "serial",
+        "manufacturer",
+        "manufacturer_key",
+        "model",
+        "model_key",
+        "location",
+        "status",
+        "status_label",
+        "value",
+        "value_is_cost",
+    ]
     r = several.drop(columns=["source"], errors="ignore")
     j = links[lcols].merge(r, on="asset_key", suffixes=("", "_r"))
     rows: list[Frame] = []
@@ -663,14 +674,14 @@ def reconcile_pandas_sources(
     ) if hr else pd.DataFrame({"person_key": [], "leaver": []}, dtype="object")  # fmt: skip
     people = people[~people.index.duplicated()]
     sources = [(str(s["name"]), str(s["role"])) for s in assets]
-    register_roles = [(n, r) for n, r in sources if r in settings.register_roles]
+    register_roles: list[tuple[str, str]] = [
+        (n, r) for n, r in sources if r in settings.register_roles
+    ]
     primary = _precedence(settings, "asset_tag", register_roles)[0]
     records = {str(s["name"]): source_records(snapshot, s, settings, people) for s in assets}
     reg_rec = records[primary].assign(link_tier="register")
     others = [r for n, r in records.items() if n != primary]
-    links = pd.concat(
-        [reg_rec, *(link_others(reg_rec, o) for o in others)], ignore_index=True
-    )
+    links = pd.concat([reg_rec, *(link_others(reg_rec, o) for o in others)], ignore_index=True)
     reg = build_register(links, sources, primary, settings)
 
     items = observed_items(session, settings)
