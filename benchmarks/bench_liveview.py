@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from tagsweep.daemon.dedup import Deduplicator
+from tagsweep.daemon.dedup.deduplicator import Deduplicator
 from tagsweep.daemon.liveview.count import ExpectedAsset, LiveCount, LiveView
 from tagsweep.daemon.liveview.server import LiveWebServer
 from tagsweep.daemon.location import LocationAttributor

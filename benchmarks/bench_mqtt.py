@@ -46,7 +46,7 @@ import aiomqtt
 import numpy as np
 
 from tagsweep.config.schema import MqttSection
-from tagsweep.daemon.dedup import Deduplicator, DedupResult
+from tagsweep.daemon.dedup.deduplicator import Deduplicator, DedupResult
 from tagsweep.daemon.events import EventKind, GatewayEvent
 from tagsweep.daemon.metrics import GatewayMetrics
 from tagsweep.daemon.mqtt import MqttPublisher, Outbox, event_topic
