@@ -301,6 +301,20 @@ def run_minimal(snapshot: str, session: str, out: str, as_of: str, q: Any) -> No
     )
 
 
+def engine_summary(n: int, frozen: dict[str, Any], engine: dict[str, Any]) -> dict[str, Any]:
+    """The results file's figures of the inputs, the freeze and the engine's run."""
+    return {
+        "rows": n,
+        "machine": {"platform": platform.platform(), "cpus": mp.cpu_count()},
+        "freeze_seconds": round(frozen["seconds"], 3),
+        "engine_seconds": round(engine["seconds"], 3),
+        "engine_same_work_seconds": round(engine["same_work_seconds"], 3),
+        "engine_after_outputs_seconds": round(engine["after_outputs_seconds"], 3),
+        "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
+        "engine_by_type": engine["by_type"],
+    }
+
+
 def ratios(baseline: dict[str, Any], engine: dict[str, Any]) -> tuple[float, float]:
     """Baseline seconds over the engine's: end to end, and up to its file writers."""
     return (
@@ -421,39 +435,10 @@ def main() -> int:
             f"{engine['after_outputs_seconds']:.2f} s)"
         )
         print("engine stages:", engine["stages"])
-        summary: dict[str, Any] = {
-            "rows": n,
-            "machine": {"platform": platform.platform(), "cpus": mp.cpu_count()},
-            "freeze_seconds": round(frozen["seconds"], 3),
-            "engine_seconds": round(engine["seconds"], 3),
-            "engine_same_work_seconds": round(engine["same_work_seconds"], 3),
-            "engine_after_outputs_seconds": round(engine["after_outputs_seconds"], 3),
-            "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
-            "engine_stages": engine["stages"],
-            "engine_by_type": engine["by_type"],
-        }
+        summary = engine_summary(n, frozen, engine) | {"engine_stages": engine["stages"]}
         if not args.skip_pandas:
-            (work / "pandas").mkdir()
-            baseline = _child(
-                run_pandas, str(work / "snapshot"), str(session), str(work / "pandas"),
-                engine["run_id"], engine["as_of"], "register",
-            )  # fmt: skip
-            ratio, ratio_same = ratios(baseline, engine)
-            print(f"pandas: {baseline['seconds']:.2f} s, peak {baseline['peak_rss_mb']:.0f} MB")
-            print(
-                f"engine is {ratio:.1f}x faster than pandas end to end (engine with all its "
-                f"outputs), {ratio_same:.1f}x on the same work (engine up to the end of its "
-                f"file writers, without reports, bad rows and manifest: "
-                f"{engine['same_work_seconds']:.2f} s)"
-            )
-            agree, check_summary = check_agreement(engine, baseline, work)
-            summary |= {
-                "pandas_seconds": round(baseline["seconds"], 3),
-                "pandas_peak_rss_mb": round(baseline["peak_rss_mb"]),
-                "ratio_pandas_over_engine": round(ratio, 2),
-                "ratio_pandas_over_engine_same_work": round(ratio_same, 2),
-                **check_summary,
-            }
+            agree, figures = same_work_pandas(engine, session, work, "register")
+            summary |= figures
     RESULTS.mkdir(exist_ok=True)
     name = "reconcile.json" if n == DEFAULT_ROWS else f"reconcile_{n}.json"
     (RESULTS / name).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -461,11 +446,25 @@ def main() -> int:
     return 0 if agree else 1
 
 
-def check_agreement(
-    engine: dict[str, Any], baseline: dict[str, Any], work: Path
+def same_work_pandas(
+    engine: dict[str, Any], session: Path, work: Path, shape: str
 ) -> tuple[bool, dict[str, Any]]:
-    """Compare the pandas baseline's files (work/pandas) with the engine's (work/run),
-    print the result; (whether the variance logs agree, the figures for the summary)."""
+    """Run the same-work pandas baseline of ``shape`` on work/snapshot into work/pandas,
+    print its figures and ratios and how far its files agree with the engine's
+    (work/run); (whether the variance logs agree, the figures for the summary)."""
+    (work / "pandas").mkdir()
+    baseline = _child(
+        run_pandas, str(work / "snapshot"), str(session), str(work / "pandas"),
+        engine["run_id"], engine["as_of"], shape,
+    )  # fmt: skip
+    ratio, ratio_same = ratios(baseline, engine)
+    print(f"pandas: {baseline['seconds']:.2f} s, peak {baseline['peak_rss_mb']:.0f} MB")
+    print(
+        f"engine is {ratio:.1f}x faster than pandas end to end (engine with all its "
+        f"outputs), {ratio_same:.1f}x on the same work (engine up to the end of its "
+        f"file writers, without reports, bad rows and manifest: "
+        f"{engine['same_work_seconds']:.2f} s)"
+    )
     by_type = {k: (v, baseline["by_type"].get(k, 0)) for k, v in engine["by_type"].items() if v}
     print("per type (engine, pandas):", by_type)
     check = compare_outputs(work / "run", work / "pandas")
@@ -495,6 +494,10 @@ def check_agreement(
     elif not agree:
         print("ERROR: the variance logs have the same rows but differing values")
     return agree, {
+        "pandas_seconds": round(baseline["seconds"], 3),
+        "pandas_peak_rss_mb": round(baseline["peak_rss_mb"]),
+        "ratio_pandas_over_engine": round(ratio, 2),
+        "ratio_pandas_over_engine_same_work": round(ratio_same, 2),
         "pandas_by_type": baseline["by_type"],
         "variance_logs_agree": agree,
         "variance_log_differing_rows_per_column": differing,
@@ -544,40 +547,13 @@ def main_realistic(n: int, memory_limit: str | None, skip_pandas: bool) -> int:
             f"the end of its file writers: {engine['same_work_seconds']:.2f} s)"
         )
         print_profile(engine["profile"])
-        summary: dict[str, Any] = {
-            "rows": n,
+        summary = engine_summary(n, frozen, engine) | {
             "shape": "realistic",
-            "machine": {"platform": platform.platform(), "cpus": mp.cpu_count()},
-            "freeze_seconds": round(frozen["seconds"], 3),
-            "engine_seconds": round(engine["seconds"], 3),
-            "engine_same_work_seconds": round(engine["same_work_seconds"], 3),
-            "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
             "engine_profile": engine["profile"],
-            "engine_by_type": engine["by_type"],
         }
         if not skip_pandas:
-            (work / "pandas").mkdir()
-            baseline = _child(
-                run_pandas, str(work / "snapshot"), str(session), str(work / "pandas"),
-                engine["run_id"], engine["as_of"], "realistic",
-            )  # fmt: skip
-            ratio, ratio_same = ratios(baseline, engine)
-            print(
-                f"same-work pandas: {baseline['seconds']:.2f} s, "
-                f"peak {baseline['peak_rss_mb']:.0f} MB"
-            )
-            print(
-                f"engine is {ratio:.1f}x faster than the same-work pandas baseline end to end, "
-                f"{ratio_same:.1f}x up to the end of its file writers"
-            )
-            agree, check_summary = check_agreement(engine, baseline, work)
-            summary |= {
-                "pandas_seconds": round(baseline["seconds"], 3),
-                "pandas_peak_rss_mb": round(baseline["peak_rss_mb"]),
-                "ratio_pandas_over_engine": round(ratio, 2),
-                "ratio_pandas_over_engine_same_work": round(ratio_same, 2),
-                **check_summary,
-            }
+            agree, figures = same_work_pandas(engine, session, work, "realistic")
+            summary |= figures
         (work / "minimal").mkdir()
         minimal = _child(
             run_minimal, str(work / "snapshot"), str(session), str(work / "minimal"),

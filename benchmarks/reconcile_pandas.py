@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -567,8 +567,14 @@ def classify(
     matches: Frame,
     settings: EngineSection,
     as_of: date,
+    links: Frame | None = None,
+    discovery: Frame | None = None,
 ) -> Frame:
-    """The candidate variances of the seven types the benchmark data produces."""
+    """The candidate variances of the seven types the benchmark data produces.
+
+    ``rec``: the register's records; ``links``: every source's records linked to the
+    register's assets (default: ``rec``); ``discovery``: per asset, the latest MDM
+    check-in within ``active_within_days`` (``ma_last_seen``, ``ma_source``)."""
     retired = set(settings.retired_statuses)
     scope = [p.strip().strip("/").lower() for p in settings.scope if p.strip().strip("/")]
     loc = reg["location"].str.lower()
@@ -587,46 +593,9 @@ def classify(
     rf = reg.merge(found, on="asset_key", how="inner")
     frames: list[Frame] = []
 
-    # retired_but_active: retired in the register, found in the count
-    ret = rec[rec["status"].isin(retired)].copy()
-    ret["label"] = ret["status_label"].fillna(ret["status"])
-    ret_g = ret.groupby("asset_key").agg(
-        labels=("label", lambda x: ", ".join(sorted(set(x)))),
-        ret_sources=("source", lambda x: ",".join(sorted(set(x)))),
-    )
-    r = rf.merge(ret_g, left_on="asset_key", right_index=True, how="inner")
     frames.append(
-        _candidates(
-            "retired_but_active",
-            r.index,
-            asset_key=r["asset_key"],
-            detail_key="",
-            asset_tag=r["asset_tag"],
-            serial=r["serial"],
-            epc=r["epc"],
-            manufacturer=r["manufacturer"],
-            model=r["model"],
-            expected="Status: " + r["labels"],
-            found="Found: " + r["found_location"],
-            expected_location=r["location"],
-            found_location=r["found_location"],
-            source=r["ret_sources"],
-            session_id=r["session_id"],
-            value=r["value"],
-            category=r["category"],
-            detail="Marked " + r["labels"] + " in " + r["ret_sources"]
-            + " but found in the count: check disposal records and the device before "
-            "changing either side.",
-            evidence=_json(
-                retired_in=r["ret_sources"],
-                retired_status=r["labels"],
-                found_session=r["session_id"],
-                found_location=r["found_location"],
-                discovery_source=_null(r.index),
-                discovery_last_seen=_null(r.index),
-            ),
-        )
-    )  # fmt: skip
+        retired_but_active(rec if links is None else links, reg, found, settings, discovery)
+    )
 
     # duplicate_record: one source, several active records of one device
     active = rec[rec["serial"].notna() & ~rec["status"].fillna("").isin(retired)].copy()
@@ -870,6 +839,68 @@ def classify(
         )
     )  # fmt: skip
     return pd.concat(frames, ignore_index=True)
+
+
+def status_groups(links: Frame, statuses: Iterable[str]) -> Frame:
+    """Per asset, its records with one of ``statuses``: their labels (the source's own
+    words), statuses and sources, each distinct and sorted."""
+    rows = links[links["asset_key"].notna() & links["status"].isin(list(statuses))]
+    rows = rows.assign(label=rows["status_label"].fillna(rows["status"]))
+    g = rows.groupby("asset_key")
+    return pd.DataFrame(
+        {
+            "labels": g["label"].agg(lambda x: ", ".join(sorted(set(x)))),
+            "statuses": g["status"].agg(lambda x: ", ".join(sorted(set(x)))),
+            "by": g["source"].agg(lambda x: ",".join(sorted(set(x)))),
+        }
+    )
+
+
+def retired_but_active(
+    links: Frame,
+    reg: Frame,
+    found: Frame,
+    settings: EngineSection,
+    discovery: Frame | None = None,
+) -> Frame:
+    """retired_but_active: retired in a source, yet found in the count (``found``:
+    found_assets) or checking in to an MDM lately (``discovery``, see classify)."""
+    if discovery is None:
+        discovery = pd.DataFrame(
+            {
+                "ma_last_seen": pd.Series([], dtype="datetime64[us, UTC]"),
+                "ma_source": pd.Series([], dtype="str"),
+            }
+        )
+    ret = status_groups(links, settings.retired_statuses)
+    counted = found.set_index("asset_key")[["found_location", "epc", "session_id"]]
+    a = reg.set_index("asset_key", drop=False).join(ret, how="inner")
+    a = a.join(counted.assign(found=True)).join(discovery)
+    a["found"] = a["found"].fillna(False).astype(bool)
+    a = a[a["found"] | a["ma_source"].notna()]
+    seen_day = _strftime(a["ma_last_seen"], "%Y-%m-%d")
+    return _candidates(
+        "retired_but_active", a.index,
+        asset_key=a["asset_key"], detail_key="", asset_tag=a["asset_tag"],
+        serial=a["serial"], epc=a["epc"], manufacturer=a["manufacturer"], model=a["model"],
+        expected="Status: " + a["labels"],
+        found=("Found: " + a["found_location"]).where(
+            a["found"], "Active in " + a["ma_source"] + ": last seen " + seen_day
+        ),
+        expected_location=a["location"], found_location=a["found_location"],
+        source=a["by"], session_id=a["session_id"], value=a["value"],
+        category=a["category"],
+        detail="Marked " + a["labels"] + " in " + a["by"] + " but "
+        + pd.Series("found in the count", index=a.index).where(
+            a["found"], "active in discovery")
+        + ": check disposal records and the device before changing either side.",
+        evidence=_json(
+            retired_in=a["by"], retired_status=a["labels"],
+            found_session=a["session_id"], found_location=a["found_location"],
+            discovery_source=a["ma_source"],
+            discovery_last_seen=_strftime(a["ma_last_seen"], TS_FORMAT),
+        ),
+    )  # fmt: skip
 
 
 def variance_log(cand: Frame, settings: EngineSection, run_id: str, as_of: date) -> Frame:

@@ -65,6 +65,7 @@ from benchmarks.reconcile_pandas import (
     match,
     normalize_records,
     observed_items,
+    status_groups,
     variance_log,
     write_outputs,
 )
@@ -249,7 +250,7 @@ def link_others(reg_rec: Frame, others: Frame) -> Frame:
     for field in ("serial", "hardware_uuid", "mac"):
         left = key.isna() & others[field].notna()
         if left.any():
-            found = others.loc[left, field].map(lookup(field))
+            found = others.loc[left, field].map(lookup(field)).astype("str")
             key = key.fillna(found)
             tier = tier.where(~found.reindex(others.index).notna(), field)
     own = others["asset_key"]
@@ -337,7 +338,7 @@ def build_register(
 # --- variance types several sources produce
 
 
-def _mdm_views(links: Frame, settings: EngineSection, as_of: date) -> tuple[Frame, Frame]:
+def mdm_views(links: Frame, settings: EngineSection, as_of: date) -> tuple[Frame, Frame]:
     """(MDM check-ins within active_within_days per asset, the first MDM user)."""
     mdm = links[links["asset_key"].notna() & (links["role"] == "mdm")]
     since = pd.Timestamp(as_of - timedelta(days=settings.active_within_days), tz="UTC")
@@ -353,24 +354,9 @@ def _mdm_views(links: Frame, settings: EngineSection, as_of: date) -> tuple[Fram
     return ma, mu
 
 
-def _labels(links: Frame, statuses: list[str]) -> Frame:
-    rows = links[links["asset_key"].notna() & links["status"].isin(statuses)]
-    rows = rows.assign(label=rows["status_label"].fillna(rows["status"]))
-    g = rows.groupby("asset_key")
-    return pd.DataFrame(
-        {
-            "labels": g["label"].agg(lambda x: ", ".join(sorted(set(x)))),
-            "statuses": g["status"].agg(lambda x: ", ".join(sorted(set(x)))),
-            "by": g["source"].agg(lambda x: ",".join(sorted(set(x)))),
-        }
-    )
-
-
-def source_checks(
-    links: Frame, reg: Frame, matches: Frame, settings: EngineSection, as_of: date
-) -> list[Frame]:
-    """retired_but_active, status_condition_mismatch (discovery), custodian_mismatch."""
-    ma, mu = _mdm_views(links, settings, as_of)
+def source_checks(links: Frame, reg: Frame, matches: Frame, ma: Frame, mu: Frame) -> list[Frame]:
+    """status_condition_mismatch (lost yet checking in), custodian_mismatch; ``ma``,
+    ``mu``: see mdm_views."""
     found = found_assets(matches).set_index("asset_key")
     for name in ("found_custodian", "found_custodian_key"):
         if name not in found:
@@ -380,39 +366,8 @@ def source_checks(
     regi = reg.set_index("asset_key", drop=False)
     frames: list[Frame] = []
 
-    # retired (in any source) yet counted, or checked in to the MDM lately
-    ret = _labels(links, settings.retired_statuses)
-    a = regi.join(ret, how="inner").join(found).join(ma)
-    a["found"] = a["found"].fillna(False).astype(bool)
-    a = a[a["found"] | a["ma_source"].notna()]
-    seen_day = _strftime(a["ma_last_seen"], "%Y-%m-%d")
-    frames.append(
-        _candidates(
-            "retired_but_active", a.index,
-            asset_key=a["asset_key"], detail_key="", asset_tag=a["asset_tag"],
-            serial=a["serial"], epc=a["epc"], manufacturer=a["manufacturer"], model=a["model"],
-            expected="Status: " + a["labels"],
-            found=("Found: " + a["found_location"]).where(
-                a["found"], "Active in " + a["ma_source"] + ": last seen " + seen_day
-            ),
-            expected_location=a["location"], found_location=a["found_location"],
-            source=a["by"], session_id=a["session_id"], value=a["value"],
-            category=a["category"],
-            detail="Marked " + a["labels"] + " in " + a["by"] + " but "
-            + pd.Series("found in the count", index=a.index).where(
-                a["found"], "active in discovery")
-            + ": check disposal records and the device before changing either side.",
-            evidence=_json(
-                retired_in=a["by"], retired_status=a["labels"],
-                found_session=a["session_id"], found_location=a["found_location"],
-                discovery_source=a["ma_source"],
-                discovery_last_seen=_strftime(a["ma_last_seen"], TS_FORMAT),
-            ),
-        )
-    )  # fmt: skip
-
     # reported missing or stolen, not counted, yet the MDM sees it checking in
-    lost = _labels(links, ["missing", "stolen"])
+    lost = status_groups(links, ["missing", "stolen"])
     b = regi.join(lost, how="inner").join(ma, how="inner").join(found[["found"]])
     b = b[b["found"].isna()]
     day = _strftime(b["ma_last_seen"], "%Y-%m-%d")
@@ -686,10 +641,9 @@ def reconcile_pandas_sources(
 
     items = observed_items(session, settings)
     matches = match(items, reg)
-    core = classify(reg_rec, reg, items, matches, settings, as_of)
-    # retired_but_active is classified again below with the MDM's check-ins
-    core = core[core["variance_type"] != "retired_but_active"]
-    extra = source_checks(links, reg, matches, settings, as_of) + source_conflicts(links, reg)
+    ma, mu = mdm_views(links, settings, as_of)
+    core = classify(reg_rec, reg, items, matches, settings, as_of, links=links, discovery=ma)
+    extra = source_checks(links, reg, matches, ma, mu) + source_conflicts(links, reg)
     cand = pd.concat([core, *extra], ignore_index=True)
     log = variance_log(cand, settings, run_id, as_of)
     write_outputs(log, reg, matches, out)
