@@ -259,9 +259,9 @@ def run_freeze(register: str, out: str, extra: list[tuple[str, str, str]], q: An
 def run_pandas(
     snapshot: str, session: str, out: str, run_id: str, as_of: str, shape: str, q: Any
 ) -> None:
-    """The same-work pandas baseline: benchmarks/reconcile_pandas.py for the register
-    shape, benchmarks/reconcile_pandas_sources.py (register, MDM and HR) for the
-    realistic one; imports are not timed, as the engine's are not."""
+    """The same-work pandas baseline: the package benchmarks/reconcile_pandas for the
+    register shape, benchmarks/reconcile_pandas_sources.py (register, MDM and HR) for
+    the realistic one; imports are not timed, as the engine's are not."""
     from datetime import date
 
     from benchmarks.reconcile_pandas import reconcile_pandas

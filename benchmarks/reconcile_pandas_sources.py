@@ -45,29 +45,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.reconcile_pandas import (
+from benchmarks.reconcile_pandas.classify import (
     TS_FORMAT,
+    candidates,
+    classify,
+    status_groups,
+)
+from benchmarks.reconcile_pandas.match import found_assets, match, observed_items
+from benchmarks.reconcile_pandas.normalize import _dates, custodian_parts, normalize_records
+from benchmarks.reconcile_pandas.outputs import variance_log, write_outputs
+from benchmarks.reconcile_pandas.sql_like import (
     WS,
     Frame,
     Series,
-    _blank,
-    _candidates,
-    _concat_ws,
-    _dates,
-    _json,
-    _loc_within,
-    _null,
-    _strftime,
-    _text_key,
-    classify,
-    custodian_parts,
-    found_assets,
-    match,
-    normalize_records,
-    observed_items,
-    status_groups,
-    variance_log,
-    write_outputs,
+    blank_to_null,
+    concat_ws,
+    json_objects,
+    loc_within,
+    null_column,
+    strftime,
+    text_key,
 )
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine.classify import CONFLICT_FIELDS
@@ -92,15 +89,15 @@ def person_keys(raw: Frame, src: dict[str, Any], as_of: date) -> Frame:
 
     def text(field: str) -> Series:
         header = columns.get(field)
-        return raw[header].astype("str") if isinstance(header, str) else _null(raw.index)
+        return raw[header].astype("str") if isinstance(header, str) else null_column(raw.index)
 
     def col(field: str) -> Series:
-        return _blank(text(field))
+        return blank_to_null(text(field))
 
     person_id = col("person_id").str.lower()
     email = col("email").str.lower()
     name_raw = col("name")
-    name_key = _text_key(text("name"))
+    name_key = text_key(text("name"))
     person = email.fillna(person_id).fillna(name_key)
     end = _dates(col("end_date"))
     until = pd.Timestamp(f"{as_of.isoformat()} 23:59:59", tz="UTC")
@@ -127,8 +124,8 @@ def custodian_resolver(people: Frame) -> Any:
         codes, uniques = pd.factorize(raw)
         text = pd.Series(uniques, dtype="str")
         user, local, full = custodian_parts(text)
-        name = _text_key(text.str.replace(WS + r"*\([^()]*\)" + WS + "*$", "", regex=True))
-        person: Series = _null(text.index)
+        name = text_key(text.str.replace(WS + r"*\([^()]*\)" + WS + "*$", "", regex=True))
+        person: Series = null_column(text.index)
         leaver = pd.Series(np.nan, index=text.index, dtype="object")
         for k in (full, user, name, local):
             hit = people.reindex(k)
@@ -179,7 +176,7 @@ def source_records(
             .fillna("ID:" + name + "|" + rec["record_id"])
         )
     else:
-        rec["asset_key"] = _null(rec.index)
+        rec["asset_key"] = null_column(rec.index)
     return rec
 
 
@@ -266,10 +263,10 @@ def link_others(reg_rec: Frame, others: Frame) -> Frame:
         linked.join(probable, on=["source", "line"])
         if probable is not None and len(probable)
         else linked.assign(
-            probable_key=_null(linked.index),
-            probable_reason=_null(linked.index),
-            probable_serial=_null(linked.index),
-            probable_tag=_null(linked.index),
+            probable_key=null_column(linked.index),
+            probable_reason=null_column(linked.index),
+            probable_serial=null_column(linked.index),
+            probable_tag=null_column(linked.index),
         )
     )
     # an MDM holding one device twice: the latest check-in is the device
@@ -305,7 +302,7 @@ def build_register(
     reg = pd.DataFrame(index=base.index)
     for f in REGISTER_PICKED:
         value: Series | None = None
-        source: Series = _null(base.index)
+        source: Series = null_column(base.index)
         extras: dict[str, Series] = {}
         for n in _precedence(settings, f, sources):
             cand = aligned[n][f]
@@ -326,12 +323,12 @@ def build_register(
         last = seen if last is None else last.mask(seen.notna() & ~(last >= seen), seen)
     assert last is not None
     reg["last_seen"] = last
-    last_source: Series = _null(base.index)
+    last_source: Series = null_column(base.index)
     for n in reversed(names):
         last_source = last_source.mask((aligned[n]["last_seen"] == last).fillna(False), n)
     reg["last_seen_source"] = last_source
     held = [pd.Series(n, index=base.index).where(aligned[n]["line"].notna()) for n in names]
-    reg["sources"] = _concat_ws(",", *held)
+    reg["sources"] = concat_ws(",", *held)
     return reg.reset_index()
 
 
@@ -360,7 +357,7 @@ def source_checks(links: Frame, reg: Frame, matches: Frame, ma: Frame, mu: Frame
     found = found_assets(matches).set_index("asset_key")
     for name in ("found_custodian", "found_custodian_key"):
         if name not in found:
-            found[name] = _null(found.index)
+            found[name] = null_column(found.index)
     found = found[["found_location", "epc", "session_id", "observed_serial",
                    "found_custodian", "found_custodian_key"]].assign(found=True)  # fmt: skip
     regi = reg.set_index("asset_key", drop=False)
@@ -370,9 +367,9 @@ def source_checks(links: Frame, reg: Frame, matches: Frame, ma: Frame, mu: Frame
     lost = status_groups(links, ["missing", "stolen"])
     b = regi.join(lost, how="inner").join(ma, how="inner").join(found[["found"]])
     b = b[b["found"].isna()]
-    day = _strftime(b["ma_last_seen"], "%Y-%m-%d")
+    day = strftime(b["ma_last_seen"], "%Y-%m-%d")
     frames.append(
-        _candidates(
+        candidates(
             "status_condition_mismatch", b.index,
             asset_key=b["asset_key"], detail_key="discovery", asset_tag=b["asset_tag"],
             serial=b["serial"], manufacturer=b["manufacturer"], model=b["model"],
@@ -383,10 +380,10 @@ def source_checks(links: Frame, reg: Frame, matches: Frame, ma: Frame, mu: Frame
             detail="Recorded as " + b["labels"] + " (" + b["statuses"] + ") in " + b["by"]
             + " but " + b["ma_source"] + " saw it check in on " + day
             + ": find the device and correct the record.",
-            evidence=_json(
+            evidence=json_objects(
                 recorded_status=b["statuses"], status_label=b["labels"],
                 status_sources=b["by"], discovery_source=b["ma_source"],
-                discovery_last_seen=_strftime(b["ma_last_seen"], TS_FORMAT),
+                discovery_last_seen=strftime(b["ma_last_seen"], TS_FORMAT),
             ),
         )
     )  # fmt: skip
@@ -418,7 +415,7 @@ def source_checks(links: Frame, reg: Frame, matches: Frame, ma: Frame, mu: Frame
         .mask(mu_differs, "User: " + c["mu_custodian"] + " (" + c["mu_source"] + ")")
         .mask(
             count_differs,
-            _concat_ws(" / ", "Serial: " + c["observed_serial"], "User: " + c["found_custodian"]),
+            concat_ws(" / ", "Serial: " + c["observed_serial"], "User: " + c["found_custodian"]),
         )
     )
     detail = (
@@ -435,16 +432,16 @@ def source_checks(links: Frame, reg: Frame, matches: Frame, ma: Frame, mu: Frame
         )
     )
     frames.append(
-        _candidates(
+        candidates(
             "custodian_mismatch", c.index,
             asset_key=c["asset_key"], detail_key="", asset_tag=c["asset_tag"],
             serial=c["serial"], epc=c["epc"], manufacturer=c["manufacturer"], model=c["model"],
-            expected=_concat_ws(" / ", "Serial: " + c["serial"], "User: " + c["custodian"]),
+            expected=concat_ws(" / ", "Serial: " + c["serial"], "User: " + c["custodian"]),
             found=found_text, expected_location=c["location"],
             found_location=c["found_location"], source=c["custodian_source"],
             session_id=c["session_id"], value=c["value"], category=c["category"],
             detail=detail,
-            evidence=_json(
+            evidence=json_objects(
                 register_custodian=c["custodian"], custodian_source=c["custodian_source"],
                 found_custodian=c["found_custodian"], found_session=c["session_id"],
                 discovery_custodian=c["mu_custodian"], discovery_source=c["mu_source"],
@@ -499,7 +496,7 @@ def source_conflicts(links: Frame, reg: Frame) -> list[Frame]:
         elif f == "location":
             a, b = j["location"], j["location_r"]
             diff = a.notna() & b.notna() & (a != b)
-            diff[diff] = ~_loc_within(a[diff], b[diff])
+            diff[diff] = ~loc_within(a[diff], b[diff])
         elif f == "status":
             diff = j["status"].notna() & j["status_r"].notna() & (j["status"] != j["status_r"])
         else:
@@ -538,12 +535,12 @@ def source_conflicts(links: Frame, reg: Frame) -> list[Frame]:
             "value": pd.Series([repr(float(v)) for v in cg["value"]], index=cg.index),
             "status": cg["status_label"],
         }  # fmt: skip
-        expected = _null(cg.index)
+        expected = null_column(cg.index)
         for f, text in shown.items():
             own = cg[f"{f}_source"]
             expected = expected.where(cg["field"] != f, f + ": " + text + " (" + own + ")")
         frames.append(
-            _candidates(
+            candidates(
                 "source_conflict", cg.index,
                 asset_key=cg["asset_key"], detail_key=cg["field"], asset_tag=cg["asset_tag"],
                 serial=cg["serial"], manufacturer=cg["manufacturer"], model=cg["model"],
@@ -552,7 +549,7 @@ def source_conflicts(links: Frame, reg: Frame) -> list[Frame]:
                 category=cg["category"],
                 detail="Sources disagree on " + cg["field"] + ": the register takes the value "
                 "of its source of truth; correct the other source(s).",
-                evidence=_json(field=cg["field"], others=cg["found"]),
+                evidence=json_objects(field=cg["field"], others=cg["found"]),
             )
         )  # fmt: skip
 
@@ -565,17 +562,17 @@ def source_conflicts(links: Frame, reg: Frame) -> list[Frame]:
         .fillna("ID:" + u["source"] + "|" + u["record_id"])
     )
     frames.append(
-        _candidates(
+        candidates(
             "source_conflict", u.index,
             asset_key=key, detail_key="presence:" + u["source"], asset_tag=u["asset_tag"],
             serial=u["serial"], manufacturer=u["manufacturer"], model=u["model"],
             expected="No register record",
-            found=_concat_ws(" / ", "In " + u["source"], "Serial: " + u["serial"],
+            found=concat_ws(" / ", "In " + u["source"], "Serial: " + u["serial"],
                              "Tag: " + u["asset_tag"]),
             source=u["source"], value=u["value"], category=u["category"],
             detail=u["source"] + " holds a device the register does not: register it or "
             "remove it from " + u["source"] + ".",
-            evidence=_json(source=u["source"], line=u["line"], hostname=u["hostname"],
+            evidence=json_objects(source=u["source"], line=u["line"], hostname=u["hostname"],
                            custodian=u["custodian"], record_id=u["record_id"]),
         )
     )  # fmt: skip
@@ -585,22 +582,22 @@ def source_conflicts(links: Frame, reg: Frame) -> list[Frame]:
     n = n.merge(reg.add_prefix("r_"), left_on="probable_key", right_on="r_asset_key")
     line = n["line"].astype("str")
     frames.append(
-        _candidates(
+        candidates(
             "probable_match", n.index,
             asset_key=n["r_asset_key"],
             detail_key="source:" + n["source"] + "|"
             + n["serial"].fillna(n["asset_tag"]).fillna(line),
             asset_tag=n["r_asset_tag"], serial=n["r_serial"], manufacturer=n["r_manufacturer"],
             model=n["r_model"],
-            expected=_concat_ws(" / ", "Tag: " + n["r_asset_tag"], "Serial: " + n["r_serial"]),
-            found=_concat_ws(" / ", "Tag: " + n["asset_tag"], "Serial: " + n["serial"])
+            expected=concat_ws(" / ", "Tag: " + n["r_asset_tag"], "Serial: " + n["r_serial"]),
+            found=concat_ws(" / ", "Tag: " + n["asset_tag"], "Serial: " + n["serial"])
             + " (" + n["source"] + ")",
             expected_location=n["r_location"], source=n["source"], value=n["r_value"],
             category=n["r_category"],
             detail=n["source"] + " line " + line + " carries a " + n["probable_reason"]
             + " of this asset: confirm it on the device and correct " + n["source"]
             + " (never merged automatically).",
-            evidence=_json(
+            evidence=json_objects(
                 source=n["source"], line=n["line"], reason=n["probable_reason"],
                 source_asset_tag=n["asset_tag"], source_serial=n["serial"],
                 register_asset_tag=n["r_asset_tag"], register_serial=n["r_serial"],

@@ -36,8 +36,9 @@ Public surface:
 * :func:`tagsweep.engine.run.reconcile` / ``tagsweep reconcile run`` — snapshot (or a
   previous golden register ``.parquet`` with the columns of ``register.parquet``) plus
   session files and count sheets → run folder.
-* :mod:`tagsweep.engine.presets` — column presets: snipeit, netbox, servicenow
-  (alm_hardware), intune, jamf, generic, fixed_asset, procurement, hr.
+* :mod:`tagsweep.engine.presets` (a package: one module per kind of system) — column
+  presets: snipeit, netbox, servicenow (alm_hardware), intune, jamf, sap_fiaa, generic,
+  fixed_asset, procurement, hr.
 
 Snapshot directory (stable names):
 

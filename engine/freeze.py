@@ -55,10 +55,10 @@ from tagsweep.engine.stages import PARQUET_ROW_GROUP_ROWS, ident
 from tagsweep.engine.text_encoding import encoding_warning
 from tagsweep.hashing import sha256_file
 
-#: What callers of the stage use: :func:`freeze` writes a :class:`Snapshot` from
-#: :class:`SourceSpec` s, :func:`load_snapshot` reads one back, and either raises
-#: :class:`FreezeError`.
-__all__ = ["FreezeError", "Snapshot", "SourceSpec", "freeze", "load_snapshot", "preset_for"]
+#: What callers of the stage use: :func:`freeze` writes a :class:`Snapshot` from a list
+#: of :class:`SourceSpec`, :func:`load_snapshot` reads one back, and either raises
+#: :class:`FreezeError` (the last three are defined in :mod:`tagsweep.engine.snapshot`).
+__all__ = ["FreezeError", "Snapshot", "SourceSpec", "freeze", "load_snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
