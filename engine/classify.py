@@ -34,6 +34,7 @@ import re
 from datetime import timedelta
 
 from tagsweep.domain import VarianceType
+from tagsweep.engine import normalize
 from tagsweep.engine.stages import RunContext, Stage, lit
 
 CONFLICT_FIELDS = ("serial", "manufacturer", "model", "location", "status", "value")
@@ -86,38 +87,60 @@ def stages(ctx: RunContext) -> list[Stage]:
         if prefixes
         else "true"
     )
-    has_mdm = any(src.role == "mdm" for src in ctx.sources)
+    mdm_sources = [src.name for src in ctx.sources if src.role == "mdm"]
+    has_mdm = bool(mdm_sources)
+    # One MDM source that is not the register's primary: other_links keeps at most one
+    # record of it per asset (a stale enrolment is superseded), so its records are
+    # already one row per asset and need no million-group aggregate.
+    one_per_asset = len(mdm_sources) == 1 and mdm_sources[0] != normalize.primary_source(ctx)
     no_mdm = "SELECT CAST(NULL AS VARCHAR) AS asset_key"
-    mdm_active = (
-        f"""
-    SELECT asset_key, max(last_seen) AS last_seen,
-        arg_max(source, (last_seen, source)) AS source
+    mdm_rows = f"""
     FROM record_links
     WHERE asset_key IS NOT NULL AND role = 'mdm'
-      AND last_seen >= TIMESTAMPTZ '{active_since} 00:00:00+00'
-    GROUP BY asset_key"""
-        if has_mdm
-        else no_mdm + ", CAST(NULL AS TIMESTAMPTZ) AS last_seen, CAST(NULL AS VARCHAR) AS source "
-        "WHERE false"
-    )
-    mdm_user = (
-        """
+      AND last_seen >= TIMESTAMPTZ '{active_since} 00:00:00+00'"""
+    if not has_mdm:
+        mdm_active = (
+            no_mdm + ", CAST(NULL AS TIMESTAMPTZ) AS last_seen, CAST(NULL AS VARCHAR) AS source "
+            "WHERE false"
+        )
+    elif one_per_asset:
+        mdm_active = "\n    SELECT asset_key, last_seen, source" + mdm_rows
+    else:
+        mdm_active = (
+            "\n    SELECT asset_key, max(last_seen) AS last_seen,\n"
+            "        arg_max(source, (last_seen, source)) AS source"
+            + mdm_rows
+            + "\n    GROUP BY asset_key"
+        )
+    mdm_user_rows = """
+        FROM record_links
+        WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL"""
+    if not has_mdm:
+        mdm_user = (
+            no_mdm + ", CAST(NULL AS VARCHAR) AS custodian, "
+            "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS custodian_alt, "
+            "CAST(NULL AS VARCHAR) AS source WHERE false"
+        )
+    elif one_per_asset:
+        mdm_user = (
+            "\n    SELECT asset_key, custodian, custodian_key, custodian_alt, source"
+            + mdm_user_rows
+        )
+    else:
+        mdm_user = (
+            """
     SELECT asset_key, first.custodian, first.custodian_key, first.custodian_alt, first.source
     FROM (
         -- one arg_min carrying the columns: each one compares the keys again
         SELECT asset_key,
             arg_min({'custodian': custodian, 'custodian_key': custodian_key,
                      'custodian_alt': custodian_alt, 'source': source}, (source, line))
-                AS first
-        FROM record_links
-        WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL
+                AS first"""
+            + mdm_user_rows
+            + """
         GROUP BY asset_key
     )"""
-        if has_mdm
-        else no_mdm + ", CAST(NULL AS VARCHAR) AS custodian, "
-        "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS custodian_alt, "
-        "CAST(NULL AS VARCHAR) AS source WHERE false"
-    )
+        )
     asset_sources = [src for src in ctx.sources if src.role != "hr"]
     # sources can only disagree when there are several; only records of a non-register
     # source can lack a register asset (the SQL skips what cannot happen)

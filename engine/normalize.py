@@ -404,23 +404,24 @@ st_d AS (
 SOURCE_RECORDS = f"""
 WITH {DICTIONARIES},
 val_d AS (
-    -- numbers and dates a plain cast cannot read ("$1,899.00", "2026-06-02 10:14 AM")
-    -- are parsed once per distinct text, not once per row
+    -- numbers and dates are parsed once per distinct text, not once per row: a plain
+    -- cast, then what a cast cannot read ("$1,899.00", "2026-06-02 10:14 AM")
     SELECT raw, dc, num_parse_as(raw, dc) AS v FROM (
         SELECT DISTINCT value_raw AS raw, decimal_comma AS dc FROM source_rows
-        WHERE value_raw IS NOT NULL AND (decimal_comma OR TRY_CAST(value_raw AS DOUBLE) IS NULL))
+        WHERE value_raw IS NOT NULL)
 ), seen_d AS (
-    SELECT raw, df, ts_parse_as(raw, df) AS v FROM (
-        SELECT DISTINCT last_seen_raw AS raw, day_first AS df FROM source_rows
-        WHERE last_seen_raw IS NOT NULL AND TRY_CAST(last_seen_raw AS TIMESTAMPTZ) IS NULL)
+    SELECT raw, df, v,
+        -- a "none" sentinel is no date and no error either
+        v IS NULL AND blank(raw) IS NOT NULL AND NOT date_sentinel(raw) AS bad
+    FROM (
+        SELECT raw, df, ts_parse_as(raw, df) AS v FROM (
+            SELECT DISTINCT last_seen_raw AS raw, day_first AS df FROM source_rows
+            WHERE last_seen_raw IS NOT NULL))
 ), s AS (
     SELECT r.*,
         upper(replace(replace(trim(r.serial_raw), ' ', ''), chr(9), '')) AS serial0,
         nullif(upper(regexp_replace(r.mac_raw, '[^0-9A-Fa-f]', '', 'g')), '') AS mac0,
-        CASE WHEN r.decimal_comma THEN vd.v
-             ELSE coalesce(TRY_CAST(r.value_raw AS DOUBLE), vd.v) END AS value0,
-        coalesce(CASE WHEN NOT date_sentinel(r.last_seen_raw)
-                      THEN TRY_CAST(r.last_seen_raw AS TIMESTAMPTZ) END, sd.v) AS last_seen0
+        vd.v AS value0, sd.v AS last_seen0, coalesce(sd.bad, false) AS last_seen_is_bad
     FROM source_rows r
     LEFT JOIN val_d vd ON vd.raw = r.value_raw AND vd.dc = r.decimal_comma
     LEFT JOIN seen_d sd ON sd.raw = r.last_seen_raw AND sd.df = r.day_first
@@ -453,9 +454,7 @@ SELECT s2.source, s2.role, s2.file, s2.line,
     CASE WHEN blank(s2.value_raw) IS NOT NULL AND s2.value0 IS NULL
          THEN trim(s2.value_raw) END AS value_bad,
     -- (the parsed value is NULL for a "none" sentinel too: only the others are bad)
-    CASE WHEN s2.last_seen0 IS NULL AND blank(s2.last_seen_raw) IS NOT NULL
-              AND NOT date_sentinel(s2.last_seen_raw) THEN trim(s2.last_seen_raw) END
-        AS last_seen_bad,
+    CASE WHEN s2.last_seen_is_bad THEN trim(s2.last_seen_raw) END AS last_seen_bad,
     CASE WHEN ts_bad(s2.retired_on_raw, s2.day_first) THEN trim(s2.retired_on_raw) END
         AS retired_on_bad,
     -- only a record with no identifier at all is kept out
