@@ -2,7 +2,7 @@
 production code with; nothing in the product imports them.
 
 * :func:`reference_dedup` — the plain-Python definition of a sighting
-  (``daemon/dedup.py``'s kernel must equal it), and :func:`sightings_as_tuples` to put
+  (the ``daemon/dedup`` kernel must equal it), and :func:`sightings_as_tuples` to put
   the kernel's output in its shape;
 * :func:`classify_last_antenna`, :func:`last_antenna_passes` — the naive portal
   direction (towards the antenna that read last), beside ``daemon/portal.py``;

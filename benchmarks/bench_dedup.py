@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tagsweep.daemon.dedup import Deduplicator
+from tagsweep.daemon.dedup.deduplicator import Deduplicator
 from tagsweep.domain import ReadBatch, empty_reads
 
 RESULTS = Path(__file__).parent / "results"

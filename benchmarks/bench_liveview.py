@@ -36,9 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from tagsweep.daemon.dedup import Deduplicator
-from tagsweep.daemon.liveview.count import ExpectedAsset, LiveCount, LiveView
+from tagsweep.daemon.dedup.deduplicator import Deduplicator
+from tagsweep.daemon.liveview.count import LiveCount
+from tagsweep.daemon.liveview.register import ExpectedAsset
 from tagsweep.daemon.liveview.server import LiveWebServer
+from tagsweep.daemon.liveview.view import LiveView
 from tagsweep.daemon.location import LocationAttributor
 from tagsweep.domain import ReadBatch
 from tagsweep.simulators.world import WalkThrough, build_world, walk_through

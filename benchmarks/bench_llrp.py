@@ -26,7 +26,8 @@ from sllurp.llrp import LLRPMessage
 from tagsweep.domain import ReadBatch
 from tagsweep.drivers import Backoff
 from tagsweep.drivers.llrp import LlrpDriver
-from tagsweep.drivers.llrp_wire import HEADER_SIZE, ReportDecoder
+from tagsweep.drivers.llrp.frames import HEADER_SIZE
+from tagsweep.drivers.llrp.reports import ReportDecoder
 from tagsweep.logs import configure_logging
 from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.llrp.encoder import ro_access_report

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.baselines import attribute_last_seen
-from tagsweep.daemon.dedup import Deduplicator
+from tagsweep.daemon.dedup.deduplicator import Deduplicator
 from tagsweep.daemon.location import (
     LocationTimeline,
     attribute,

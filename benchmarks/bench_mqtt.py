@@ -46,10 +46,12 @@ import aiomqtt
 import numpy as np
 
 from tagsweep.config.schema import MqttSection
-from tagsweep.daemon.dedup import Deduplicator, DedupResult
+from tagsweep.daemon.dedup.deduplicator import Deduplicator, DedupResult
 from tagsweep.daemon.events import EventKind, GatewayEvent
 from tagsweep.daemon.metrics import GatewayMetrics
-from tagsweep.daemon.mqtt import MqttPublisher, Outbox, event_topic
+from tagsweep.daemon.mqtt.outbox import Outbox
+from tagsweep.daemon.mqtt.publisher import MqttPublisher
+from tagsweep.daemon.mqtt.topics import event_topic
 from tagsweep.domain import ReadBatch, empty_reads, now_us
 
 RESULTS = Path(__file__).parent / "results"

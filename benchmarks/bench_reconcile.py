@@ -251,7 +251,7 @@ def run_freeze(register: str, out: str, extra: list[tuple[str, str, str]], q: An
 
 
 def run_pandas(snapshot: str, session: str, out: str, run_id: str, as_of: str, q: Any) -> None:
-    """The pandas baseline (benchmarks/reconcile_pandas.py); imports are not timed,
+    """The pandas baseline (the package benchmarks/reconcile_pandas); imports are not timed,
     as the engine's are not."""
     from datetime import date
 

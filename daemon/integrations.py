@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from tagsweep.daemon.events import GatewayEvent
 from tagsweep.daemon.metrics import GatewayMetrics, MetricsServer
-from tagsweep.daemon.mqtt import MqttPublisher, Outbox
+from tagsweep.daemon.mqtt.outbox import Outbox
+from tagsweep.daemon.mqtt.publisher import MqttPublisher
 from tagsweep.daemon.notify import SystemdNotifier, run_watchdog
 from tagsweep.logs import get_logger
 

@@ -8,8 +8,9 @@ Two tasks run it:
   the result is queued for the store;
 * ``store-writer`` — commits queued flushes, one transaction per drain.
 
-The dedup state has one owner. :class:`~tagsweep.daemon.dedup.Deduplicator` is only
-touched inside :meth:`ReadPipeline.flush`, under the flush lock; batches of
+The dedup state has one owner. The
+:class:`~tagsweep.daemon.dedup.deduplicator.Deduplicator` is only touched inside
+:meth:`ReadPipeline.flush`, under the flush lock; batches of
 :data:`THREAD_DEDUP_READS` reads and more are folded in on a worker thread, and while the
 worker holds the state nothing on the event loop reads it. Readers on the loop (the live
 feed seeding a session, ``status``) get :meth:`ReadPipeline.open_sightings`: a copy taken
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from tagsweep.config.schema import TagsweepConfig
-from tagsweep.daemon.dedup import Deduplicator, DedupResult
+from tagsweep.daemon.dedup.deduplicator import Deduplicator, DedupResult
 from tagsweep.daemon.devices import Device
 from tagsweep.daemon.events import EventFanout, EventKind, GatewayEvent
 from tagsweep.daemon.status import GatewayCounters

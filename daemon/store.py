@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tagsweep.daemon.store_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from tagsweep.daemon.thread_calls import until_done
 from tagsweep.domain import ReadBatch, SightingBatch, now_us
 from tagsweep.logs import get_logger
 
@@ -195,15 +196,9 @@ class Store:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagsweep-store")
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # The thread cannot be interrupted: let the call finish so the store stays
-            # consistent with what was committed, then propagate the cancellation.
-            with contextlib.suppress(Exception):
-                await future
-            raise
+        # The thread cannot be interrupted: a cancelled call still finishes, so the store
+        # stays consistent with what was committed, then the cancellation propagates.
+        return await until_done(loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs)))
 
     def close(self) -> None:
         if self._executor is not None:

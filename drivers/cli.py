@@ -41,7 +41,7 @@ def decode_command(
     every problem with its stream offset. Exit status 1 if sllurp disagrees somewhere."""
     import numpy as np
 
-    from tagsweep.drivers.llrp_capture import CaptureError, decode_stream, read_capture
+    from tagsweep.drivers.llrp.capture import CaptureError, decode_stream, read_capture
 
     if out is not None and out.suffix.lower() not in {".parquet", ".csv"}:
         raise typer.BadParameter("--out must end in .parquet or .csv", param_hint="--out")

@@ -6,7 +6,10 @@ every stage's table to ``DIR/<group>.<stage>.parquet``. A stage read once or che
 recompute is a view (marked *view*), the others are tables. In order:
 
 * freeze (``tagsweep reconcile freeze``, :mod:`~tagsweep.engine.freeze`): exports →
-  snapshot; the run only reads snapshots.
+  snapshot; the run only reads snapshots. Each export is read by
+  :mod:`~tagsweep.engine.export_reader` (CSV, XLSX, JSON, Parquet readers; encodings in
+  :mod:`~tagsweep.engine.text_encoding`, cleaning in :mod:`~tagsweep.engine.hygiene`);
+  the snapshot's records and manifest are :mod:`~tagsweep.engine.snapshot`.
 * normalize (:mod:`~tagsweep.engine.normalize`): ``people``, ``person_keys`` (HR,
   leavers), ``source_rows`` (*view*: preset column mapping), ``source_records``
   (serials, placeholders, aliases, lifecycle, custodians, bad rows), ``other_links``
@@ -33,8 +36,9 @@ Public surface:
 * :func:`tagsweep.engine.run.reconcile` / ``tagsweep reconcile run`` — snapshot (or a
   previous golden register ``.parquet`` with the columns of ``register.parquet``) plus
   session files and count sheets → run folder.
-* :mod:`tagsweep.engine.presets` — column presets: snipeit, netbox, servicenow
-  (alm_hardware), intune, jamf, generic, fixed_asset, procurement, hr.
+* :mod:`tagsweep.engine.presets` (a package: one module per kind of system) — column
+  presets: snipeit, netbox, servicenow (alm_hardware), intune, jamf, sap_fiaa, generic,
+  fixed_asset, procurement, hr.
 
 Snapshot directory (stable names):
 

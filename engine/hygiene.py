@@ -8,16 +8,25 @@ Two columns with the same header are an ambiguity the engine must not decide sil
 :func:`duplicate_headers` names them, and the note says which one the presets read (the
 first; the others keep their data under the name DuckDB gives them, ``<name>_1``...)
 and how to choose another.
+
+The readers leave the file's own header row in each table's metadata
+(:func:`with_header`); :func:`clean_table` fixes both and leaves its notes there in turn,
+until the freeze takes them (:func:`take_notes`). :func:`cell_text` is how a spreadsheet
+cell or a JSON value becomes the text every snapshot column holds.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tagsweep.engine.presets import header_key
+from tagsweep.engine.snapshot import LINE_COLUMN
 
 NUL = "\x00"
 
@@ -127,3 +136,52 @@ def free_name(names: Sequence[str], reserved: str) -> list[str]:
             taken.add(kept.lower())
         out.append(kept)
     return out
+
+
+def cell_text(value: object) -> str | None:
+    """A spreadsheet cell or JSON scalar as snapshot text: dates in ISO 8601, whole
+    floats without ``.0`` (Excel stores every number as a float), blank as None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+_HEADER_KEY = b"tagsweep.header"
+_NOTES_KEY = b"tagsweep.notes"
+
+
+def with_header(table: pa.Table, header: Sequence[str]) -> pa.Table:
+    """``table`` remembering the file's own header row (before duplicates were renamed)."""
+    return table.replace_schema_metadata({_HEADER_KEY: json.dumps(list(header))})
+
+
+def clean_table(table: pa.Table, path: Path) -> pa.Table:
+    """NUL characters removed, duplicate headers named; the notes travel
+    in the table's metadata until :func:`take_notes`."""
+    names = [n for n in table.column_names if n != LINE_COLUMN]
+    meta = table.schema.metadata or {}
+    original = json.loads(meta[_HEADER_KEY]) if _HEADER_KEY in meta else names
+    notes = [f"{path.name}: {n}" for n in duplicate_headers(original, names)]
+    renamed = [k for o, k in zip(original, names, strict=False) if o.lower() == LINE_COLUMN]
+    notes += [
+        f"{path.name}: column {LINE_COLUMN!r} is kept as {k!r} (the snapshot's "
+        f"{LINE_COLUMN!r} holds the line numbers)"
+        for k in renamed
+    ]
+    table, nul = strip_nul(table, LINE_COLUMN)
+    if nul:
+        notes.append(f"{path.name}: {nul}")
+        table = table.rename_columns(unique_names(table.column_names))
+    return table.replace_schema_metadata({_NOTES_KEY: json.dumps(notes)})
+
+
+def take_notes(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The table without its metadata, and the notes :func:`clean_table` left in it."""
+    meta = table.schema.metadata or {}
+    notes = json.loads(meta[_NOTES_KEY]) if _NOTES_KEY in meta else []
+    return table.replace_schema_metadata(None), [str(n) for n in notes]

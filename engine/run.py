@@ -29,15 +29,8 @@ from tagsweep.config.engine import EngineSection, ExportLimits
 from tagsweep.domain import SESSION_FILE_COLUMNS
 from tagsweep.engine import classify, match, normalize, sandbox
 from tagsweep.engine.audit_anchor import anchor_record
+from tagsweep.engine.csv_reader import csv_rows, read_csv
 from tagsweep.engine.escaping import csv_safe
-from tagsweep.engine.freeze import (
-    LINE_COLUMN,
-    BadRow,
-    FreezeError,
-    csv_rows,
-    load_snapshot,
-    read_csv,
-)
 from tagsweep.engine.hygiene import strip_nul
 from tagsweep.engine.limits import LimitError, check_file_size, check_table
 from tagsweep.engine.outputs import (
@@ -51,6 +44,7 @@ from tagsweep.engine.presets import GENERIC, header_key, resolve_columns
 from tagsweep.engine.profiling import RunProfiler
 from tagsweep.engine.report import RunSummary, collect, render_html, render_markdown
 from tagsweep.engine.session_check import SessionCheck, SessionCheckError, check_session_file
+from tagsweep.engine.snapshot import LINE_COLUMN, BadRow, FreezeError, load_snapshot
 from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
 from tagsweep.engine.trends import TrendsError, compare_runs, render_html_fragment
 from tagsweep.engine.trends import render_markdown as render_trends_markdown

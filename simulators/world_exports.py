@@ -32,28 +32,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from tagsweep.simulators.fleet_exports import (
+from tagsweep.simulators.fleet_exports import formats as fmt
+from tagsweep.simulators.fleet_exports.fleet import (
     FIRST_NAMES,
-    INTUNE_COLUMNS,
     LAPTOPS,
     LAST_NAMES,
-    SNIPEIT_COLUMNS,
-    GeneratedExports,
+    LOOKALIKE,
+    SWAP,
     Person,
-    _mac,
-    intune_checkin,
-    intune_not_hardware,
-    snipeit_audit,
-    snipeit_cost,
-    snipeit_footer,
-    snipeit_status,
-    snipeit_user,
-    write_hr_json,
+    random_mac,
 )
+from tagsweep.simulators.fleet_exports.generator import GeneratedExports
 from tagsweep.simulators.world import World
-
-_LOOKALIKE: Final = str.maketrans("OISBZ", "01582")
-_SWAP: Final = {"0": "O", "1": "I", "5": "S", "8": "B", "2": "Z", "O": "0", "I": "1", "S": "5"}
 
 #: How purchase orders spell the vendors (the engine's alias table folds them).
 VENDOR_SPELLING: Final = {
@@ -107,7 +97,7 @@ class WorldExports(GeneratedExports):
 
 
 def _folded(serial: str) -> str:
-    return serial.translate(_LOOKALIKE)
+    return serial.translate(LOOKALIKE)
 
 
 def generate_for_world(
@@ -194,7 +184,7 @@ def generate_for_world(
                 status="Ready to Deploy",
                 condition="Good",
                 value=float(rng.randrange(700, 2600)),
-                mac=_mac(rng),
+                mac=random_mac(rng),
                 last_audit=recent(90),
             )
         )
@@ -213,7 +203,7 @@ def generate_for_world(
                 condition="Good",
                 value=float(rng.randrange(700, 2600)),
                 custodian=rng.choice(active).email,
-                mac=_mac(rng),
+                mac=random_mac(rng),
                 last_audit=recent(90),
                 in_mdm=True,
                 in_procurement=False,
@@ -324,7 +314,7 @@ def generate_for_world(
             expect("source_conflict", "HW:" + uuid.upper())
         else:
             serial = new_serial(mfr)
-            mdm_only.append((mfr, serial, uuid, _mac(rng)))
+            mdm_only.append((mfr, serial, uuid, random_mac(rng)))
             expect("source_conflict", f"SN:{mfr.lower()}|{serial}")
 
     # stale: out of scope, never audited, unknown to MDM
@@ -345,9 +335,7 @@ def generate_for_world(
             (
                 x
                 for x in unfound_racks
-                if x.tag not in used
-                and any(c in _SWAP for c in x.serial)
-                and x.status == "Deployed"
+                if x.tag not in used and any(c in SWAP for c in x.serial) and x.status == "Deployed"
             ),
             None,
         )
@@ -357,8 +345,8 @@ def generate_for_world(
                 "use a bigger world or more dead labels"
             )
         used.add(target.tag)
-        i = next(i for i, c in enumerate(target.serial) if c in _SWAP)
-        typo = target.serial[:i] + _SWAP[target.serial[i]] + target.serial[i + 1 :]
+        i = next(i for i, c in enumerate(target.serial) if c in SWAP)
+        typo = target.serial[:i] + SWAP[target.serial[i]] + target.serial[i + 1 :]
         sheet.append((world_by_tag[target.tag].rack, "", typo, target.condition))
         expect("probable_match", target.tag)
     for _ in range(max(1, n // 2)):  # found damaged
@@ -390,25 +378,25 @@ def generate_for_world(
     itam = out_dir / "itam.csv"
     with itam.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
-        writer.writerow(SNIPEIT_COLUMNS)
+        writer.writerow(fmt.SNIPEIT_COLUMNS)
         for a in register:
             writer.writerow([
                 a.tag, f"{a.category.split()[-1][:-1].lower()}-{a.tag[-6:]}", a.serial,
-                a.manufacturer, a.model, a.category, snipeit_status(a.status),
-                snipeit_user(by_email[a.custodian].name, a.custodian) if a.custodian else "",
-                a.location, snipeit_cost(a.value), snipeit_audit(a.last_audit), a.condition,
+                a.manufacturer, a.model, a.category, fmt.snipeit_status(a.status),
+                fmt.snipeit_user(by_email[a.custodian].name, a.custodian) if a.custodian else "",
+                a.location, fmt.snipeit_cost(a.value), fmt.snipeit_audit(a.last_audit), a.condition,
                 a.mac or "", stamp,
             ])  # fmt: skip
-        snipeit_footer(writer, sum(a.value for a in register))
+        fmt.snipeit_footer(writer, sum(a.value for a in register))
 
     intune = out_dir / "intune.csv"
     with intune.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(INTUNE_COLUMNS)
+        writer.writerow(fmt.INTUNE_COLUMNS)
         for a in hq:
             if not a.in_mdm:
                 continue
-            seen = intune_checkin(now - timedelta(days=rng.randrange(1, 10)))
+            seen = fmt.intune_checkin(now - timedelta(days=rng.randrange(1, 10)))
             writer.writerow([
                 f"LT-{a.tag[-6:]}", a.serial, LAPTOPS[a.manufacturer][0],
                 mdm_model.get(a.tag, a.model), mdm_user.get(a.tag, a.custodian or ""), seen,
@@ -417,10 +405,10 @@ def generate_for_world(
         for mfr, serial, uuid, mac in mdm_only:
             writer.writerow([
                 f"LT-{uuid[:6]}", serial, LAPTOPS[mfr][0], LAPTOPS[mfr][1][0],
-                rng.choice(active).email, intune_checkin(now - timedelta(days=2)),
+                rng.choice(active).email, fmt.intune_checkin(now - timedelta(days=2)),
                 uuid, mac or "", "Windows", "Corporate",
             ])  # fmt: skip
-        intune_not_hardware(writer, rng, now, active[0].email)
+        fmt.intune_not_hardware(writer, rng, now, active[0].email)
 
     import openpyxl
 
@@ -450,7 +438,7 @@ def generate_for_world(
                 f"{a.value:.2f}", (now - timedelta(days=400 + i % 300)).strftime("%Y-%m-%d"),
             ])  # fmt: skip
 
-    hr = write_hr_json(out_dir / "hr.json", people)
+    hr = fmt.write_hr_json(out_dir / "hr.json", people)
 
     sheet_path = out_dir / "count_sheet.csv"
     with sheet_path.open("w", encoding="utf-8", newline="") as fh:

@@ -12,50 +12,29 @@ expensive part (rolling counts up the location tree, building lists) happens onl
 reader asks, at most once per change (:meth:`LiveCount.snapshot` is cached by version).
 That is what keeps any number of live pages from slowing ingest down.
 
-:class:`LiveView` is the daemon-wide registry the web server and the CLI read: the live
-counts of open sessions plus the health of every reader and scanner.
+The expected register is loaded by :mod:`~tagsweep.daemon.liveview.register`; locations
+are placed against the scope by :mod:`~tagsweep.daemon.liveview.scope`; the daemon-wide
+registry of live counts is :class:`~tagsweep.daemon.liveview.view.LiveView`.
 """
 
 from __future__ import annotations
 
 import enum
-import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
-from tagsweep.domain import Location, Method, normalize_epc, now_us
-from tagsweep.epc import EpcScheme, asset_tag_for_epc
-from tagsweep.sql import ident
-
-if TYPE_CHECKING:
-    import duckdb
-
-#: Register statuses whose assets are not expected to be on the floor. Seeing one of
-#: them is worth flagging (it is a retired-but-active candidate), not ticking off.
-NOT_ON_FLOOR_STATUSES: Final = frozenset({"retired", "stolen", "missing", "disposed", "planned"})
-
-#: Files looked for, in order, when the expected register is given as a folder (a run
-#: output folder, a golden register folder or a frozen snapshot).
-REGISTER_FILE_NAMES: Final = (
-    "golden.parquet",  # `tagsweep reconcile golden` output
-    "register.parquet",  # `tagsweep reconcile run` output
-    "golden.csv",
-    "register.csv",
+from tagsweep.daemon.liveview.register import (
+    NOT_ON_FLOOR_STATUSES,
+    ExpectedAsset,
+    RegisterIndex,
+    load_register,
+    upper_or_none,
 )
-
-#: Column aliases accepted in a register file, first match wins.
-COLUMN_ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    "asset_tag": ("asset_tag", "tag", "asset_tag_number"),
-    "serial": ("serial", "serial_number"),
-    "epc": ("epc",),
-    "manufacturer": ("manufacturer", "make", "vendor"),
-    "model": ("model",),
-    "location": ("location", "location_path", "expected_location"),
-    "status": ("status", "lifecycle_status", "lifecycle"),
-    "position": ("slot", "position", "rack_position"),
-}
+from tagsweep.daemon.liveview.scope import chain_to_scope, related, under
+from tagsweep.domain import Location, Method, normalize_epc, now_us
+from tagsweep.epc import EpcScheme
 
 #: Longest list a snapshot carries; a page shows counts beyond that.
 LIST_LIMIT: Final = 500
@@ -71,176 +50,6 @@ class AttributedEpc(Protocol):
     def location(self) -> str: ...
     @property
     def last_seen_us(self) -> int: ...
-
-
-class RegisterFileError(ValueError):
-    """The expected register could not be loaded; the message says which file and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectedAsset:
-    """One asset the register says exists, where it says it is."""
-
-    asset_tag: str | None
-    serial: str | None
-    epc: str | None
-    manufacturer: str | None
-    model: str | None
-    location: str
-    status: str | None = None
-    position: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The register identity, as the engine forms it: tag, else make+serial, else EPC."""
-        if self.asset_tag:
-            return f"tag:{self.asset_tag}"
-        if self.serial:
-            return f"serial:{self.manufacturer or ''}|{self.serial}"
-        return f"epc:{self.epc}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "asset_tag": self.asset_tag,
-            "serial": self.serial,
-            "epc": self.epc,
-            "manufacturer": self.manufacturer,
-            "model": self.model,
-            "location": self.location,
-            "position": self.position,
-            "status": self.status,
-        }
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _upper(value: object) -> str | None:
-    text = _text(value)
-    return text.upper() if text else None
-
-
-def resolve_register_file(path: Path) -> Path:
-    """The register file itself, or the first known register file inside a folder."""
-    if path.is_dir():
-        for name in REGISTER_FILE_NAMES:
-            candidate = path / name
-            if candidate.is_file():
-                return candidate
-        raise RegisterFileError(
-            f"{path}: no register file in this folder; expected one of "
-            f"{', '.join(REGISTER_FILE_NAMES)} (a run output or golden register folder)"
-        )
-    if not path.is_file():
-        raise RegisterFileError(f"{path}: no such register file")
-    return path
-
-
-def open_register(
-    con: duckdb.DuckDBPyConnection, path: Path
-) -> tuple[Path, duckdb.DuckDBPyRelation]:
-    """The register file of ``path`` (a file or a folder holding one) and a DuckDB relation
-    over it (CSV read as text); RegisterFileError saying which file and why."""
-    import duckdb
-
-    file = resolve_register_file(path)
-    suffix = file.suffix.lower()
-    if suffix not in {".parquet", ".csv", ".tsv", ".txt"}:
-        raise RegisterFileError(f"{file}: expected a .parquet or .csv register, got {suffix!r}")
-    try:
-        rel = (
-            con.read_parquet(str(file))
-            if suffix == ".parquet"
-            else con.read_csv(str(file), all_varchar=True, header=True)
-        )
-    except duckdb.Error as exc:
-        # DuckDB's message can quote the file's lines: say what kind of problem it is,
-        # never what the file holds (the daemon may be pointed at a file it should not
-        # show, through its control socket).
-        kind = "Parquet" if suffix == ".parquet" else "CSV with a header row"
-        raise RegisterFileError(
-            f"{file}: cannot read register: not a readable {kind} file ({type(exc).__name__})"
-        ) from None
-    return file, rel
-
-
-def load_register(path: Path) -> list[ExpectedAsset]:
-    """Every asset of a register file (Parquet or CSV) or folder, normalized for matching.
-
-    Read with DuckDB, column by column, so a register of a few hundred thousand rows
-    loads in well under a second. Rows without a usable location are skipped: the live
-    view cannot expect them anywhere.
-    """
-    import duckdb
-
-    con = duckdb.connect(":memory:")
-    try:
-        file, rel = open_register(con, path)
-        columns = {name.lower(): name for name in rel.columns}
-        picked: dict[str, str] = {}
-        for wanted, aliases in COLUMN_ALIASES.items():
-            for alias in aliases:
-                if alias in columns:
-                    picked[wanted] = columns[alias]
-                    break
-        # Errors name the columns looked for, never the ones found: a header row is the
-        # file's content (a secrets file's first line, say).
-        if "location" not in picked:
-            raise RegisterFileError(
-                f"{file}: register has no location column (looked for "
-                f"{', '.join(COLUMN_ALIASES['location'])} among its {len(columns)} columns)"
-            )
-        if not {"asset_tag", "serial", "epc"} & picked.keys():
-            raise RegisterFileError(
-                f"{file}: register needs an asset_tag, serial or epc column "
-                f"(none among its {len(columns)} columns)"
-            )
-        projection = ", ".join(
-            f"CAST({ident(picked[name])} AS VARCHAR) AS {ident(name)}"
-            if name in picked
-            else f"NULL AS {ident(name)}"
-            for name in COLUMN_ALIASES
-        )
-        table = rel.project(projection).to_arrow_table()
-    finally:
-        con.close()
-    cols = table.to_pydict()
-    assets: list[ExpectedAsset] = []
-    for i in range(table.num_rows):
-        location = _text(cols["location"][i])
-        if location is None:
-            continue
-        try:
-            location = Location(location).path
-        except ValueError:
-            continue
-        epc_text = _text(cols["epc"][i])
-        try:
-            epc = normalize_epc(epc_text) if epc_text else None
-        except ValueError:
-            epc = None
-        tag = _upper(cols["asset_tag"][i])
-        serial = _upper(cols["serial"][i])
-        if not (tag or serial or epc):
-            continue
-        status = _text(cols["status"][i])
-        assets.append(
-            ExpectedAsset(
-                asset_tag=tag,
-                serial=serial,
-                epc=epc,
-                manufacturer=_text(cols["manufacturer"][i]),
-                model=_text(cols["model"][i]),
-                location=location,
-                status=status.lower() if status else None,
-                position=_text(cols["position"][i]),
-            )
-        )
-    return assets
 
 
 class Unexpected(enum.StrEnum):
@@ -267,27 +76,6 @@ class SeenItem:
     asset_tag: str | None = None
     serial: str | None = None
     asset: ExpectedAsset | None = None  # the register row it matched, if any
-
-
-def _related(a: str, b: str) -> bool:
-    """True when one location contains the other (a rack inside the room counted)."""
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + "/")
-
-
-def chain_to_scope(path: str, scope: Collection[str]) -> tuple[str, ...]:
-    """``path`` and its ancestors, nearest first, up to the scope root that contains it."""
-    parts = path.split("/")
-    nodes: list[str] = []
-    for i in range(len(parts), 0, -1):
-        node = "/".join(parts[:i])
-        nodes.append(node)
-        if node in scope:
-            break
-    return tuple(nodes)
 
 
 class LiveCount:
@@ -328,17 +116,10 @@ class LiveCount:
         self.closed = False
         self.version = 0
         self.updated_us = self.started_us
-        self._by_epc: dict[str, ExpectedAsset] = {}
-        self._by_tag: dict[str, ExpectedAsset] = {}
-        self._by_serial: dict[str, ExpectedAsset] = {}
+        self._register = RegisterIndex()
         self._expected: dict[str, ExpectedAsset] = {}
         for asset in register:
-            if asset.epc:
-                self._by_epc.setdefault(asset.epc, asset)
-            if asset.asset_tag:
-                self._by_tag.setdefault(asset.asset_tag, asset)
-            if asset.serial:
-                self._by_serial.setdefault(asset.serial, asset)
+            self._register.add(asset)
             if (asset.status or "") not in NOT_ON_FLOOR_STATUSES and self.in_scope(asset.location):
                 self._expected.setdefault(asset.key, asset)
         # in display order once, so lists never need sorting on the read path
@@ -374,7 +155,7 @@ class LiveCount:
             self._changed()
 
     def in_scope(self, path: str) -> bool:
-        return any(_under(path, root) for root in self.scope)
+        return any(under(path, root) for root in self.scope)
 
     def set_location_context(self, location: Location | str | None) -> None:
         """The location the operator says they are in; observations without their own
@@ -390,25 +171,6 @@ class LiveCount:
     def _changed(self) -> None:
         self.version += 1
         self.updated_us = now_us()
-
-    def _identity_for_epc(self, epc: str) -> tuple[str, ExpectedAsset | None, str | None]:
-        """(identity, register row, asset tag the EPC encodes) for an EPC.
-
-        The register's own epc column wins; otherwise the EPC is decoded under the
-        configured scheme (GIAI-96 or ASCII) and looked up by asset tag. An EPC that
-        decodes to a tag the register lacks is still known by that tag, so the page
-        shows "AST-000113, not in register" rather than 24 hex digits, and a barcode
-        scan of the same label counts as the same item.
-        """
-        asset = self._by_epc.get(epc)
-        if asset is not None:
-            return asset.key, asset, asset.asset_tag
-        tag = asset_tag_for_epc(epc, self.epc_scheme) if self.epc_scheme != "mapping" else None
-        tag = _upper(tag)
-        if tag:
-            asset = self._by_tag.get(tag)
-            return (asset.key if asset else f"tag:{tag}"), asset, tag
-        return f"epc:{epc}", None, None
 
     def observe_epc(
         self,
@@ -428,7 +190,9 @@ class LiveCount:
                 return
             resolved = self._epc_identity.get(epc)
             if resolved is None:
-                resolved = self._epc_identity[epc] = self._identity_for_epc(epc)
+                resolved = self._epc_identity[epc] = self._register.identity_for_epc(
+                    epc, self.epc_scheme
+                )
         identity, asset, tag = resolved
         self._record(identity, asset, location, Method.RFID, ts_us, epc=epc, tag=tag)
 
@@ -465,10 +229,7 @@ class LiveCount:
         self, *, asset_tag: str | None = None, serial: str | None = None
     ) -> ExpectedAsset | None:
         """The register row a scanned asset tag (else serial) names, if any."""
-        tag, ser = _upper(asset_tag), _upper(serial)
-        return (self._by_tag.get(tag) if tag else None) or (
-            self._by_serial.get(ser) if ser else None
-        )
+        return self._register.lookup(asset_tag=asset_tag, serial=serial)
 
     def observe_scan(
         self,
@@ -479,8 +240,8 @@ class LiveCount:
         ts_us: int | None = None,
     ) -> None:
         """A barcode scan of an asset tag or a serial: ticks the asset off like a read."""
-        tag = _upper(asset_tag)
-        ser = _upper(serial)
+        tag = upper_or_none(asset_tag)
+        ser = upper_or_none(serial)
         asset = self.lookup(asset_tag=tag, serial=ser)
         if asset is not None:
             identity = asset.key
@@ -548,11 +309,11 @@ class LiveCount:
         key = (seen_at, registered)
         verdict = self._misplaced_memo.get(key)
         if verdict is None:
-            verdict = not _related(seen_at, registered) and (
+            verdict = not related(seen_at, registered) and (
                 not self.in_scope(registered)
                 # Its own rack still ahead on the walk: most likely a cross-read from
                 # there, and flagging it now would be noise.
-                or any(_related(v, registered) for v in self.visited)
+                or any(related(v, registered) for v in self.visited)
             )
             self._misplaced_memo[key] = verdict
         return verdict
@@ -576,7 +337,7 @@ class LiveCount:
         return [
             a
             for key, a in self._expected.items()
-            if key not in seen and (location is None or _under(a.location, location))
+            if key not in seen and (location is None or under(a.location, location))
         ]
 
     def unexpected(self, location: str | None = None) -> list[tuple[SeenItem, Unexpected]]:
@@ -586,7 +347,7 @@ class LiveCount:
             reason = self._reason(item)
             if reason is None:
                 continue
-            if location is not None and not _under(item.location, location):
+            if location is not None and not under(item.location, location):
                 continue
             out.append((item, reason))
         out.sort(key=lambda pair: (pair[0].location, pair[0].identity))
@@ -597,7 +358,7 @@ class LiveCount:
         return [
             self._seen[key]
             for key, a in self._expected.items()
-            if key in self._seen and (location is None or _under(a.location, location))
+            if key in self._seen and (location is None or under(a.location, location))
         ]
 
     def location_rows(
@@ -683,143 +444,6 @@ class LiveCount:
         self._snapshot = snap
         self._snapshot_version = self.version
         return snap
-
-
-class UnknownSessionError(KeyError):
-    """No live count for this session id (never started, or started without a scope)."""
-
-    def __init__(self, session_id: str, known: Sequence[str]) -> None:
-        super().__init__(session_id)
-        self.session_id = session_id
-        self.known = tuple(known)
-
-    def __str__(self) -> str:
-        known = ", ".join(self.known) or "none"
-        return f"unknown count session {self.session_id!r} (live sessions: {known})"
-
-
-@dataclass(slots=True)
-class SourceHealth:
-    """Health of one reader or scanner as the live page shows it."""
-
-    name: str
-    kind: str  # "reader" | "scanner"
-    state: str = "unknown"  # connecting | inventorying | degraded | down | connected ...
-    detail: str = ""
-    reads_total: int = 0
-    last_read_us: int | None = None
-    _window_start: float = field(default_factory=time.monotonic)
-    _window_reads: int = 0
-    reads_per_s: float = 0.0
-
-    def count(self, n: int, now: float) -> None:
-        """Count ``n`` reads; the rate is the last completed one-second window."""
-        self.reads_total += n
-        self._window_reads += n
-        elapsed = now - self._window_start
-        if elapsed >= 1.0:
-            self.reads_per_s = self._window_reads / elapsed
-            self._window_reads = 0
-            self._window_start = now
-
-    def to_json(self, now: float) -> dict[str, Any]:
-        # a quiet source has a rate of zero, not the last busy second's
-        idle = now - self._window_start
-        rate = self.reads_per_s if idle < 2.0 else self._window_reads / max(idle, 1e-9)
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "state": self.state,
-            "detail": self.detail,
-            "reads_total": self.reads_total,
-            "reads_per_s": round(rate, 1),
-            "last_read_us": self.last_read_us,
-        }
-
-
-class LiveView:
-    """The live counts of the daemon's sessions and the health of its readers.
-
-    One instance lives in the daemon; producers (session handling, dedup flush, reader
-    supervision) write to it on the event loop, the web server and the control socket
-    read from it. ``version`` changes whenever anything a page shows changes, so a
-    reader can poll it cheaply instead of being woken on every read.
-    """
-
-    def __init__(self) -> None:
-        self._counts: dict[str, LiveCount] = {}
-        self._health: dict[str, SourceHealth] = {}
-        self._health_version = 0
-        #: Called before health is read, so a producer that counts reads elsewhere (the
-        #: gateway's counters) can bring reads/s up to date even when nothing else moved.
-        self.refresh_health: Callable[[], None] | None = None
-
-    #: Closed sessions kept for review after they stop (the oldest go first).
-    KEEP_CLOSED: Final = 5
-
-    # sessions
-    def add(self, count: LiveCount) -> LiveCount:
-        self._counts[count.session_id] = count
-        closed = [c.session_id for c in self._counts.values() if c.closed]
-        for session_id in closed[: max(0, len(closed) - self.KEEP_CLOSED)]:
-            del self._counts[session_id]
-        self._health_version += 1
-        return count
-
-    def get(self, session_id: str) -> LiveCount:
-        try:
-            return self._counts[session_id]
-        except KeyError:
-            raise UnknownSessionError(session_id, list(self._counts)) from None
-
-    def remove(self, session_id: str) -> None:
-        self._counts.pop(session_id, None)
-        self._health_version += 1
-
-    def sessions(self) -> list[LiveCount]:
-        return list(self._counts.values())
-
-    def open_sessions(self) -> list[LiveCount]:
-        return [c for c in self._counts.values() if not c.closed]
-
-    # readers and scanners
-    def set_source_state(self, name: str, kind: str, state: str, detail: str = "") -> None:
-        health = self._health.setdefault(name, SourceHealth(name=name, kind=kind))
-        if (health.state, health.detail) != (state, detail):
-            health.state, health.detail = state, detail
-            self._health_version += 1
-
-    def count_reads(self, name: str, n: int, kind: str = "reader") -> None:
-        """Reads (or scans) that arrived from ``name``: feeds reads/s on the page."""
-        health = self._health.get(name)
-        if health is None:
-            health = self._health[name] = SourceHealth(name=name, kind=kind, state="connected")
-        health.count(n, time.monotonic())
-        health.last_read_us = now_us()
-
-    def health(self) -> list[dict[str, Any]]:
-        if self.refresh_health is not None:
-            self.refresh_health()
-        now = time.monotonic()
-        return [h.to_json(now) for _, h in sorted(self._health.items())]
-
-    @property
-    def health_version(self) -> int:
-        return self._health_version
-
-    def summaries(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "session_id": c.session_id,
-                "site": c.site,
-                "operator": c.operator,
-                "scope": list(c.scope),
-                "closed": c.closed,
-                "location_context": c.location_context,
-                "totals": c.totals(),
-            }
-            for c in self._counts.values()
-        ]
 
 
 def live_count_from_register_file(

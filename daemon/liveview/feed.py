@@ -39,14 +39,9 @@ import numpy as np
 import pyarrow as pa
 
 from tagsweep.daemon.events import EventKind, GatewayEvent
-from tagsweep.daemon.liveview.count import (
-    ExpectedAsset,
-    LiveCount,
-    LiveView,
-    RegisterFileError,
-    UnknownSessionError,
-    load_register,
-)
+from tagsweep.daemon.liveview.count import LiveCount
+from tagsweep.daemon.liveview.register import ExpectedAsset, RegisterFileError, load_register
+from tagsweep.daemon.liveview.view import LiveView, UnknownSessionError
 from tagsweep.daemon.location import LocationAttributor
 from tagsweep.daemon.sessions import SessionError
 from tagsweep.domain import EPC_HEX_MAX, CountSession, Method

@@ -36,7 +36,7 @@ from tagsweep.epc import asset_tag_for_giai
 from tagsweep.logs import get_logger
 
 if TYPE_CHECKING:
-    from tagsweep.daemon.liveview.count import LiveView
+    from tagsweep.daemon.liveview.view import LiveView
     from tagsweep.daemon.supervisor import Gateway
 
 log = get_logger(__name__)

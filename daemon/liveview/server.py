@@ -8,10 +8,10 @@ change of the count, one ``health`` event a second), so nothing reloads on a tab
 carried through the room. Every asset is served from the package: gateways are often
 offline, so there is no CDN.
 
-Why it cannot slow ingest: handlers only *read* :class:`~tagsweep.daemon.liveview.count.LiveView`.
-Each event stream polls the count's version a few times a second, and the encoded
-snapshot of one version is shared by every connected page, so the cost of a page is a
-timer tick, not work per read.
+Why it cannot slow ingest: handlers only *read*
+:class:`~tagsweep.daemon.liveview.view.LiveView`. Each event stream polls the count's
+version a few times a second, and the encoded snapshot of one version is shared by every
+connected page, so the cost of a page is a timer tick, not work per read.
 
 Security: off by default and bound to localhost; the configuration refuses an address
 beyond loopback without a token (unless ``[web] insecure = true``, which ``config check``
@@ -38,7 +38,8 @@ from aiohttp import web
 from tagsweep import __version__
 from tagsweep.config.schema import WebSection
 from tagsweep.daemon.liveview.access import HEADER_TIMEOUT_S, WebAccess, install_redaction, redact
-from tagsweep.daemon.liveview.count import LiveCount, LiveView, UnknownSessionError
+from tagsweep.daemon.liveview.count import LiveCount
+from tagsweep.daemon.liveview.view import LiveView, UnknownSessionError
 from tagsweep.domain import Location
 from tagsweep.logs import get_logger
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from tagsweep.drivers.llrp_access import (
+from tagsweep.drivers.llrp.access import (
     LOCK,
     LOCK_RESULTS,
     WRITE_EPC,

@@ -56,7 +56,7 @@ def encode(
     """Write the GIAI-96 EPC of an asset tag onto the one tag in the reader's field,
     verify it by reading it back, and log the result (asset tag, old EPC, new EPC, TID)."""
     from tagsweep.commission import EncodeOptions, encode_batch, read_register
-    from tagsweep.drivers.llrp_access import AccessError
+    from tagsweep.drivers.llrp.access import AccessError
     from tagsweep.epc import DEFAULT_COMPANY_PREFIX
 
     tags = list(asset_tag or [])

@@ -12,8 +12,8 @@ from benchmarks.baselines import reference_dedup, sightings_as_tuples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tagsweep.daemon import dedup as dedup_module
-from tagsweep.daemon.dedup import Deduplicator
+from tagsweep.daemon.dedup import deduplicator as deduplicator_module
+from tagsweep.daemon.dedup.deduplicator import Deduplicator
 from tagsweep.domain import READ_DTYPE, SIGHTING_DTYPE, ReadBatch, empty_reads
 
 WINDOW = 1_000
@@ -188,7 +188,7 @@ def test_exact_however_keys_collide_and_the_registry_is_pruned(
     key registry pruned after every batch."""
     dedup = Deduplicator(WINDOW, compact_keys=1)
     if weak_hash:
-        with mock.patch.object(dedup_module, "_hash", _weak_hash):
+        with mock.patch.object(deduplicator_module, "hash_keys", _weak_hash):
             got = _run_split_with(dedup, reads, cuts)
     else:
         got = _run_split_with(dedup, reads, cuts)
@@ -207,7 +207,7 @@ def test_weak_hash_takes_extra_rounds_and_exact_lookups() -> None:
     reads["first_seen_us"] = np.arange(6) * 10
     reads["last_seen_us"] = reads["first_seen_us"]
     dedup = Deduplicator(WINDOW)
-    with mock.patch.object(dedup_module, "_hash", _weak_hash):
+    with mock.patch.object(deduplicator_module, "hash_keys", _weak_hash):
         dedup.process(reads)
     assert dedup._local.rounds >= 2  # three keys in one slot: one settles per round
     assert dedup._keys.exact_lookups >= 1  # three keys share one whole hash

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tagsweep.daemon.dedup import Deduplicator
+from tagsweep.daemon.dedup.deduplicator import Deduplicator
 from tagsweep.daemon.store import ScanRecord, Store, WriteBatch
 from tagsweep.domain import empty_reads
 

@@ -1,6 +1,6 @@
 """The whole engine against generated exports with a known answer key.
 
-The generator (``simulators/fleet_exports.py``) injects every variance type of the seed
+The generator (``simulators/fleet_exports/``) injects every variance type of the seed
 method into otherwise consistent Snipe-IT, Intune, fixed-asset (XLSX) and HR (JSON)
 exports plus an RFID session file and a manual count sheet; the engine must find
 exactly the injected variances: recall and precision 100 % per type.

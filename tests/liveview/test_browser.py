@@ -15,9 +15,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tagsweep.config import parse_config
-from tagsweep.daemon.liveview.count import LiveView, live_count_from_register_file
+from tagsweep.daemon.liveview.count import live_count_from_register_file
 from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.liveview.server import LiveWebServer
+from tagsweep.daemon.liveview.view import LiveView
 from tagsweep.daemon.location import LocationAttributor
 from tagsweep.daemon.supervisor import Gateway
 from tagsweep.simulators.llrp import LlrpSimulator

@@ -8,13 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tagsweep.daemon.liveview.count import (
-    ExpectedAsset,
-    LiveCount,
-    LiveView,
-    RegisterFileError,
-    load_register,
-)
+from tagsweep.daemon.liveview.count import LiveCount
+from tagsweep.daemon.liveview.register import ExpectedAsset, RegisterFileError, load_register
+from tagsweep.daemon.liveview.view import LiveView
 from tagsweep.epc import encode_ascii, giai96_for_asset_tag
 
 ROOM = "DC1/Room 302"

@@ -9,9 +9,11 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from tagsweep.daemon.liveview.count import ExpectedAsset, LiveCount, LiveView
+from tagsweep.daemon.liveview.count import LiveCount
+from tagsweep.daemon.liveview.register import ExpectedAsset
 from tagsweep.daemon.liveview.server import LiveWebServer
 from tagsweep.daemon.liveview.terminal import progress
+from tagsweep.daemon.liveview.view import LiveView
 from tagsweep.epc import giai96_for_asset_tag
 
 ROOM = "DC1/Room 302"

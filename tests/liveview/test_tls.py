@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from tagsweep.cli import app
 from tagsweep.config import ConfigProblem, parse_config
-from tagsweep.daemon.liveview.count import LiveView
 from tagsweep.daemon.liveview.feed import attach_live_view
 from tagsweep.daemon.liveview.server import LiveWebServer
+from tagsweep.daemon.liveview.view import LiveView
 from tagsweep.daemon.supervisor import Gateway
 from tests.conftest import free_port, wait_for_port
 from tests.liveview.harness import config_data

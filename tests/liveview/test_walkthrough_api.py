@@ -9,8 +9,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tagsweep.daemon.liveview.count import LiveView, live_count_from_register_file
+from tagsweep.daemon.liveview.count import live_count_from_register_file
 from tagsweep.daemon.liveview.server import LiveWebServer
+from tagsweep.daemon.liveview.view import LiveView
 from tagsweep.daemon.location import LocationAttributor
 from tests.liveview.walk import feed, make_scenario, steps
 

@@ -12,8 +12,10 @@ import aiohttp
 import pytest
 
 from tagsweep.config.schema import WebSection
-from tagsweep.daemon.liveview.count import ExpectedAsset, LiveCount, LiveView
+from tagsweep.daemon.liveview.count import LiveCount
+from tagsweep.daemon.liveview.register import ExpectedAsset
 from tagsweep.daemon.liveview.server import LiveWebServer
+from tagsweep.daemon.liveview.view import LiveView
 from tagsweep.epc import giai96_for_asset_tag
 from tests.conftest import free_port
 

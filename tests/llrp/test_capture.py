@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from tagsweep.cli import app
 from tagsweep.domain import ReadBatch
 from tagsweep.drivers.llrp import LlrpDriver
-from tagsweep.drivers.llrp_capture import Stream, decode_stream, read_capture
+from tagsweep.drivers.llrp.capture import Stream, decode_stream, read_capture
 from tagsweep.simulators.llrp import LlrpSimulator
 from tagsweep.simulators.llrp import encoder as enc
 from tagsweep.simulators.llrp.faults import UNKNOWN_VENDOR_PARAM

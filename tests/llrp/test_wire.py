@@ -16,13 +16,9 @@ from hypothesis import strategies as st
 from sllurp.llrp import LLRPMessage
 
 from tagsweep.domain import READ_DTYPE, ReadBatch, empty_reads, now_us
-from tagsweep.drivers.llrp_wire import (
-    HEADER_SIZE,
-    Framer,
-    ReportDecoder,
-    reads_from_sllurp,
-    same_reads,
-)
+from tagsweep.drivers.llrp.frames import HEADER_SIZE, Framer
+from tagsweep.drivers.llrp.reports import ReportDecoder
+from tagsweep.drivers.llrp.sllurp_reads import reads_from_sllurp, same_reads
 from tagsweep.simulators.llrp import encoder as enc
 from tagsweep.simulators.llrp.faults import MALFORMED_IMPINJ_PARAM, UNKNOWN_VENDOR_PARAM
 

@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 
 from tagsweep.daemon.events import EventKind, GatewayEvent
 from tagsweep.daemon.metrics import GatewayMetrics
-from tagsweep.daemon.mqtt import Outbox
+from tagsweep.daemon.mqtt.outbox import Outbox
 from tagsweep.simulators.sim_driver import SimDriver
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from tagsweep.config.schema import MetricsSection
 from tagsweep.daemon.events import EventKind, GatewayEvent
 from tagsweep.daemon.metrics import GatewayMetrics, MetricsServer
-from tagsweep.daemon.mqtt import Outbox
+from tagsweep.daemon.mqtt.outbox import Outbox
 from tagsweep.simulators.sim_driver import SimDriver
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

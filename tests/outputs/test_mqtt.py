@@ -17,7 +17,9 @@ from structlog.testing import capture_logs
 from tagsweep.config.schema import MqttSection
 from tagsweep.daemon.events import SCHEMA_VERSION, EventKind, GatewayEvent
 from tagsweep.daemon.metrics import GatewayMetrics
-from tagsweep.daemon.mqtt import MqttPublisher, Outbox, event_topic
+from tagsweep.daemon.mqtt.outbox import Outbox
+from tagsweep.daemon.mqtt.publisher import MqttPublisher
+from tagsweep.daemon.mqtt.topics import event_topic
 from tagsweep.drivers.base import Backoff
 from tests.conftest import MosquittoBroker, eventually
 from tests.outputs.conftest import running, subscribed

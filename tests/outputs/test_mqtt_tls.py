@@ -10,7 +10,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from tagsweep.config.schema import MqttSection, TlsSection
-from tagsweep.daemon.mqtt import MqttPublisher, Outbox
+from tagsweep.daemon.mqtt.outbox import Outbox
+from tagsweep.daemon.mqtt.publisher import MqttPublisher
 from tagsweep.drivers.base import Backoff
 from tests.conftest import MosquittoBroker
 from tests.outputs.conftest import running

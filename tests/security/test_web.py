@@ -28,8 +28,10 @@ from structlog.testing import capture_logs
 
 from tagsweep.config import ConfigError, parse_config
 from tagsweep.daemon.liveview.access import SESSION_COOKIE, SESSION_TTL_S
-from tagsweep.daemon.liveview.count import ExpectedAsset, LiveCount, LiveView
+from tagsweep.daemon.liveview.count import LiveCount
+from tagsweep.daemon.liveview.register import ExpectedAsset
 from tagsweep.daemon.liveview.server import LiveWebServer
+from tagsweep.daemon.liveview.view import LiveView
 
 TOKEN = "s3cret-token-for-security-tests"
 CLI = [sys.executable, "-m", "tagsweep.cli"]

@@ -20,11 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tagsweep.daemon.liveview.count import (
-    COLUMN_ALIASES,
-    RegisterFileError,
-    open_register,
-)
+from tagsweep.daemon.liveview.register import COLUMN_ALIASES, RegisterFileError, open_register
 from tagsweep.domain import Location
 
 _WHERE: Final = re.compile(r"^\s*(?P<field>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>!=|=)(?P<value>.*)$")

@@ -2,7 +2,7 @@
 one AccessSpec (C1G2 Read of the TID, Write of the EPC, optional access password and
 Lock), then reads the field again to verify.
 
-This is not the streaming driver (:mod:`tagsweep.drivers.llrp`): commissioning is a
+This is not the streaming driver (:mod:`tagsweep.drivers.llrp.driver`): commissioning is a
 request/response exchange at a bench, one tag at a time, so a blocking socket and our own
 encoding of the few client messages it needs (LLRP 1.0.1 sections 11 and 16; AccessSpec
 16.2.5, C1G2 OpSpecs 16.3.1.3) are the whole of it. Reports are decoded here too, because
@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from tagsweep.drivers.llrp import LlrpSettings
-from tagsweep.drivers.llrp_wire import HEADER, HEADER_SIZE, TV_SIZES
+from tagsweep.drivers.llrp.frames import HEADER, HEADER_SIZE, TV_SIZES
+from tagsweep.drivers.llrp.settings import LlrpSettings, verify_fingerprint
 
 M_ADD_ROSPEC, M_DELETE_ROSPEC, M_ENABLE_ROSPEC = 20, 21, 24
 M_ADD_ACCESSSPEC, M_DELETE_ACCESSSPEC, M_ENABLE_ACCESSSPEC = 40, 41, 42
@@ -157,7 +157,7 @@ class AccessSession:
     """A blocking LLRP client session for commissioning (``with`` closes it politely)."""
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        from tagsweep.drivers.llrp import LlrpDriver  # parsing the URL only
+        from tagsweep.drivers.llrp.driver import LlrpDriver  # parsing the URL only
 
         self.settings: LlrpSettings = LlrpDriver(url).settings
         self.timeout_s = timeout_s
@@ -170,8 +170,6 @@ class AccessSession:
         s = self.settings
         sock = socket.create_connection((s.host, s.port), timeout=self.timeout_s)
         if s.tls:
-            from tagsweep.drivers.llrp import verify_fingerprint
-
             sock = s.tls_context().wrap_socket(sock, server_hostname=s.host)
             verify_fingerprint(sock, s)
         self._sock = sock

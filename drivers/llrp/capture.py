@@ -26,15 +26,9 @@ from sllurp.llrp import LLRPMessage
 from sllurp.llrp_proto import Message_Type2Name
 
 from tagsweep.domain import READ_DTYPE, ReadBatch
-from tagsweep.drivers.llrp_wire import (
-    HEADER_SIZE,
-    RO_ACCESS_REPORT,
-    Framer,
-    Problem,
-    ReportDecoder,
-    reads_from_sllurp,
-    same_reads,
-)
+from tagsweep.drivers.llrp.frames import HEADER_SIZE, RO_ACCESS_REPORT, Framer, Problem
+from tagsweep.drivers.llrp.reports import ReportDecoder
+from tagsweep.drivers.llrp.sllurp_reads import reads_from_sllurp, same_reads
 
 LLRP_PORT = 5084
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}

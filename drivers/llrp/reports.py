@@ -1,59 +1,40 @@
-"""LLRP wire layer for the driver: bounded framing with resynchronisation, and a fast
-RO_ACCESS_REPORT decoder into :data:`~tagsweep.domain.READ_DTYPE` batches.
+"""The fast RO_ACCESS_REPORT decoder: a report body → a
+:data:`~tagsweep.domain.READ_DTYPE` batch, with what was wrong in it as
+:class:`~tagsweep.drivers.llrp.frames.Problem` s.
 
-Why not sllurp's own receive path (measured on sllurp 3.0.5, see ``tests/llrp`` and
-``benchmarks/bench_llrp.py``):
+Why not sllurp's decode (measured on sllurp 3.0.5, see ``tests/llrp`` and
+``benchmarks/bench_llrp.py``): it builds a dict per tag, and turning those into numpy
+rows costs as much again, so the gateway could not keep up with the reader; and an
+exception other than ``LLRPError`` in a parameter decoder (a truncated Impinj parameter
+raises ``struct.error``) escapes sllurp's reader thread loop, which then dies silently
+with the socket still open.
 
-* ``LLRPReaderClient.raw_data_received`` trusts the length field: a garbage or absurd
-  length makes it buffer forever (every later report is lost), and one undecodable
-  message makes it drop the rest of the received chunk.
-* An exception other than ``LLRPError`` in a parameter decoder (a truncated Impinj
-  parameter raises ``struct.error``) escapes the reader thread's loop and the thread dies
-  silently with the socket still open.
-* Its RO_ACCESS_REPORT decode builds a dict per tag; turning those into numpy rows costs
-  as much again, so the gateway could not keep up with the reader.
-
-So :class:`Framer` owns framing (length-bounded per message type, plausibility-checked,
-resynchronised on the next valid header: one bad frame costs that frame), and
 :class:`ReportDecoder` decodes reports whose TagReportData records share a layout with
 one numpy structured view (the usual case: a reader's content selector fixes the
-layout), falling back to a per-record walk otherwise. sllurp still decodes every other
-message and runs the session state machine. The decoder is validated against sllurp on
-every report of the test corpus (the driver's ``validate=1`` option does the same live).
+layout), falling back to a per-record walk otherwise. It is validated against sllurp
+on every report of the test corpus (the driver's ``validate=1`` option does the same
+live, with :mod:`.sllurp_reads`).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
 from tagsweep.domain import READ_DTYPE, ReadBatch, now_us
-
-HEADER: Final = struct.Struct(">HII")
-HEADER_SIZE: Final = HEADER.size
-TYPE_CUSTOM: Final = 1023
-VENDOR_IMPINJ: Final = 25882
-RO_ACCESS_REPORT: Final = 61
-KEEPALIVE: Final = 62
-TAG_REPORT_DATA: Final = 240
-
-#: Messages a reader sends (LLRP 1.0.1), with the largest size we accept for each.
-SMALL_MESSAGE_MAX: Final = 1 << 20
-READER_MESSAGE_TYPES: Final = frozenset(
-    {4, 11, 12, 13, 30, 31, 32, 33, 34, 35, 50, 51, 52, 53, 61, 62, 63, 100, TYPE_CUSTOM}
+from tagsweep.drivers.llrp.frames import (
+    TAG_REPORT_DATA,
+    TV_SIZES,
+    TYPE_CUSTOM,
+    VENDOR_IMPINJ,
+    Problem,
 )
-
-#: Value sizes of TV-encoded parameters (type → bytes after the type byte).
-TV_SIZES: Final[dict[int, int]] = {
-    1: 2, 2: 8, 3: 8, 4: 8, 5: 8, 6: 1, 7: 2, 8: 2, 9: 4, 10: 2,
-    11: 2, 12: 2, 13: 12, 14: 2, 15: 2, 16: 4, 17: 2, 18: 4, 19: 2, 20: 2,
-}  # fmt: skip
+from tagsweep.drivers.llrp.reader_clock import ReaderClock
 
 IMPINJ_PHASE: Final = 56
 IMPINJ_PEAK_RSSI: Final = 57
@@ -63,145 +44,8 @@ DOPPLER_SCALE: Final = 1 / 16  # Impinj RFDopplerFrequency units → Hz
 
 #: byte value → its two hex digits, as one 2-byte item (memory order = text order)
 _HEX = np.frombuffer(b"".join(f"{i:02X}".encode() for i in range(256)), dtype=np.uint16)
-_HEADER_START = re.compile(rb"[\x04-\x07]")  # version 1, any type: first byte 0x04..0x07
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Something wrong in the byte stream: what kind, where, and how many reads it hit."""
-
-    kind: str  # framing | decode | unknown_parameter | malformed_parameter | malformed_record
-    detail: str
-    count: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    msg_type: int
-    msg_id: int
-    data: bytes  # the whole message, header included
-    offset: int  # stream offset of its first byte
-
-
-def header_problem(word: int, length: int, max_report: int) -> str | None:
-    """Why a message header cannot be real, or None if it is plausible."""
-    if word >> 10 != 1:
-        return f"version/reserved bits {word >> 10:#x} (expected LLRP version 1)"
-    msg_type = word & 0x3FF
-    if msg_type not in READER_MESSAGE_TYPES:
-        return f"message type {msg_type} is not one a reader sends"
-    if msg_type == KEEPALIVE:
-        return None if length == HEADER_SIZE else f"KEEPALIVE with length {length}"
-    if length < HEADER_SIZE + (5 if msg_type == TYPE_CUSTOM else 0):
-        return f"length {length} shorter than the header"
-    limit = max_report if msg_type == RO_ACCESS_REPORT else SMALL_MESSAGE_MAX
-    if length > limit:
-        return f"length {length} exceeds the {limit}-byte bound for message type {msg_type}"
-    return None
-
-
-_REPORT_PARAMS: Final = frozenset({TAG_REPORT_DATA, TYPE_CUSTOM, 242})  # 242 RFSurveyReportData
-
-
-def _report_body_problem(
-    buf: bytearray, at: int, stop: int, frame_end: int
-) -> tuple[str | None, int]:
-    """Walk the top-level parameters of a report body from ``at`` up to ``stop``.
-
-    Returns (why the body cannot be a report, or None; where the walk stopped). A
-    plausible-looking length field that is wrong makes the following messages look like
-    body bytes; their headers are not report parameters, which is how we notice.
-    """
-    while at + 4 <= stop:
-        ptype, plen = struct.unpack_from(">HH", buf, at)
-        if ptype >> 10 or ptype not in _REPORT_PARAMS or plen < 4 or at + plen > frame_end:
-            return f"RO_ACCESS_REPORT body has parameter type {ptype} length {plen}", at
-        at += plen
-    return None, at
-
-
-class Framer:
-    """Cuts a TCP byte stream into LLRP messages, never trusting a length blindly."""
-
-    def __init__(self, max_report_bytes: int = 8 << 20) -> None:
-        self.max_report_bytes = max_report_bytes
-        self._buf = bytearray()
-        self._offset = 0  # stream offset of _buf[0]
-        self._garbage_until = -1  # where the last resynchronisation landed (stream offset)
-        self._walk_frame = -1  # stream offset of the incomplete report being checked
-        self._walk_next = 0  # stream offset of its next unchecked parameter
-        self.problems: list[Problem] = []
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[Frame]:
-        buf = self._buf
-        buf += data
-        frames: list[Frame] = []
-        pos, end = 0, len(buf)
-        unpack = HEADER.unpack_from
-        while end - pos >= HEADER_SIZE:
-            word, length, msg_id = unpack(buf, pos)
-            why = header_problem(word, length, self.max_report_bytes)
-            if why is None and end - pos < length:
-                why = self._incomplete_problem(buf, pos, end, word & 0x3FF, length)
-                if why is None:
-                    break  # plausible and incomplete: wait for more bytes
-            if why is not None:
-                skip_to = self._resync(buf, pos + 1, end)
-                if self._offset + pos != self._garbage_until:  # not the same garbage run
-                    self.problems.append(
-                        Problem(
-                            "framing",
-                            f"bad message header at stream offset {self._offset + pos}: {why}; "
-                            "skipping to the next valid header",
-                        )
-                    )
-                self._garbage_until = self._offset + skip_to
-                pos = skip_to
-                continue
-            frames.append(
-                Frame(word & 0x3FF, msg_id, bytes(buf[pos : pos + length]), self._offset + pos)
-            )
-            pos += length
-        if pos:
-            del buf[:pos]
-            self._offset += pos
-        return frames
-
-    def _incomplete_problem(
-        self, buf: bytearray, pos: int, end: int, msg_type: int, length: int
-    ) -> str | None:
-        """Check what has arrived of an incomplete report, each parameter only once."""
-        if msg_type != RO_ACCESS_REPORT:
-            return None
-        frame = self._offset + pos
-        if self._walk_frame != frame:
-            self._walk_frame, self._walk_next = frame, frame + HEADER_SIZE
-        why, stopped = _report_body_problem(buf, self._walk_next - self._offset, end, pos + length)
-        self._walk_next = self._offset + stopped
-        return why
-
-    def _resync(self, buf: bytearray, start: int, end: int) -> int:
-        """Offset of the next plausible header at or after ``start`` (or where to wait)."""
-        for match in _HEADER_START.finditer(buf, start):
-            at = match.start()
-            if end - at < HEADER_SIZE:
-                return at
-            word, length, _ = HEADER.unpack_from(buf, at)
-            if header_problem(word, length, self.max_report_bytes) is not None:
-                continue
-            if end - at >= length or word & 0x3FF != RO_ACCESS_REPORT:
-                return at
-            why, _ = _report_body_problem(buf, at + HEADER_SIZE, end, at + length)
-            if why is None:
-                return at
-        return end  # no byte left that could start a header
-
-
-# -- RO_ACCESS_REPORT --------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Item:
     """One parameter of a TagReportData record, at ``offset`` from the record start."""
@@ -346,41 +190,6 @@ def _learn_layout(record: memoryview) -> _Layout | None:
         frozenset(item.name for item in items),
         tuple(problems),
     )
-
-
-class ReaderClock:
-    """A reader's timestamps → wall clock, per connection.
-
-    Two kinds of reader need it. One without a UTC clock stamps reads in microseconds
-    since it booted (First/LastSeenTimestampUptime): its stamps are always re-anchored
-    (``threshold_us=0``). One whose UTC clock is wrong (never set, so it counts from
-    2000-01-01, or hours off) stamps reads outside any session window: its stamps are
-    re-anchored once they are ``threshold_us`` or more away from the receive time
-    (``math.inf``: never, for decoding a capture long after it was taken).
-
-    The offset is the smallest "receive time - newest stamp" seen on the connection, as
-    network and buffering delays only ever add to it; a reboot or a clock correction is
-    a new connection, so a new clock. Until the skew exceeds the threshold, stamps are
-    kept as the reader sent them.
-    """
-
-    def __init__(self, threshold_us: float = 0) -> None:
-        self.threshold_us = threshold_us
-        self._tightest: int | None = None  # smallest receive time - stamp seen so far
-        self.offset_us: int | None = None  # what is added to the stamps (None: nothing)
-
-    def to_wall(self, out: ReadBatch, rows: np.ndarray, now: int) -> None:
-        """Turn the stamps of ``out[rows]`` into wall-clock microseconds."""
-        if not len(rows) or self.threshold_us == math.inf:
-            return
-        candidate = now - int(out["last_seen_us"][rows].max())
-        if self._tightest is None or candidate < self._tightest:
-            self._tightest = candidate
-            skewed = abs(candidate) >= self.threshold_us
-            self.offset_us = candidate if skewed else None
-        if self.offset_us is not None:
-            out["first_seen_us"][rows] += self.offset_us
-            out["last_seen_us"][rows] += self.offset_us
 
 
 class ReportDecoder:
@@ -540,65 +349,3 @@ def _epc_end(rec: memoryview, item: _Item) -> int:
     if rec[item.marker_offset] & 0x80:
         return 13
     return int(struct.unpack_from(">H", rec, item.marker_offset + 2)[0])
-
-
-# -- sllurp's view, for validation and the ``decoder=sllurp`` mode ------------------------
-def reads_from_sllurp(
-    tags: Sequence[Mapping[str, Any]],
-    reader_id: int = 0,
-    uptime: ReaderClock | None = None,
-    utc: ReaderClock | None = None,
-) -> ReadBatch:
-    """sllurp's decoded TagReportData dicts → READ_DTYPE, with the same rules as ours
-    (stamps through ``uptime`` and ``utc``: the decoder's clocks, to compare with it)."""
-    out = np.empty(len(tags), dtype=READ_DTYPE)
-    now = now_us()
-    uptime_rows: list[int] = []
-    utc_rows: list[int] = []
-    for i, tag in enumerate(tags):
-        epc = tag.get("EPC", tag.get("EPC-96", b""))
-        kind = "UTC"
-        no_utc = "FirstSeenTimestampUTC" not in tag and "LastSeenTimestampUTC" not in tag
-        if no_utc and ("FirstSeenTimestampUptime" in tag or "LastSeenTimestampUptime" in tag):
-            kind = "Uptime"
-            uptime_rows.append(i)
-        elif not no_utc:
-            utc_rows.append(i)
-        first = tag.get(f"FirstSeenTimestamp{kind}", tag.get(f"LastSeenTimestamp{kind}", now))
-        last = tag.get(f"LastSeenTimestamp{kind}", tag.get(f"FirstSeenTimestamp{kind}", now))
-        if "ImpinjPeakRSSI" in tag:
-            rssi = tag["ImpinjPeakRSSI"] / 100.0
-        else:
-            rssi = tag.get("PeakRSSI", math.nan)
-        phase = tag["ImpinjRFPhaseAngle"] * PHASE_SCALE if "ImpinjRFPhaseAngle" in tag else math.nan
-        doppler = (
-            tag["ImpinjRFDopplerFrequency"] * DOPPLER_SCALE
-            if "ImpinjRFDopplerFrequency" in tag
-            else math.nan
-        )
-        out[i] = (
-            bytes(epc).upper(),
-            reader_id,
-            tag.get("AntennaID", 0),
-            rssi,
-            first,
-            last,
-            tag.get("TagSeenCount", 1),
-            phase,
-            doppler,
-        )
-    if uptime_rows:
-        (uptime or ReaderClock()).to_wall(out, np.array(uptime_rows, dtype=np.intp), now)
-    if utc_rows and utc is not None:
-        utc.to_wall(out, np.array(utc_rows, dtype=np.intp), now)
-    return out
-
-
-def same_reads(a: ReadBatch, b: ReadBatch) -> bool:
-    """Row-by-row equality of two batches, NaN equal to NaN (receive-time fields aside)."""
-    if len(a) != len(b):
-        return False
-    for name in ("epc", "reader", "antenna", "first_seen_us", "last_seen_us", "seen_count"):
-        if not np.array_equal(a[name], b[name]):
-            return False
-    return all(np.array_equal(a[n], b[n], equal_nan=True) for n in ("rssi", "phase", "doppler_hz"))
