@@ -145,6 +145,18 @@ def stages(ctx: RunContext) -> list[Stage]:
     # sources can only disagree when there are several; only records of a non-register
     # source can lack a register asset (the SQL skips what cannot happen)
     several_sources = "contains(r.sources, ',')" if len(asset_sources) > 1 else "false"
+    # A source first in precedence for every compared field is the register's source of
+    # each of those fields whenever its own value is set: its records cannot disagree
+    # with the register (the conflict rule skips the field's own source), so they are
+    # left out of the million-row join that looks for disagreements.
+    pairs = [(src.name, str(src.role)) for src in asset_sources]
+    never_differ = [
+        name
+        for name, _ in pairs
+        if all(normalize.precedence(s, f, pairs)[0] == name for f in CONFLICT_FIELDS)
+    ]
+    if never_differ:
+        several_sources += f" AND l.source NOT IN {_in(never_differ)}"
     unlinked_possible = (
         "asset_key IS NULL"
         if any(src.role not in s.register_roles for src in asset_sources)

@@ -294,7 +294,7 @@ def _column_expr(mapping: dict[str, list[str] | str], name: str) -> str:
     return f"blank({ident(spec)})"
 
 
-def _precedence(settings: EngineSection, field: str, sources: list[tuple[str, str]]) -> list[str]:
+def precedence(settings: EngineSection, field: str, sources: list[tuple[str, str]]) -> list[str]:
     """Asset sources in the order they win ``field``: the configured list of source
     names and roles first (a role stands for its sources in input order), then the
     remaining sources in input order, so there is always one answer."""
@@ -442,7 +442,6 @@ SELECT s2.source, s2.role, s2.file, s2.line,
     co.v AS condition, co.k AS condition_key,
     cu.v AS custodian, cu.k AS custodian_key, cu.a AS custodian_alt,
     coalesce(cu.leaver, false) AS custodian_leaver,
-    coalesce(cu.in_hr, false) AS custodian_in_hr,
     s2.value0 AS value, s2.value_is_cost,
     upper(blank(s2.hardware_uuid_raw)) AS hardware_uuid,
     s2.mac0 AS mac,
@@ -743,7 +742,7 @@ def primary_source(ctx: RunContext) -> str | None:
     (in the order of ``field_precedence.asset_tag``, then input order)."""
     settings = ctx.settings
     pairs = [(s.name, str(s.role)) for s in ctx.sources if s.role in settings.register_roles]
-    order = _precedence(settings, "asset_tag", pairs)
+    order = precedence(settings, "asset_tag", pairs)
     return order[0] if order else None
 
 
@@ -852,7 +851,7 @@ def _register_sql(settings: EngineSection, sources: list[tuple[str, str]]) -> st
     )
     picks: list[str] = []
     for f in REGISTER_PICKED:
-        order = _precedence(settings, f, sources)
+        order = precedence(settings, f, sources)
         picks.append("coalesce(" + ", ".join(f"{alias[n]}.{f}" for n in order) + f") AS {f}")
         winner = " ".join(f"WHEN {alias[n]}.{f} IS NOT NULL THEN {lit(n)}" for n in order)
         picks.append(f"CASE {winner} END AS {f}_source")
