@@ -13,6 +13,15 @@ from datetime import timedelta
 from tagsweep.engine import linking
 from tagsweep.engine.stages import RunContext, lit
 
+#: The register columns the variance rules read from ``asset_checks``: only these are
+#: joined back for the flagged assets (the register row has twice as many).
+REGISTER_COLUMNS_READ = (
+    "asset_key", "asset_tag", "serial", "manufacturer", "model", "category", "location",
+    "location_source", "status", "status_label", "status_source", "condition",
+    "condition_key", "condition_source", "custodian", "custodian_key", "custodian_leaver",
+    "custodian_source", "value", "last_seen", "last_seen_source", "sources",
+)  # fmt: skip
+
 
 def in_list(values: list[str] | tuple[str, ...]) -> str:
     """A SQL list of text literals (``(NULL)`` when empty: matches nothing)."""
@@ -192,8 +201,9 @@ WITH ret AS (
     -- the conditions filter a million rows; the flags are computed for the few left
     SELECT *, {flags} FROM joined WHERE {any_check}
 )
-SELECT r.*, f.* EXCLUDE (asset_key, status, location, custodian_key, custodian_leaver,
-                         condition_key, last_seen)
+SELECT {", ".join("r." + c for c in REGISTER_COLUMNS_READ)},
+    f.* EXCLUDE (asset_key, status, location, custodian_key, custodian_leaver, condition_key,
+                 last_seen)
 FROM flagged f JOIN register r ON r.asset_key = f.asset_key
 """
     return asset_checks
