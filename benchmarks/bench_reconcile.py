@@ -203,13 +203,14 @@ def _peak_mb() -> float:
 
 
 def run_pipeline(snapshot: str, session: str, out: str, memory_limit: str | None, q: Any) -> None:
+    import tagsweep.engine.pipeline as engine_pipeline
     import tagsweep.engine.run as engine_run
     from tagsweep.config.engine import EngineSection
 
     # Instrument (not change) the engine: note when its file writers are done, so the
     # reports, bad_rows.csv and the manifest written after them can be told apart.
     marks: dict[str, float] = {}
-    write_outputs = getattr(engine_run, "_write_outputs", None)
+    write_outputs = getattr(engine_pipeline, "write_outputs", None)
     if write_outputs is not None:
 
         def timed_outputs(*args: Any, **kwargs: Any) -> Any:
@@ -218,7 +219,7 @@ def run_pipeline(snapshot: str, session: str, out: str, memory_limit: str | None
             finally:
                 marks["outputs_done"] = time.perf_counter()
 
-        setattr(engine_run, "_write_outputs", timed_outputs)  # noqa: B010 - mypy rejects assigning to a module function
+        setattr(engine_pipeline, "write_outputs", timed_outputs)  # noqa: B010 - mypy rejects assigning to a module function
 
     settings = EngineSection(scope=["DC1"])
     start = time.perf_counter()

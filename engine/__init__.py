@@ -10,24 +10,28 @@ recompute is a view (marked *view*), the others are tables. In order:
   :mod:`~tagsweep.engine.export_reader` (CSV, XLSX, JSON, Parquet readers; encodings in
   :mod:`~tagsweep.engine.text_encoding`, cleaning in :mod:`~tagsweep.engine.hygiene`);
   the snapshot's records and manifest are :mod:`~tagsweep.engine.snapshot`.
-* normalize (:mod:`~tagsweep.engine.normalize`): ``people``, ``person_keys`` (HR,
+* normalize (:mod:`~tagsweep.engine.normalize`, cleaning with the vocabulary and SQL
+  macros of :mod:`~tagsweep.engine.cleaning`): ``people``, ``person_keys`` (HR,
   leavers), ``source_rows`` (*view*: preset column mapping), ``source_records``
-  (serials, placeholders, aliases, lifecycle, custodians, bad rows), ``other_links``
-  (MDM/finance records → register assets by tag, serial, UUID, MAC), ``record_links``
-  (*view*), ``register_duplicates``, ``register`` (per-field source of truth +
-  provenance; a *view* when there is one asset source).
+  (serials, placeholders, aliases, lifecycle, custodians, bad rows); then
+  (:mod:`~tagsweep.engine.linking`) ``other_links`` (MDM/finance records → register
+  assets by tag, serial, UUID, MAC), ``record_links`` (*view*), ``register_duplicates``,
+  ``register`` (per-field source of truth + provenance; a *view* when there is one
+  asset source).
 * match (:mod:`~tagsweep.engine.match`): ``observations_all`` (count rows, EPC →
   asset tag; computed while normalize builds the register), ``observed_items``
   (*view*: one per counted item), ``matches`` (one per counted item: the register
   asset it is, or none, by tier, with a verdict).
 * classify (:mod:`~tagsweep.engine.classify`): ``register_scoped`` (*view*),
-  ``found_assets`` (*view*), ``asset_checks`` (one pass over the register: assets with
-  a register-centred variance and a flag per type), ``variance_candidates`` (*view*:
-  one SELECT per variance type), ``variances`` (ids, priority, SLA).
+  ``found_assets`` (*view*), ``asset_checks`` (:mod:`~tagsweep.engine.asset_checks`:
+  one pass over the register: assets with a register-centred variance and a flag per
+  type), ``variance_candidates`` (*view*, :mod:`~tagsweep.engine.variance_rules`: one
+  SELECT per variance type), ``variances`` (ids, priority, SLA).
 * outputs (:mod:`~tagsweep.engine.outputs`, :mod:`~tagsweep.engine.report`):
-  register.parquet is written while match and classify run, matches.parquet while
-  classify runs, the corrections and the report's figures while the variance log is
-  written.
+  matches.parquet is written while classify runs, register.parquet and the corrections
+  while the variance log is written (the order and the overlap:
+  :mod:`~tagsweep.engine.pipeline`). A run's inputs are read and verified by
+  :mod:`~tagsweep.engine.run_inputs`.
 
 Public surface:
 

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from tagsweep.config.engine import EngineSection
 from tagsweep.engine import sandbox
+from tagsweep.engine.cleaning import MACROS
 from tagsweep.engine.export_reader import read_export
 from tagsweep.engine.export_rules import (
     BadValue,
@@ -40,7 +41,6 @@ from tagsweep.engine.export_rules import (
     skip_footer_rows,
 )
 from tagsweep.engine.hygiene import take_notes
-from tagsweep.engine.normalize import MACROS
 from tagsweep.engine.presets import PRESETS, Preset, header_key, resolve_columns
 from tagsweep.engine.snapshot import (
     LINE_COLUMN,

@@ -16,7 +16,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,60 +24,31 @@ from typing import Any
 import duckdb
 
 from tagsweep import __version__
-from tagsweep.config.engine import EngineSection, ExportLimits
-from tagsweep.domain import SESSION_FILE_COLUMNS
-from tagsweep.engine import classify, match, normalize, sandbox
+from tagsweep.config.engine import EngineSection
+from tagsweep.engine import cleaning, pipeline, sandbox
 from tagsweep.engine.audit_anchor import anchor_record
-from tagsweep.engine.csv_reader import csv_rows, read_csv
+from tagsweep.engine.csv_reader import csv_rows
 from tagsweep.engine.escaping import csv_safe
-from tagsweep.engine.hygiene import strip_nul
-from tagsweep.engine.limits import LimitError, check_file_size, check_table
 from tagsweep.engine.outputs import (
     escape_formula_sql,
-    write_corrections,
-    write_matches,
-    write_register,
-    write_variance_log,
 )
-from tagsweep.engine.presets import GENERIC, header_key, resolve_columns
 from tagsweep.engine.profiling import RunProfiler
 from tagsweep.engine.report import RunSummary, collect, render_html, render_markdown
-from tagsweep.engine.session_check import SessionCheck, SessionCheckError, check_session_file
-from tagsweep.engine.snapshot import LINE_COLUMN, BadRow, FreezeError, load_snapshot
-from tagsweep.engine.stages import RunContext, SourceInput, Stage, StageRunner, ident, lit
+from tagsweep.engine.run_inputs import (
+    COUNT_COLUMNS,
+    RunError,
+    load_counts,
+    load_sources,
+    source_row_count,
+)
+from tagsweep.engine.snapshot import BadRow, FreezeError
+from tagsweep.engine.stages import RunContext, Stage, StageRunner
 from tagsweep.engine.trends import TrendsError, compare_runs, render_html_fragment
 from tagsweep.engine.trends import render_markdown as render_trends_markdown
 from tagsweep.hashing import sha256_file
 
 #: seconds and peak memory per stage, beside the manifest (engine/profiling.py)
 TIMINGS_FILE = "timings.json"
-
-#: Columns a count input may carry: the session file's, plus what a manual count sheet
-#: records beyond them (the seed's count records user and condition).
-COUNT_COLUMNS: tuple[str, ...] = (*SESSION_FILE_COLUMNS, "custodian", "condition")
-COUNT_IDENTIFIERS = ("epc", "asset_tag", "serial")
-#: Session-file columns scanned for NUL characters to report them (they are removed from
-#: every text column): what a barcode can carry. The EPC is hex the gateway formats;
-#: scanning it too cost 0.46 s instead of 0.03 s for three million reads.
-NUL_CHECKED = ("location", "asset_tag", "serial")
-
-
-class RunError(Exception):
-    """The run cannot proceed (a required column is missing, an input was altered)."""
-
-
-@dataclass(slots=True)
-class CountInput:
-    path: Path
-    kind: str  # session | sheet
-    sha256: str
-    rows: int
-    bad: list[BadRow]
-    relation: str
-    scope: list[str] = field(default_factory=list)
-    manifest: str | None = None
-    check: SessionCheck | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -102,199 +72,6 @@ def add_business_days(start: date, days: int, holidays: Sequence[date] = ()) -> 
         if current.weekday() < 5 and current not in skip:
             left -= 1
     return current
-
-
-def _text_relation(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, list[str]]:
-    """A relation over a Parquet file with every column as text plus ``_line``."""
-    names = [
-        str(r[0])
-        for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
-    ]
-    cols = ", ".join(
-        f"CAST({ident(n)} AS VARCHAR) AS {ident(n)}" for n in names if n != LINE_COLUMN
-    )
-    line = LINE_COLUMN if LINE_COLUMN in names else "row_number() OVER ()"
-    return (
-        f"(SELECT {cols}, CAST({line} AS BIGINT) AS {LINE_COLUMN} "
-        f"FROM read_parquet({lit(str(path))}))",
-        names,
-    )
-
-
-def load_sources(
-    con: duckdb.DuckDBPyConnection, baseline: Path
-) -> tuple[list[SourceInput], dict[str, Any], list[BadRow], list[str]]:
-    """Sources of a snapshot directory, or a previous (golden) register Parquet."""
-    if baseline.is_dir():
-        snapshot = load_snapshot(baseline)
-        inputs = [
-            SourceInput(
-                name=s.name,
-                role=s.role,
-                preset=s.preset,
-                file=s.original_name,
-                path=baseline / s.file,
-                columns=s.columns,
-                relation=f"read_parquet({lit(str(baseline / s.file))})",
-            )
-            for s in snapshot.sources
-        ]
-        info = {
-            "kind": "snapshot",
-            "name": baseline.name,
-            "manifest_sha256": sha256_file(baseline / "snapshot.json"),
-            "sources": [
-                {
-                    "name": s.name,
-                    "preset": s.preset,
-                    "role": s.role,
-                    "sha256": s.sha256,
-                    "rows": s.rows,
-                    "bad_rows": s.bad_rows,
-                    "exported_at": s.exported_at,
-                }
-                for s in snapshot.sources
-            ],
-        }
-        return inputs, info, list(snapshot.bad_rows), list(snapshot.warnings)
-    if baseline.suffix.lower() == ".parquet" and baseline.is_file():
-        relation, names = _text_relation(con, baseline)
-        columns = resolve_columns(GENERIC, [n for n in names if n != LINE_COLUMN], {})
-        if "asset_tag" not in columns and "serial" not in columns:
-            raise RunError(f"{baseline}: a register needs an asset_tag or serial column")
-        source = SourceInput(
-            name="register",
-            role="itam",
-            preset="generic",
-            file=baseline.name,
-            path=baseline,
-            columns=columns,
-            relation=relation,
-        )
-        info = {"kind": "register", "name": baseline.name, "sha256": sha256_file(baseline)}
-        return [source], info, [], []
-    raise RunError(f"{baseline}: expected a snapshot directory or a register .parquet file")
-
-
-def load_counts(
-    con: duckdb.DuckDBPyConnection,
-    paths: Sequence[Path],
-    tmp_dir: Path,
-    settings: EngineSection | None = None,
-    *,
-    allow_unverified: bool = False,
-) -> list[CountInput]:
-    """Session files (Parquet, verified against their manifest: engine.session_check)
-    and manual count sheets (CSV)."""
-    trusted = settings.trusted_gateways if settings is not None else {}
-    inputs: list[CountInput] = []
-    for index, path in enumerate(paths):
-        if not path.is_file():
-            raise RunError(f"count input {path} does not exist")
-        digest = sha256_file(path)
-        if path.suffix.lower() == ".parquet":
-            names = [
-                str(r[0])
-                for r in con.execute(
-                    "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
-                ).fetchall()
-            ]
-            relation = (
-                f"(SELECT *, file_row_number + 1 AS {LINE_COLUMN} "
-                f"FROM read_parquet({lit(str(path))}, file_row_number = true))"
-            )
-            bad: list[BadRow] = []
-            try:
-                check = check_session_file(
-                    con, path, digest, trusted_gateways=trusted, allow_unverified=allow_unverified
-                )
-            except SessionCheckError as exc:
-                raise RunError(str(exc)) from None
-            scope, manifest, kind = check.scope, check.manifest, "session"
-            notes = []
-        else:
-            limits = settings.limits if settings is not None else ExportLimits()
-            try:
-                check_file_size(path, limits)
-                table, bad, _encoding = read_csv(path, path.name, tmp_dir)
-                check_table(table, path, limits, LINE_COLUMN)
-            except LimitError as exc:
-                raise RunError(str(exc)) from None
-            table, nul = strip_nul(table, LINE_COLUMN)
-            notes = [f"count file {path.name}: {nul}"] if nul else []
-            name = f"count_sheet_{index}"
-            # a table, not a registered Arrow view: the stages also run on other cursors
-            con.register(name + "_arrow", table)
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")
-            con.unregister(name + "_arrow")
-            names = list(table.column_names)
-            cols = ", ".join(ident(n) for n in names if n != LINE_COLUMN)
-            relation = f"(SELECT {cols}, {LINE_COLUMN} FROM {name})"
-            scope, manifest, kind = [], None, "sheet"
-            check = SessionCheck(manifest=None, integrity="sheet")
-        keys = {header_key(n): n for n in names}
-        missing = [c for c in ("location",) if header_key(c) not in keys]
-        if missing or not any(header_key(c) in keys for c in COUNT_IDENTIFIERS):
-            raise RunError(
-                f"{path}: a count needs a 'location' column and one of "
-                f"{', '.join(COUNT_IDENTIFIERS)}; it has {[n for n in names if n != LINE_COLUMN]}"
-            )
-        parts = []
-        nul_checks: list[str] = []
-        for c in COUNT_COLUMNS:
-            col = ident(keys[header_key(c)]) if header_key(c) in keys else None
-            if c in {"first_seen", "last_seen"}:
-                if col is None:
-                    parts.append(f"CAST(NULL AS TIMESTAMPTZ) AS {c}")
-                elif kind == "session":
-                    parts.append(f"TRY_CAST({col} AS TIMESTAMPTZ) AS {c}")
-                else:
-                    parts.append(f"ts_parse(blank({col})) AS {c}")
-            elif col is None:
-                parts.append(f"CAST(NULL AS VARCHAR) AS {c}")
-            elif kind == "session":
-                # a scanned label may carry a NUL; it never reaches a field
-                parts.append(f"replace(CAST({col} AS VARCHAR), chr(0), '') AS {c}")
-                if c in NUL_CHECKED:
-                    nul_checks.append(f"contains(CAST({col} AS VARCHAR), chr(0))")
-            else:
-                parts.append(f"CAST({col} AS VARCHAR) AS {c}")
-        last_seen_col = ident(keys[header_key("last_seen")]) if "lastseen" in keys else None
-        parts.append(
-            f"blank({last_seen_col}) AS last_seen_text"
-            if kind == "sheet" and last_seen_col
-            else "CAST(NULL AS VARCHAR) AS last_seen_text"
-        )
-        if nul_checks:
-            nul_row = con.execute(
-                f"SELECT count(*), min({LINE_COLUMN}) FROM {relation} "
-                f"WHERE {' OR '.join(nul_checks)}"
-            ).fetchall()[0]
-            if nul_row[0]:
-                notes.append(
-                    f"count file {path.name}: NUL characters removed from {nul_row[0]} row(s) "
-                    f"(first on row {nul_row[1]})"
-                )
-        relation = (
-            f"(SELECT {lit(path.name)} AS file, CAST({LINE_COLUMN} AS BIGINT) AS line, "
-            f"{', '.join(parts)} FROM {relation})"
-        )
-        rows_row = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0]
-        inputs.append(
-            CountInput(
-                path=path,
-                kind=kind,
-                sha256=digest,
-                rows=int(rows_row[0]) if rows_row else 0,
-                bad=bad,
-                relation=relation,
-                scope=scope,
-                manifest=manifest,
-                check=check,
-                notes=notes,
-            )
-        )
-    return inputs
 
 
 def config_hash(settings: EngineSection) -> str:
@@ -381,7 +158,7 @@ def _reconcile(
     audit_log: Path | None = None,
     allow_unverified: bool = False,
 ) -> RunResult:
-    con.execute(normalize.MACROS)
+    con.execute(cleaning.MACROS)
     sources, baseline_info, bad_rows, warnings = load_sources(con, baseline)
     count_inputs = load_counts(con, counts, tmp_dir, settings, allow_unverified=allow_unverified)
     for c in count_inputs:
@@ -423,7 +200,7 @@ def _reconcile(
     else:
         run_scope = sorted({s for c in count_inputs for s in c.scope})
 
-    normalize.create_lookup_tables(
+    cleaning.create_lookup_tables(
         con, RunContext(settings, date(1970, 1, 1), "", run_scope, date.min, date.min, sources)
     )
     if as_of is None:
@@ -482,9 +259,9 @@ def _reconcile(
         counted=bool(count_inputs),
     )
     runner = StageRunner(con, debug_dir=debug_dir, on_stage=on_stage, profiler=profiler)
-    background = _Background(con, out_dir, runner.timings, profiler)
+    background = pipeline.Background(con, out_dir, runner.timings, profiler)
     try:
-        bad_rows.extend(_run_stages(ctx, runner, background))
+        bad_rows.extend(pipeline.run_stages(ctx, runner, background))
 
         # Bad rows found by the stages join those found by freeze and count sheet parsing.
         for table, source in (("source_records", "source"), ("people", "source")):
@@ -521,7 +298,7 @@ def _reconcile(
                     scope=run_scope,
                     bad_rows=n_bad,
                     warnings=warnings,
-                    sources=[(s.name, s.preset, _rows(cur, s)) for s in sources],
+                    sources=[(s.name, s.preset, source_row_count(cur, s)) for s in sources],
                     counts=[(c.path.name, c.rows) for c in count_inputs],
                     corrections={},
                 )
@@ -529,7 +306,7 @@ def _reconcile(
         )
         started = time.perf_counter()
         with profiler.span("outputs", "outputs"):
-            corrections = _write_outputs(con, out_dir, register_source, background)
+            corrections = pipeline.write_outputs(con, out_dir, register_source, background)
         runner.timings["outputs"] = time.perf_counter() - started
         summary = summaries[0]
         summary.corrections = corrections
@@ -591,145 +368,6 @@ def _reconcile(
     profile = profiler.report()
     (out_dir / TIMINGS_FILE).write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
     return RunResult(out_dir, run_id, as_of, manifest, dict(runner.timings), profile)
-
-
-class _Background:
-    """Work that overlaps the stages: a stage that only needs the lookup tables, and
-    the output files whose table is final (the register once normalize is done, the
-    matches once match is). Each job runs on its own cursor in a worker thread, and the
-    files it writes are hashed there for the manifest; ``wait`` re-raises a failure."""
-
-    def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        out_dir: Path,
-        timings: dict[str, float],
-        profiler: RunProfiler,
-    ) -> None:
-        self.con = con
-        self.out_dir = out_dir
-        self.timings = timings
-        self.profiler = profiler
-        self.hashes: dict[str, str] = {}
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile")
-        self._pending: list[Future[None]] = []
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        return self.con.cursor()  # the connection's (locked) settings are global
-
-    def hash_files(self, *files: str) -> None:
-        for rel in files:
-            self.hashes[rel] = sha256_file(self.out_dir / rel)
-
-    def submit(self, job: Callable[[duckdb.DuckDBPyConnection], object]) -> Future[None]:
-        def run() -> None:
-            cur = self.cursor()
-            try:
-                job(cur)
-            finally:
-                cur.close()
-
-        future = self._pool.submit(run)
-        self._pending.append(future)
-        return future
-
-    def write(
-        self, name: str, write: Callable[[duckdb.DuckDBPyConnection, Path], object], *files: str
-    ) -> None:
-        """Write (and hash) output files in the background; ``out:<name>`` is its time."""
-
-        def job(cur: duckdb.DuckDBPyConnection) -> None:
-            started = time.perf_counter()
-            write(cur, self.out_dir)
-            self.hash_files(*files)
-            ended = time.perf_counter()
-            self.timings[f"out:{name}"] = ended - started
-            self.profiler.record(f"out:{name}", "outputs", started, ended)
-
-        self.submit(job)
-
-    def wait(self) -> None:
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
-
-    def close(self) -> None:
-        """Wait for every job (also after a failure: no thread outlives the run)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_stages(ctx: RunContext, runner: StageRunner, background: _Background) -> list[BadRow]:
-    """normalize → match → classify, with what does not depend on the stage in between
-    run alongside: the count side (observations) needs only the lookup tables and the
-    HR people, so it is computed while the register is built; matches.parquet is
-    written while classifying runs, register.parquet while the variance log is.
-
-    Returns the count rows kept out. The normalized count rows are dropped once the
-    matches are built (every later step reads the matches): at ten million reads they
-    are gigabytes the classification would otherwise have to spill around."""
-    normalize_stages = normalize.stages(ctx)
-    match_stages = match.stages(ctx)
-    people = [s for s in normalize_stages if s.name in normalize.COUNT_SIDE_NEEDS]
-    runner.run(people)
-    side = StageRunner(
-        runner.con,
-        debug_dir=runner.debug_dir,
-        timings=runner.timings,
-        on_stage=runner.on_stage,
-        profiler=runner.profiler,
-    )
-
-    def observations(cur: duckdb.DuckDBPyConnection) -> None:
-        side.con = cur
-        side.run(match_stages[:1])
-
-    count_side = background.submit(observations)
-    runner.run([s for s in normalize_stages if s not in people])
-    count_side.result()
-    runner.run(match_stages[1:])
-    background.write("matches", write_matches, "matches.parquet")
-    con = runner.con
-    bad = [
-        BadRow("count", str(file), int(line), str(reason))
-        for file, line, reason in con.execute(
-            "SELECT file, line, bad_reason FROM observations_all WHERE bad_reason IS NOT NULL "
-            "ORDER BY file, line"
-        ).fetchall()
-    ]
-    con.execute("DROP VIEW observed_items")
-    con.execute("DROP TABLE observations_all")
-    runner.run(classify.stages(ctx))
-    # Last: written while the variance log is (mostly one thread of Arrow encoding
-    # each), it fills the core the stages' own parallel queries would compete for.
-    background.write("register", write_register, "register.parquet")
-    return bad
-
-
-def _write_outputs(
-    con: duckdb.DuckDBPyConnection, out_dir: Path, register_source: str, background: _Background
-) -> dict[str, int]:
-    """The corrections in the background while this connection writes the variance
-    log; each file is hashed for the manifest as soon as it is written."""
-    timings = background.timings
-    corrections: dict[str, int] = {}
-
-    def write(cur: duckdb.DuckDBPyConnection, out: Path) -> None:
-        corrections.update(write_corrections(cur, out, register_source))
-        background.hash_files(
-            *sorted(p.relative_to(out).as_posix() for p in out.glob("corrections/*"))
-        )
-
-    background.write("corrections", write)
-    started = time.perf_counter()
-    write_variance_log(con, out_dir)
-    ended = time.perf_counter()
-    timings["out:variance_log"] = ended - started
-    background.profiler.record("out:variance_log", "outputs", started, ended)
-    background.submit(
-        lambda _cur: background.hash_files("variances.parquet", "variances.csv", "variances.jsonl")
-    )
-    background.wait()
-    return corrections
 
 
 def _trends_sections(
@@ -810,17 +448,6 @@ def _set_aside_notes(con: duckdb.DuckDBPyConnection) -> list[str]:
         ).fetchall()
     ]
     return notes
-
-
-def _rows(con: duckdb.DuckDBPyConnection, source: SourceInput) -> int:
-    row = con.execute(
-        "SELECT count(*) FROM source_rows WHERE source = ?", [source.name]
-    ).fetchall()[0]
-    if source.role == "hr":
-        row = con.execute("SELECT count(*) FROM people WHERE source = ?", [source.name]).fetchall()[
-            0
-        ]
-    return int(row[0]) if row else 0
 
 
 __all__ = ["FreezeError", "RunError", "RunResult", "add_business_days", "reconcile"]

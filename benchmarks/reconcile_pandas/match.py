@@ -20,7 +20,7 @@ from benchmarks.reconcile_pandas.sql_like import (
     squeeze_ws,
 )
 from tagsweep.config.engine import EngineSection
-from tagsweep.engine.normalize import PLACEHOLDER_SERIALS
+from tagsweep.engine.cleaning import PLACEHOLDER_SERIALS
 from tagsweep.epc import asset_tag_for_epc
 
 

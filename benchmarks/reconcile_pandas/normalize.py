@@ -26,7 +26,7 @@ from benchmarks.reconcile_pandas.sql_like import (
     text_key,
 )
 from tagsweep.config.engine import EngineSection
-from tagsweep.engine.normalize import (
+from tagsweep.engine.cleaning import (
     MANUFACTURER_ALIASES,
     PLACEHOLDER_SERIALS,
     manufacturer_prefix,

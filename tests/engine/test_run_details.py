@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 from tagsweep.cli import app
 from tagsweep.config.engine import EngineSection
 from tagsweep.domain import SESSION_FILE_COLUMNS, VARIANCE_LOG_COLUMNS
-from tagsweep.engine import match, normalize, outputs
+from tagsweep.engine import cleaning, match, outputs
 from tagsweep.engine.freeze import SourceSpec, freeze
-from tagsweep.engine.run import COUNT_COLUMNS, RunError, add_business_days, reconcile
+from tagsweep.engine.run import RunError, add_business_days, reconcile
+from tagsweep.engine.run_inputs import COUNT_COLUMNS
 from tagsweep.engine.stages import RunContext, StageRunner
 from tagsweep.epc import asset_tag_for_epc, encode_ascii, encode_giai96
 
@@ -146,7 +147,7 @@ def test_session_file_manifest_scope_and_tamper_check(tmp_path: Path) -> None:
 def _decode_in_sql(epcs: list[str], settings_: EngineSection) -> list[str | None]:
     con = duckdb.connect()
     ctx = RunContext(settings_, date(2026, 11, 24), "R", [], date.min, date.min, [])
-    normalize.create_lookup_tables(con, ctx)
+    cleaning.create_lookup_tables(con, ctx)
     con.execute("CREATE TABLE person_keys (key VARCHAR, person_key VARCHAR, leaver BOOLEAN)")
     con.execute("CREATE TABLE epc_map (epc VARCHAR, asset_tag VARCHAR)")
     cols = ", ".join(
