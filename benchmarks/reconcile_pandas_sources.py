@@ -67,15 +67,11 @@ from benchmarks.reconcile_pandas.sql_like import (
     text_key,
 )
 from tagsweep.config.engine import EngineSection
-from tagsweep.engine.classify import CONFLICT_FIELDS
-from tagsweep.engine.normalize import (
-    _COST_HEADER,
-    COMPANIONS,
-    LEAVER_STATUSES,
-    REGISTER_PICKED,
-    _precedence,
-)
+from tagsweep.engine.cleaning import LEAVER_STATUSES
+from tagsweep.engine.linking import COMPANIONS, REGISTER_PICKED, precedence
+from tagsweep.engine.normalize import _COST_HEADER
 from tagsweep.engine.presets import GENERIC, PRESETS
+from tagsweep.engine.variance_rules import CONFLICT_FIELDS
 
 LOOKALIKE = str.maketrans("OISBZ", "01582")
 
@@ -304,7 +300,7 @@ def build_register(
         value: Series | None = None
         source: Series = null_column(base.index)
         extras: dict[str, Series] = {}
-        for n in _precedence(settings, f, sources):
+        for n in precedence(settings, f, sources):
             cand = aligned[n][f]
             take = cand.notna() if value is None else value.isna() & cand.notna()
             value = cand.where(take) if value is None else value.where(~take, cand)
@@ -629,7 +625,7 @@ def reconcile_pandas_sources(
     register_roles: list[tuple[str, str]] = [
         (n, r) for n, r in sources if r in settings.register_roles
     ]
-    primary = _precedence(settings, "asset_tag", register_roles)[0]
+    primary = precedence(settings, "asset_tag", register_roles)[0]
     records = {str(s["name"]): source_records(snapshot, s, settings, people) for s in assets}
     reg_rec = records[primary].assign(link_tier="register")
     others = [r for n, r in records.items() if n != primary]
