@@ -39,7 +39,7 @@ register.parquet, matches.parquet, the CSV (parsed cells, and bytes) and the JSO
 
 ``--shape realistic`` adds what a real count has beside the register: an Intune (MDM)
 export of the laptops (85 % of the assets, 1 % of them checked in with another user,
-the retired ones still checking in, 0.01 % devices the register lacks) and an HR export
+the retired ones still checking in, 0.1 % devices the register lacks) and an HR export
 of the 5,000 custodians (2 % leavers). The engine then reconciles all three sources
 against the count. Its same-work baseline is ``benchmarks.reconcile_pandas_sources``:
 the register-only baseline extended to the MDM and HR sources (custodians resolved

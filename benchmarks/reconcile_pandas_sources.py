@@ -4,8 +4,9 @@ same files.
 
 It extends :mod:`benchmarks.reconcile_pandas` (the register-only baseline, whose
 normalization, EPC decoding, matching, core variance types, variance-log ids and file
-writers it reuses) with what several sources add, following ``engine/normalize.py``
-and ``engine/classify.py``:
+writers it reuses) with what several sources add, following the engine's SQL
+(``engine/cleaning.py``, ``normalize.py``, ``linking.py``, ``asset_checks.py``,
+``variance_rules.py``):
 
 * HR: people with a leaver flag (employment status, end date), every way a custodian
   can be written (e-mail, id, name, an e-mail's local part) → the person; custodians
@@ -22,7 +23,8 @@ and ``engine/classify.py``:
   custodian's person key and leaver flag) and its provenance; last_seen the latest of
   all sources, with its source; the list of sources holding the asset.
 * The variance types several sources produce: retired_but_active through MDM check-ins
-  (and its evidence), custodian_mismatch (another MDM user, a leaver), source_conflict
+  (the register-only baseline's, given the check-ins), custodian_mismatch (another MDM
+  user, a leaver), source_conflict
   (fields the sources disagree on, devices only another source holds),
   status_condition_mismatch of lost or stolen assets the MDM sees, probable_match of
   source records; the other types come from the register-only baseline.
@@ -31,8 +33,13 @@ Left out (the benchmark's data has no such input, and the baseline states it rat
 than guesses it): count-side custodians (a session file carries none; count sheets
 would be resolved through HR by the engine), identity_conflict / probable_match of
 counted items (the count's EPCs all decode to register tags or to none), several
-register-role sources, alias tables (model, location), a source's configured decimal
-comma or day-first dates, and a ``retired_on`` column.
+register-role sources, alias tables (model, location), per-source configuration
+(``[engine.sources.*]``: status maps, excluded categories, decimal comma, day-first
+dates), and a ``retired_on`` column.
+
+``bench_reconcile --shape realistic`` checks every output it writes against the
+engine's (at 1 M rows: 212,002 variances of eight types, every column equal; the
+register and matches identical).
 """
 
 from __future__ import annotations
