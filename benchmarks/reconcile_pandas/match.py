@@ -116,7 +116,7 @@ def match(items: pd.DataFrame, reg: pd.DataFrame) -> pd.DataFrame:
     wanted = semi_join(reg["serial"], items["serial"])
     serials = reg[wanted].groupby("serial")["asset_key"].min()
     by_serial = items["serial"].where(by_tag.isna()).map(serials)
-    key = by_tag.fillna(by_serial)
+    key = by_tag.astype(object).fillna(by_serial.astype(object))  # one dtype: no tag may match
     tier = pd.Series(
         np.select([by_tag.notna(), by_serial.notna()], ["asset_tag", "serial"], ""),
         index=items.index,

@@ -26,7 +26,7 @@ from tagsweep.simulators.llrp.profiles import PROFILES, VENDOR_ZEBRA, ReaderProf
 from .test_driver import FAST, collect, everything_from, keys, llrp_url, numbered_source
 from .test_rospec import _inventory_with_pyllrp
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(180)  # hang guards only: a loaded machine is slow
 
 #: tx_power=20 dBm → the index of 20.00 dBm in each reader's own table
 POWER_INDEX = {
@@ -47,7 +47,7 @@ async def test_the_driver_works_with_every_profile(name: str) -> None:
         with capture_logs() as logs:
             url = llrp_url(sim, antennas="1,2", tx_power=20, report_n=25)
             driver = LlrpDriver(url, reader_id=3, backoff=FAST)
-            got = await collect(driver, everything_from(sim, 1), timeout=40)
+            got = await collect(driver, everything_from(sim, 1), timeout=120)
     assert len(sim.connections) >= 2
     assert driver.counters.reconnects >= 1
     last = sim.connections[-1]
