@@ -107,11 +107,7 @@ def stages(ctx: RunContext) -> list[Stage]:
             "register_scoped",
             "classify",
             f"""
-SELECT r.asset_key, {expected_here_sql(ctx)} AS expected_here,
-    m.asset_key IS NOT NULL AS matched
-FROM register r
-LEFT JOIN (SELECT DISTINCT asset_key FROM matches WHERE asset_key IS NOT NULL) m
-    ON m.asset_key = r.asset_key
+SELECT r.asset_key, {expected_here_sql(ctx)} AS expected_here FROM register r
 """,
             "register assets with whether this count should have found them",
             False,  # the report counts it once; asset_checks computes the same inline
