@@ -20,7 +20,7 @@ registry of live counts is :class:`~tagsweep.daemon.liveview.view.LiveView`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -463,12 +463,4 @@ def live_count_from_register_file(
         site=site,
         operator=operator,
         epc_scheme=epc_scheme,
-    )
-
-
-def mapping_summary(counts: Mapping[str, int]) -> str:
-    """One terminal line for totals: ``12/40 seen, 28 not yet seen, 3 unexpected``."""
-    return (
-        f"{counts['seen']}/{counts['expected']} seen, {counts['not_yet_seen']} not yet seen, "
-        f"{counts['unexpected']} unexpected"
     )
