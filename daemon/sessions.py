@@ -50,6 +50,7 @@ from tagsweep.domain import (
     EPC_HEX_MAX,
     SESSION_FILE_COLUMNS,
     SESSION_MANIFEST_KEYS,
+    SIGHTING_DTYPE,
     CountSession,
     Location,
     Method,
@@ -140,20 +141,10 @@ def session_from_row(row: Mapping[str, Any], context: str | None) -> CountSessio
 
 
 # -- observations ------------------------------------------------------------------------
-_EVIDENCE_INPUT: Final = np.dtype(
-    [
-        ("epc", f"S{EPC_HEX_MAX}"),
-        ("first_seen_us", "i8"),
-        ("last_seen_us", "i8"),
-        ("read_count", "u8"),
-        ("mean_rssi", "f4"),
-        ("peak_rssi", "f4"),
-    ]
-)
 
 
 def _as_records(table: pa.Table, floor_dbm: float) -> np.ndarray:
-    out = np.zeros(table.num_rows, dtype=_EVIDENCE_INPUT)
+    out = np.zeros(table.num_rows, dtype=SIGHTING_DTYPE)
     out["epc"] = np.array(table.column("epc").to_pylist(), dtype=f"S{EPC_HEX_MAX}")
     for name in ("first_seen_us", "last_seen_us", "read_count"):
         out[name] = table.column(name).to_numpy()

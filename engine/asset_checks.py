@@ -51,60 +51,39 @@ def _mdm_sql(ctx: RunContext, active_since: str) -> tuple[str, str]:
     """(mdm_active, mdm_user): per asset, discovery's latest check-in within the active
     window, and the user discovery reports."""
     mdm_sources = [src.name for src in ctx.sources if src.role == "mdm"]
-    has_mdm = bool(mdm_sources)
-    # One MDM source that is not the register's primary: other_links keeps at most one
-    # record of it per asset (a stale enrolment is superseded), so its records are
-    # already one row per asset and need no million-group aggregate.
-    one_per_asset = len(mdm_sources) == 1 and mdm_sources[0] != linking.primary_source(ctx)
-    no_mdm = "SELECT CAST(NULL AS VARCHAR) AS asset_key"
-    mdm_rows = f"""
-    FROM record_links
-    WHERE asset_key IS NOT NULL AND role = 'mdm'
-      AND last_seen >= TIMESTAMPTZ '{active_since} 00:00:00+00'"""
-    if not has_mdm:
-        mdm_active = (
-            no_mdm + ", CAST(NULL AS TIMESTAMPTZ) AS last_seen, CAST(NULL AS VARCHAR) AS source "
-            "WHERE false"
+    active_rows = (
+        "FROM record_links WHERE asset_key IS NOT NULL AND role = 'mdm' "
+        f"AND last_seen >= TIMESTAMPTZ '{active_since} 00:00:00+00'"
+    )
+    user_rows = (
+        "FROM record_links "
+        "WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL"
+    )
+    # No MDM source, or one that is not the register's primary: other_links keeps at
+    # most one record of it per asset (a stale enrolment is superseded), so its records
+    # are already one row per asset and need no million-group aggregate.
+    if len(mdm_sources) == 0 or (
+        len(mdm_sources) == 1 and mdm_sources[0] != linking.primary_source(ctx)
+    ):
+        return (
+            f"SELECT asset_key, last_seen, source {active_rows}",
+            f"SELECT asset_key, custodian, custodian_key, custodian_alt, source {user_rows}",
         )
-    elif one_per_asset:
-        mdm_active = "\n    SELECT asset_key, last_seen, source" + mdm_rows
-    else:
-        mdm_active = (
-            "\n    SELECT asset_key, max(last_seen) AS last_seen,\n"
-            "        arg_max(source, (last_seen, source)) AS source"
-            + mdm_rows
-            + "\n    GROUP BY asset_key"
-        )
-    mdm_user_rows = """
-        FROM record_links
-        WHERE asset_key IS NOT NULL AND role = 'mdm' AND custodian_key IS NOT NULL"""
-    if not has_mdm:
-        mdm_user = (
-            no_mdm + ", CAST(NULL AS VARCHAR) AS custodian, "
-            "CAST(NULL AS VARCHAR) AS custodian_key, CAST(NULL AS VARCHAR) AS custodian_alt, "
-            "CAST(NULL AS VARCHAR) AS source WHERE false"
-        )
-    elif one_per_asset:
-        mdm_user = (
-            "\n    SELECT asset_key, custodian, custodian_key, custodian_alt, source"
-            + mdm_user_rows
-        )
-    else:
-        mdm_user = (
-            """
+    return (
+        "SELECT asset_key, max(last_seen) AS last_seen, "
+        f"arg_max(source, (last_seen, source)) AS source {active_rows} GROUP BY asset_key",
+        f"""
     SELECT asset_key, first.custodian, first.custodian_key, first.custodian_alt, first.source
     FROM (
         -- one arg_min carrying the columns: each one compares the keys again
         SELECT asset_key,
-            arg_min({'custodian': custodian, 'custodian_key': custodian_key,
-                     'custodian_alt': custodian_alt, 'source': source}, (source, line))
-                AS first"""
-            + mdm_user_rows
-            + """
+            arg_min({{'custodian': custodian, 'custodian_key': custodian_key,
+                     'custodian_alt': custodian_alt, 'source': source}}, (source, line))
+                AS first
+        {user_rows}
         GROUP BY asset_key
-    )"""
-        )
-    return mdm_active, mdm_user
+    )""",
+    )
 
 
 def asset_checks_sql(ctx: RunContext) -> str:

@@ -44,7 +44,7 @@ from tagsweep.daemon.liveview.register import ExpectedAsset, RegisterFileError, 
 from tagsweep.daemon.liveview.view import LiveView, UnknownSessionError
 from tagsweep.daemon.location import LocationAttributor
 from tagsweep.daemon.sessions import SessionError
-from tagsweep.domain import EPC_HEX_MAX, CountSession, Method
+from tagsweep.domain import SIGHTING_DTYPE, CountSession, Method
 from tagsweep.epc import EpcScheme
 from tagsweep.logs import get_logger
 
@@ -52,16 +52,6 @@ if TYPE_CHECKING:
     from tagsweep.daemon.liveview.server import LiveWebServer
     from tagsweep.daemon.supervisor import Gateway
 
-_SIGHTING_DTYPE = np.dtype(
-    [
-        ("epc", f"S{EPC_HEX_MAX}"),
-        ("first_seen_us", "i8"),
-        ("last_seen_us", "i8"),
-        ("read_count", "u8"),
-        ("mean_rssi", "f4"),
-        ("peak_rssi", "f4"),
-    ]
-)
 
 _SCHEMES: dict[str, EpcScheme] = {"giai96": "giai96", "ascii": "ascii", "mapping": "mapping"}
 
@@ -304,7 +294,7 @@ class LiveFeed:
 
 
 def _sighting_rows(payloads: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    rows = np.zeros(len(payloads), dtype=_SIGHTING_DTYPE)
+    rows = np.zeros(len(payloads), dtype=SIGHTING_DTYPE)
     rows["epc"] = [str(p["epc"]).encode("ascii") for p in payloads]
     rows["first_seen_us"] = [int(p["first_seen_us"]) for p in payloads]
     rows["last_seen_us"] = [int(p["last_seen_us"]) for p in payloads]
