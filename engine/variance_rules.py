@@ -28,7 +28,7 @@ def candidates_sql(ctx: RunContext) -> str:
     # each of those fields whenever its own value is set: its records cannot disagree
     # with the register (the conflict rule skips the field's own source), so they are
     # left out of the million-row join that looks for disagreements.
-    pairs = [(src.name, str(src.role)) for src in asset_sources]
+    pairs = [(src.name, src.role) for src in asset_sources]
     never_differ = [
         name
         for name, _ in pairs
